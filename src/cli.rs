@@ -1,0 +1,111 @@
+//! Command-line definitions only; meaning is given in `settings` and `app`.
+
+use crate::script::host::OutputFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mdops",
+    version,
+    about = "Automate MotherDuck service-account administration with Rhai scripts",
+    after_help = "The admin token is read from --token-file, MOTHERDUCK_ADMIN_TOKEN, MOTHERDUCK_TOKEN, \
+motherduck_token or the profile, never from the command line.\n\
+Exit codes: 0 ok, 1 script error, 2 usage or configuration, 3 refused by the API (401/403), \
+4 partial failure, 5 locked, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct Global {
+    /// Admin API base URL [env: MOTHERDUCK_API_BASE_URL] [default: https://api.motherduck.com]
+    #[arg(long, global = true, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// File holding the admin token (first line)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Profile from config.toml [env: MDOPS_PROFILE]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Run against a built-in emulator seeded with a demo organization
+    #[arg(long, global = true)]
+    pub sandbox: bool,
+    /// Where mdops keeps its state and config.toml [env: MDOPS_HOME]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds to wait for one API request
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Log API calls to stderr (also MDOPS_LOG=debug)
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workflow script (a path, or the name of a bundled workflow)
+    Run(RunArgs),
+    /// Compile a script without running it; report errors with file:line:col
+    Check {
+        /// Script path or bundled workflow name
+        script: String,
+    },
+    /// List the bundled workflows
+    Scripts,
+    /// Reference of the script-visible functions (or one function, namespace or workflow)
+    Doc {
+        /// `tokens`, `tokens::create`, `arg`, or a workflow name
+        name: Option<String>,
+    },
+    /// Serve the local MotherDuck API emulator on 127.0.0.1
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Script path or bundled workflow name
+    pub script: String,
+    /// Script argument, read with arg("KEY") (repeatable)
+    #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub args: Vec<(String, String)>,
+    /// Make reads, skip writes: print each write as a plan line
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm destructive steps (account deletion) without asking
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Output format of the script's result
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Seed file (JSON or TOML) describing the organization; the demo organization if absent
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Delay added to every response, in milliseconds
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Emulate the older API without GET /v1/users
+    #[arg(long)]
+    pub no_users_endpoint: bool,
+    /// Write the admin token the emulator accepts to this file (mode 0600) instead of printing it
+    #[arg(long, value_name = "PATH")]
+    pub token_out: Option<PathBuf>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

@@ -1,0 +1,106 @@
+//! Human durations: `"90d"`, `"12h"`, `"1h30m"`, `"45s"`, `"2w"`, or a bare
+//! number of seconds. Used by scripts (`duration()`, `ttl`) and seed files.
+
+/// Parses a duration into seconds. A leading `-` makes it negative (seed files
+/// use that for tokens that expired in the past).
+pub fn parse_seconds(text: &str) -> Result<i64, String> {
+    let raw = text.trim();
+    let (negative, body) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, raw),
+    };
+    if body.is_empty() {
+        return Err(format!("invalid duration {text:?}: it is empty"));
+    }
+    if let Ok(n) = body.parse::<i64>() {
+        return Ok(if negative { -n } else { n });
+    }
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in body.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if c.is_whitespace() {
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            'y' => 31_536_000,
+            _ => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {c:?} (use s, m, h, d, w or y, as in \"90d\" or \"1h30m\")"
+                ))
+            }
+        };
+        if digits.is_empty() {
+            return Err(format!(
+                "invalid duration {text:?}: a number must come before {c:?}"
+            ));
+        }
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: the number is too large"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("invalid duration {text:?}: it is too large"))?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!(
+            "invalid duration {text:?}: {digits} has no unit (use s, m, h, d, w or y)"
+        ));
+    }
+    Ok(if negative { -total } else { total })
+}
+
+/// Renders seconds compactly, largest units first: `90061` → `"1d1h1m"`.
+pub fn format_seconds(seconds: i64) -> String {
+    if seconds == 0 {
+        return "0s".into();
+    }
+    let sign = if seconds < 0 { "-" } else { "" };
+    let mut rest = seconds.unsigned_abs();
+    let mut out = String::from(sign);
+    for (unit, size) in [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(parse_seconds("90d"), Ok(90 * 86_400));
+        assert_eq!(parse_seconds("1h30m"), Ok(5_400));
+        assert_eq!(parse_seconds("300"), Ok(300));
+        assert_eq!(parse_seconds("-2d"), Ok(-172_800));
+        assert_eq!(parse_seconds("2w"), Ok(1_209_600));
+        assert!(parse_seconds("10x")
+            .unwrap_err()
+            .contains("unknown unit 'x'"));
+        assert!(parse_seconds("h").is_err());
+        assert!(parse_seconds("12 ").is_ok());
+        assert!(parse_seconds("1h30").unwrap_err().contains("has no unit"));
+        assert!(parse_seconds("").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_seconds(90_061), "1d1h1m1s");
+        assert_eq!(format_seconds(86_400 * 3), "3d");
+        assert_eq!(format_seconds(-60), "-1m");
+    }
+}

@@ -1,0 +1,13 @@
+//! mdops: a Rhai runtime for MotherDuck service-account administration.
+//!
+//! Data flows one way: CLI → settings → script engine → bindings → API client → HTTP.
+
+pub mod api;
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod duration;
+pub mod fsutil;
+pub mod script;
+pub mod settings;
+pub mod sim;

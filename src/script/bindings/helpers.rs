@@ -1,0 +1,198 @@
+//! Script helpers: arguments, time, confirmation, tables, `parallel`.
+
+use crate::script::bindings::host;
+use crate::script::convert::{invalid, RhaiResult};
+use crate::script::prompt;
+use crate::script::table::Table;
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, INT};
+
+#[export_module]
+pub mod api {
+    use super::*;
+
+    /// The value of `--arg name=VALUE` as a string. Fails if it was not given.
+    #[rhai_fn(name = "arg", return_raw, volatile)]
+    pub fn arg(ctx: NativeCallContext, name: &str) -> RhaiResult<String> {
+        let h = host(&ctx)?;
+        h.options.args.get(name).cloned().ok_or_else(|| {
+            invalid(
+                &ctx,
+                name,
+                format!("missing argument {name}: pass --arg {name}=VALUE"),
+            )
+        })
+    }
+
+    /// The value of `--arg name=VALUE`, or `default` when not given. The value is
+    /// converted to the default's type: int, float, bool (true/false/yes/no/1/0),
+    /// array (comma-separated strings) or string.
+    #[rhai_fn(name = "arg", return_raw, volatile)]
+    pub fn arg_or(ctx: NativeCallContext, name: &str, default: Dynamic) -> RhaiResult<Dynamic> {
+        let h = host(&ctx)?;
+        let Some(raw) = h.options.args.get(name).cloned() else {
+            return Ok(default);
+        };
+        let bad =
+            |what: &str| invalid(&ctx, name, format!("argument {name}={raw:?} is not {what}"));
+        if default.is_int() {
+            return raw
+                .trim()
+                .parse::<INT>()
+                .map(Dynamic::from)
+                .map_err(|_| bad("an integer"));
+        }
+        if default.is_float() {
+            return raw
+                .trim()
+                .parse::<f64>()
+                .map(Dynamic::from)
+                .map_err(|_| bad("a number"));
+        }
+        if default.is_bool() {
+            return match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" | "on" => Ok(true.into()),
+                "false" | "no" | "0" | "off" => Ok(false.into()),
+                _ => Err(bad("true or false")),
+            };
+        }
+        if default.is_array() {
+            let items: Array = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Dynamic::from(s.to_string()))
+                .collect();
+            return Ok(items.into());
+        }
+        Ok(raw.into())
+    }
+
+    /// Seconds in a duration such as `"90d"`, `"12h"`, `"1h30m"`, `"2w"` or `"300"`.
+    #[rhai_fn(name = "duration", return_raw)]
+    pub fn duration(ctx: NativeCallContext, text: &str) -> RhaiResult<INT> {
+        crate::duration::parse_seconds(text).map_err(|e| invalid(&ctx, "duration", e))
+    }
+
+    /// Renders seconds as a compact duration: `format_duration(90061)` is `"1d1h1m1s"`.
+    #[rhai_fn(name = "format_duration")]
+    pub fn format_duration(seconds: INT) -> String {
+        crate::duration::format_seconds(seconds)
+    }
+
+    /// The current time as Unix seconds (UTC). Token maps give `age` and
+    /// `expires_in` directly; use `iso_time(now())` for a readable form.
+    #[rhai_fn(volatile)]
+    pub fn now() -> INT {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// Unix seconds as an RFC 3339 UTC timestamp, like the API's `created_ts`.
+    pub fn iso_time(seconds: INT) -> String {
+        chrono::DateTime::from_timestamp(seconds, 0)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    }
+
+    /// An RFC 3339 timestamp (such as a token's `expire_at`) as Unix seconds.
+    #[rhai_fn(return_raw)]
+    pub fn parse_time(ctx: NativeCallContext, text: &str) -> RhaiResult<INT> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|d| d.timestamp())
+            .map_err(|_| {
+                invalid(
+                    &ctx,
+                    "time",
+                    format!("{text:?} is not an RFC 3339 timestamp"),
+                )
+            })
+    }
+
+    /// Asks the operator a yes/no question on the terminal. True with `--yes`;
+    /// false when there is no terminal to ask on.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn confirm(ctx: NativeCallContext, prompt: &str) -> RhaiResult<bool> {
+        let h = host(&ctx)?;
+        if h.options.yes {
+            return Ok(true);
+        }
+        Ok(h.options.interactive && prompt::yes_no(prompt))
+    }
+
+    /// Whether this is a `--dry-run` (writes are planned, not made).
+    #[rhai_fn(return_raw, volatile)]
+    pub fn is_dry_run(ctx: NativeCallContext) -> RhaiResult<bool> {
+        Ok(host(&ctx)?.options.dry_run)
+    }
+
+    /// A table of `rows` (maps) showing `columns` in this order; printed aligned
+    /// in text output and as an array of objects with `--output json`.
+    #[rhai_fn(name = "table")]
+    pub fn table_with(rows: Array, columns: Array) -> Table {
+        Table::new(rows, Some(columns.iter().map(|c| c.to_string()).collect()))
+    }
+
+    /// A table of `rows` (maps) with every key as a column.
+    #[rhai_fn(name = "table")]
+    pub fn table(rows: Array) -> Table {
+        Table::new(rows, None)
+    }
+
+    /// Calls `f(item)` for each item and returns the results in input order. An item
+    /// whose call throws yields `#{error: message, item}` in its place; the others go on.
+    #[rhai_fn(name = "parallel", return_raw, volatile)]
+    pub fn parallel(ctx: NativeCallContext, items: Array, f: FnPtr) -> RhaiResult<Array> {
+        run_each(&ctx, items, &f)
+    }
+
+    /// `parallel(items, f)` with options `#{concurrency}` (1–64).
+    #[rhai_fn(name = "parallel", return_raw, volatile)]
+    pub fn parallel_with(
+        ctx: NativeCallContext,
+        items: Array,
+        f: FnPtr,
+        options: Map,
+    ) -> RhaiResult<Array> {
+        for (k, v) in options.iter() {
+            match k.as_str() {
+                "concurrency" => {
+                    let n = v.as_int().map_err(|_| {
+                        invalid(&ctx, "concurrency", "concurrency must be an integer")
+                    })?;
+                    if !(1..=64).contains(&n) {
+                        return Err(invalid(
+                            &ctx,
+                            "concurrency",
+                            format!("concurrency is {n}; it must be 1 to 64"),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(invalid(
+                        &ctx,
+                        other,
+                        format!("unknown option {other:?} (expected concurrency)"),
+                    ))
+                }
+            }
+        }
+        run_each(&ctx, items, &f)
+    }
+}
+
+pub fn run_each(ctx: &NativeCallContext, items: Array, f: &FnPtr) -> RhaiResult<Array> {
+    let mut out = Array::with_capacity(items.len());
+    for item in items {
+        match f.call_within_context::<Dynamic>(ctx, (item.clone(),)) {
+            Ok(v) => out.push(v),
+            Err(e) if matches!(*e, EvalAltResult::ErrorTerminated(..)) => return Err(e),
+            Err(e) => {
+                let mut m = Map::new();
+                m.insert("error".into(), crate::script::diagnostics::error_value(&e));
+                m.insert("item".into(), item);
+                out.push(m.into());
+            }
+        }
+    }
+    Ok(out)
+}

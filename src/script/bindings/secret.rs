@@ -1,0 +1,44 @@
+//! The `Secret` type: tokens and sessions that print redacted.
+
+use rhai::plugin::*;
+
+#[export_module]
+pub mod api {
+    use crate::api::SecretString;
+
+    /// Redacted text form: `<secret 1a2b3c4d5e6f>` (the fingerprint, never the value).
+    #[rhai_fn(global, name = "to_string", pure)]
+    pub fn to_string(secret: &mut SecretString) -> String {
+        secret.redacted()
+    }
+
+    /// Same as `to_string`: debug output never shows the value either.
+    #[rhai_fn(global, name = "to_debug", pure)]
+    pub fn to_debug(secret: &mut SecretString) -> String {
+        secret.redacted()
+    }
+
+    /// The secret's value, explicitly. Whatever you do with it is yours to keep safe.
+    #[rhai_fn(global, pure)]
+    pub fn reveal(secret: &mut SecretString) -> String {
+        secret.expose().to_string()
+    }
+
+    /// A short, stable, non-reversible id of the value (12 hex digits of its SHA-256),
+    /// safe to log and compare.
+    #[rhai_fn(global, pure)]
+    pub fn fingerprint(secret: &mut SecretString) -> String {
+        secret.fingerprint()
+    }
+
+    /// Two secrets are equal when their values are.
+    #[rhai_fn(global, name = "==", pure)]
+    pub fn eq(a: &mut SecretString, b: SecretString) -> bool {
+        *a == b
+    }
+
+    #[rhai_fn(global, name = "!=", pure)]
+    pub fn ne(a: &mut SecretString, b: SecretString) -> bool {
+        *a != b
+    }
+}

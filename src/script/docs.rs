@@ -1,0 +1,160 @@
+//! The reference of script-visible functions, read from the engine's metadata
+//! (each binding's doc comment), for `mdops doc` and REPL help.
+
+use rhai::Engine;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FnDoc {
+    /// `tokens::list`, or a bare name for global helpers.
+    pub qualified: String,
+    /// `tokens::list(username: string) -> array`
+    pub signature: String,
+    pub doc: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    #[serde(default)]
+    modules: std::collections::BTreeMap<String, ModuleMeta>,
+    #[serde(default)]
+    functions: Vec<FnMeta>,
+}
+
+#[derive(Deserialize)]
+struct ModuleMeta {
+    #[serde(default)]
+    functions: Vec<FnMeta>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FnMeta {
+    name: String,
+    #[serde(default)]
+    params: Vec<Param>,
+    #[serde(default)]
+    return_type: String,
+    #[serde(default)]
+    doc_comments: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Param {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, rename = "type")]
+    typ: Option<String>,
+}
+
+fn friendly(ty: &str) -> String {
+    let t = ty
+        .trim()
+        .trim_start_matches("&mut ")
+        .trim_start_matches('&');
+    match t {
+        "str" | "ImmutableString" | "String" => "string".into(),
+        "i64" | "INT" => "int".into(),
+        "f64" | "FLOAT" => "float".into(),
+        "bool" => "bool".into(),
+        "Map" | "rhai::Map" => "map".into(),
+        "Array" | "rhai::Array" => "array".into(),
+        "Dynamic" | "rhai::Dynamic" => "any".into(),
+        "FnPtr" | "rhai::FnPtr" => "fn".into(),
+        "SecretString" | "crate::api::SecretString" => "Secret".into(),
+        "()" => "()".into(),
+        other => other
+            .trim_start_matches("RhaiResult<")
+            .trim_start_matches("Result<")
+            .trim_end_matches('>')
+            .rsplit("::")
+            .next()
+            .unwrap_or(other)
+            .to_string(),
+    }
+}
+
+fn render(qualified: &str, f: &FnMeta) -> FnDoc {
+    let params: Vec<String> = f
+        .params
+        .iter()
+        .map(|p| match (&p.name, &p.typ) {
+            (Some(n), Some(t)) => format!("{n}: {}", friendly(t)),
+            (Some(n), None) => n.clone(),
+            (None, Some(t)) => friendly(t),
+            (None, None) => "_".into(),
+        })
+        .collect();
+    let mut signature = format!("{qualified}({})", params.join(", "));
+    let ret = friendly(&f.return_type);
+    if !f.return_type.is_empty() && ret != "()" {
+        signature.push_str(&format!(" -> {}", friendly_ret(&f.return_type)));
+    }
+    let doc = f
+        .doc_comments
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("///")
+                .trim_start_matches("/**")
+                .trim_end_matches("*/")
+        })
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string();
+    FnDoc {
+        qualified: qualified.to_string(),
+        signature,
+        doc,
+    }
+}
+
+fn friendly_ret(ty: &str) -> String {
+    // `RhaiResult<Map>` / `Result<Array, Box<EvalAltResult>>` → inner type.
+    let inner = ty
+        .trim()
+        .strip_prefix("RhaiResult<")
+        .or_else(|| ty.trim().strip_prefix("Result<"))
+        .map(|r| r.trim_end_matches('>').split(',').next().unwrap_or(r))
+        .unwrap_or(ty);
+    friendly(inner)
+}
+
+/// Every function this project registers (not Rhai's standard library), sorted
+/// by namespace then name. Functions without a doc comment (operators,
+/// `to_string` overloads) are left out.
+pub fn functions(engine: &Engine) -> Vec<FnDoc> {
+    let json = engine
+        .gen_fn_metadata_to_json(false)
+        .expect("metadata serializes");
+    let meta: Meta = serde_json::from_str(&json).expect("metadata has the documented shape");
+    let mut out: Vec<FnDoc> = Vec::new();
+    for (ns, m) in &meta.modules {
+        for f in &m.functions {
+            if !f.doc_comments.is_empty() {
+                out.push(render(&format!("{ns}::{}", f.name), f));
+            }
+        }
+    }
+    for f in &meta.functions {
+        if !f.doc_comments.is_empty() && !f.name.starts_with("to_") {
+            out.push(render(&f.name, f));
+        }
+    }
+    out.sort_by(|a, b| {
+        let key = |d: &FnDoc| {
+            (
+                !d.qualified.contains("::"),
+                d.qualified.clone(),
+                d.signature.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    out.dedup_by(|a, b| a.signature == b.signature);
+    out
+}

@@ -1,0 +1,188 @@
+//! What script functions run against: the API client (built on first use), the
+//! bridge from synchronous scripts to the async client, and the run's options.
+
+use crate::api::{ApiError, Client, ClientConfig};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Runs async API calls to completion from a script thread.
+///
+/// Scripts are synchronous and run on a thread that is not part of the tokio
+/// runtime, so `Handle::block_on` is safe there. Every call races the run's
+/// cancellation token (Ctrl-C) and an overall deadline.
+#[derive(Clone)]
+pub struct Bridge {
+    handle: tokio::runtime::Handle,
+    cancel: CancellationToken,
+    deadline: Duration,
+}
+
+impl Bridge {
+    pub fn new(
+        handle: tokio::runtime::Handle,
+        cancel: CancellationToken,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            handle,
+            cancel,
+            deadline,
+        }
+    }
+
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    pub fn block_on<T, F>(&self, fut: F) -> Result<T, ApiError>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        if self.cancel.is_cancelled() {
+            return Err(ApiError::Cancelled);
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Blocking inside the runtime would panic; this is a programming error
+            // in the embedding, so report it instead of taking the process down.
+            return Err(ApiError::Network {
+                method: String::new(),
+                path: String::new(),
+                host: String::new(),
+                detail: "internal error: a script ran on a runtime thread".into(),
+            });
+        }
+        let cancel = self.cancel.clone();
+        let deadline = self.deadline;
+        self.handle.block_on(async move {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(ApiError::Cancelled),
+                r = tokio::time::timeout(deadline, fut) => r.unwrap_or(Err(ApiError::Timeout {
+                    method: String::new(),
+                    path: String::from("(request)"),
+                    after: deadline,
+                })),
+            }
+        })
+    }
+}
+
+/// The API a run talks to: its address and token, and the client once built.
+pub struct ApiAccess {
+    config: ClientConfig,
+    client: OnceLock<Result<Arc<Client>, String>>,
+}
+
+impl ApiAccess {
+    pub fn new(config: ClientConfig) -> Self {
+        Self {
+            config,
+            client: OnceLock::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The client, built on first use so that scripts that make no API call
+    /// never pay for TLS set-up.
+    pub fn client(&self) -> Result<Arc<Client>, ApiError> {
+        self.client
+            .get_or_init(|| Client::new(self.config.clone()).map(Arc::new))
+            .clone()
+            .map_err(|detail| ApiError::Network {
+                method: String::new(),
+                path: String::new(),
+                host: self.config.base_url.to_string(),
+                detail,
+            })
+    }
+}
+
+/// Options of one run, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub args: BTreeMap<String, String>,
+    pub dry_run: bool,
+    pub yes: bool,
+    /// Standard input and error are terminals: prompts are possible.
+    pub interactive: bool,
+    pub output: OutputFormat,
+}
+
+pub struct Host {
+    pub api: Option<ApiAccess>,
+    pub bridge: Bridge,
+    pub options: RunOptions,
+    plan: Mutex<Vec<Value>>,
+}
+
+impl Host {
+    pub fn new(api: Option<ApiAccess>, bridge: Bridge, options: RunOptions) -> Self {
+        Self {
+            api,
+            bridge,
+            options,
+            plan: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs one API call on the client, from the script thread.
+    pub fn call<'a, T, F, Fut>(&'a self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>> + 'a,
+    {
+        let api = self.api.as_ref().ok_or_else(|| ApiError::Network {
+            method: String::new(),
+            path: String::new(),
+            host: String::new(),
+            detail: "no API is configured for this command".into(),
+        })?;
+        let client = api.client()?;
+        self.bridge.block_on(f(client))
+    }
+
+    /// Records (and in text mode prints) a write that a dry run skipped.
+    pub fn plan(&self, action: &str, target: &str, detail: Option<String>) {
+        let line = match &detail {
+            Some(d) => format!("[dry-run] {action} {target}: {d}"),
+            None => format!("[dry-run] {action} {target}"),
+        };
+        if self.options.output == OutputFormat::Text {
+            println!("{line}");
+        }
+        let mut entry = serde_json::json!({"action": action, "target": target});
+        if let Some(d) = detail {
+            entry["detail"] = Value::String(d);
+        }
+        self.plan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
+
+    pub fn take_plan(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.plan.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}

@@ -1,0 +1,158 @@
+//! The Rhai side: engine factory, host (API access for scripts), diagnostics,
+//! module resolution, output rendering.
+
+pub mod bindings;
+pub mod convert;
+pub mod diagnostics;
+pub mod docs;
+pub mod host;
+pub mod lint;
+pub mod prompt;
+pub mod resolver;
+pub mod table;
+
+use crate::api::SecretString;
+use diagnostics::{Diagnostic, Sources};
+use host::Host;
+use rhai::{Dynamic, Engine, AST};
+use std::sync::Arc;
+use table::Table;
+
+/// Engine limits, set explicitly so that debug and release builds behave alike
+/// (Rhai's defaults differ between them).
+pub const MAX_CALL_LEVELS: usize = 64;
+pub const MAX_EXPR_DEPTH: usize = 128;
+pub const MAX_FN_EXPR_DEPTH: usize = 64;
+
+/// Where `print` goes: stdout normally; stderr when stdout carries one JSON document.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PrintTo {
+    Stdout,
+    Stderr,
+}
+
+/// An engine with every script-visible function. `host` is `None` for
+/// compile-only uses (`check`, `doc`); API functions then fail if called.
+pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH)
+        .set_max_operations(0)
+        .set_max_modules(256)
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(false);
+    engine
+        .register_type_with_name::<SecretString>("Secret")
+        .register_type_with_name::<Table>("Table")
+        .register_fn("to_string", |t: &mut Table| t.render())
+        .register_fn("to_debug", |t: &mut Table| t.render())
+        .register_fn("len", |t: &mut Table| t.rows.len() as rhai::INT);
+    engine.register_global_module(rhai::exported_module!(bindings::secret::api).into());
+    engine.register_global_module(rhai::exported_module!(bindings::helpers::api).into());
+    for (name, module) in bindings::modules() {
+        engine.register_static_module(name, module.into());
+    }
+    engine.set_module_resolver(resolver::Resolver::new(sources));
+    match print_to {
+        PrintTo::Stdout => engine.on_print(|s| println!("{s}")),
+        PrintTo::Stderr => engine.on_print(|s| eprintln!("{s}")),
+    };
+    engine.on_debug(|s, src, pos| match (src, pos.line()) {
+        (Some(src), Some(l)) => eprintln!("[debug {src}:{l}] {s}"),
+        _ => eprintln!("[debug] {s}"),
+    });
+    if let Some(host) = host {
+        let bridge = host.bridge.clone();
+        // Ctrl-C stops the script at its next step; API calls in flight are
+        // cancelled by the bridge itself.
+        engine.on_progress(move |_| bridge.is_cancelled().then_some(Dynamic::UNIT));
+        engine.set_default_tag(Dynamic::from(host));
+    }
+    engine
+}
+
+/// Compiles a script, keeping its name for error positions and relative imports.
+pub fn compile(
+    engine: &Engine,
+    name: &str,
+    text: &str,
+    sources: &Sources,
+) -> Result<AST, Diagnostic> {
+    sources.add(name, text);
+    let text = strip_shebang(text);
+    let mut ast = engine
+        .compile(text.as_ref())
+        .map_err(|e| diagnostics::from_parse(&e, name))?;
+    ast.set_source(name);
+    Ok(ast)
+}
+
+/// `#!/usr/bin/env mdops run` lines are allowed so scripts can be executable.
+/// The line is blanked, not removed, so positions stay right.
+fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.strip_prefix("#!") {
+        Some(rest) => match rest.find('\n') {
+            Some(i) => std::borrow::Cow::Owned(rest[i..].to_string()),
+            None => std::borrow::Cow::Owned(String::new()),
+        },
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// Names a misspelt call may have meant: every registered function plus the
+/// script's own.
+pub fn known_names(engine: &Engine, ast: Option<&AST>) -> Vec<String> {
+    let mut names: Vec<String> = docs::functions(engine)
+        .into_iter()
+        .map(|f| f.qualified)
+        .collect();
+    names.extend(
+        [
+            "print",
+            "debug",
+            "len",
+            "push",
+            "keys",
+            "values",
+            "contains",
+            "to_string",
+            "type_of",
+            "is_empty",
+            "filter",
+            "map",
+            "reduce",
+            "sort",
+            "join",
+            "split",
+            "starts_with",
+            "ends_with",
+            "to_upper",
+            "to_lower",
+            "trim",
+            "sub_string",
+            "index_of",
+            "parse_int",
+            "parse_float",
+            "timestamp",
+            "remove",
+            "insert",
+            "append",
+            "retain",
+            "some",
+            "all",
+            "find",
+            "for_each",
+            "to_json",
+            "parse_json",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    if let Some(ast) = ast {
+        names.extend(ast.iter_functions().map(|f| f.name.to_string()));
+    }
+    names.sort();
+    names.dedup();
+    names
+}

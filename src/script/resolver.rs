@@ -1,0 +1,91 @@
+//! `import` resolution: bundled `stdlib/` modules first (compiled into the
+//! binary), then files relative to the importing script.
+
+use crate::script::diagnostics::Sources;
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Bundled modules: `import "NAME" as x;` finds `stdlib/NAME.rhai`.
+pub const STDLIB: &[(&str, &str)] = &[("report", include_str!("../../stdlib/report.rhai"))];
+
+pub fn stdlib(name: &str) -> Option<&'static str> {
+    let name = name.strip_prefix("stdlib/").unwrap_or(name);
+    let name = name.strip_suffix(".rhai").unwrap_or(name);
+    STDLIB.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+pub struct Resolver {
+    sources: Arc<Sources>,
+    cache: Mutex<HashMap<String, Shared<Module>>>,
+}
+
+impl Resolver {
+    pub fn new(sources: Arc<Sources>) -> Self {
+        Self {
+            sources,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn locate(&self, importer: Option<&str>, path: &str) -> Result<(String, String), String> {
+        if let Some(text) = stdlib(path) {
+            let name = path.strip_prefix("stdlib/").unwrap_or(path);
+            let name = name.strip_suffix(".rhai").unwrap_or(name);
+            return Ok((format!("stdlib/{name}.rhai"), text.to_string()));
+        }
+        let base = importer
+            .filter(|s| !s.starts_with("stdlib/") && !s.starts_with('<'))
+            .and_then(|s| Path::new(s).parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let mut file: PathBuf = base.join(path);
+        if file.extension().is_none() {
+            file.set_extension("rhai");
+        }
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok((file.display().to_string(), text))
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let (name, text) = self
+            .locate(source, path)
+            .map_err(|_| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
+        self.sources.alias(path, &name);
+        if let Some(m) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+        {
+            return Ok(m.clone());
+        }
+        self.sources.add(&name, &text);
+        let mut ast = engine.compile(&text).map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                Box::new(EvalAltResult::ErrorParsing(*e.0, e.1)),
+                pos,
+            ))
+        })?;
+        ast.set_source(name.as_str());
+        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
+        module.set_id(name.as_str());
+        let module: Shared<Module> = module.into();
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, module.clone());
+        Ok(module)
+    }
+}

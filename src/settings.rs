@@ -1,0 +1,243 @@
+//! Flags, environment and `config.toml` profiles turned into one validated
+//! `Settings` before anything runs. Precedence: flag, environment, profile, default.
+
+use crate::api::{base_url, SecretString, DEFAULT_BASE_URL};
+use crate::cli::Global;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+/// The environment variables that may hold the admin token, in lookup order.
+pub const TOKEN_VARS: [&str; 3] = [
+    "MOTHERDUCK_ADMIN_TOKEN",
+    "MOTHERDUCK_TOKEN",
+    "motherduck_token",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub api_url: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_url: Url,
+    pub token: Option<SecretString>,
+    /// Where the token came from (never the token): for banners and errors.
+    pub token_source: Option<String>,
+    pub profile: Option<String>,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub sandbox: bool,
+    pub timeout: std::time::Duration,
+}
+
+impl Settings {
+    /// The admin token, or the configuration error that explains how to give one.
+    pub fn require_token(&self) -> Result<SecretString, String> {
+        self.token.clone().ok_or_else(|| {
+            "no admin token: set MOTHERDUCK_ADMIN_TOKEN, pass --token-file PATH, or add token_file to a profile \
+             (or try --sandbox to run against the built-in demo organization)"
+                .to_string()
+        })
+    }
+}
+
+fn read_token_file(path: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(format!("token file {} is empty", path.display()));
+    }
+    Ok(SecretString::new(token))
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("com", "mdops", "mdops")
+}
+
+/// Resolves settings. `env` reads a variable (injected so tests need no global state).
+pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
+    let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let home = global
+        .data_dir
+        .clone()
+        .or_else(|| nonempty("MDOPS_HOME").map(PathBuf::from));
+    let data_dir = match &home {
+        Some(h) => h.clone(),
+        None => project_dirs()
+            .map(|d| d.data_dir().to_path_buf())
+            .ok_or("cannot find a home directory: set MDOPS_HOME or pass --data-dir")?,
+    };
+    let config_path = match &home {
+        Some(h) => h.join("config.toml"),
+        None => project_dirs()
+            .map(|d| d.config_dir().join("config.toml"))
+            .unwrap_or_else(|| data_dir.join("config.toml")),
+    };
+    let config: ConfigFile = match std::fs::read_to_string(&config_path) {
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| format!("invalid config file {}: {e}", config_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+        Err(e) => {
+            return Err(format!(
+                "cannot read config file {}: {e}",
+                config_path.display()
+            ))
+        }
+    };
+    let profile_name = global
+        .profile
+        .clone()
+        .or_else(|| nonempty("MDOPS_PROFILE"))
+        .or(config.default_profile.clone());
+    let profile = match &profile_name {
+        None => Profile::default(),
+        Some(name) => config.profiles.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+            format!(
+                "no profile {name:?} in {} (known: {})",
+                config_path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })?,
+    };
+    let raw_url = global
+        .api_url
+        .clone()
+        .or_else(|| nonempty("MOTHERDUCK_API_BASE_URL"))
+        .or(profile.api_url.clone())
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    let api_url = base_url::parse(&raw_url)?;
+
+    let (token, token_source) = if let Some(path) = &global.token_file {
+        (
+            Some(read_token_file(path)?),
+            Some(format!("--token-file {}", path.display())),
+        )
+    } else if let Some((var, value)) = TOKEN_VARS.iter().find_map(|v| nonempty(v).map(|x| (*v, x)))
+    {
+        (
+            Some(SecretString::new(value.trim())),
+            Some(format!("${var}")),
+        )
+    } else if let Some(path) = &profile.token_file {
+        let path = expand_home(path);
+        (
+            Some(read_token_file(&path)?),
+            Some(format!(
+                "profile {}",
+                profile_name.clone().unwrap_or_default()
+            )),
+        )
+    } else {
+        (None, None)
+    };
+    if global.timeout == 0 {
+        return Err("--timeout must be at least 1 second".into());
+    }
+    Ok(Settings {
+        api_url,
+        token,
+        token_source,
+        profile: profile_name,
+        data_dir,
+        config_path,
+        sandbox: global.sandbox,
+        timeout: std::time::Duration::from_secs(global.timeout),
+    })
+}
+
+fn expand_home(path: &Path) -> PathBuf {
+    match path.strip_prefix("~") {
+        Ok(rest) => directories::BaseDirs::new()
+            .map(|b| b.home_dir().join(rest))
+            .unwrap_or_else(|| path.to_path_buf()),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with_env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn home() -> (tempfile::TempDir, Global) {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Global {
+            data_dir: Some(dir.path().to_path_buf()),
+            timeout: 30,
+            ..Default::default()
+        };
+        (dir, g)
+    }
+
+    #[test]
+    fn token_precedence_skips_empty_values() {
+        let (_d, g) = home();
+        let s = resolve(
+            &g,
+            &with_env(&[
+                ("MOTHERDUCK_ADMIN_TOKEN", " "),
+                ("MOTHERDUCK_TOKEN", "tok2"),
+                ("motherduck_token", "tok3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.token.unwrap().expose(), "tok2");
+        assert_eq!(s.token_source.as_deref(), Some("$MOTHERDUCK_TOKEN"));
+    }
+
+    #[test]
+    fn profiles_and_errors() {
+        let (d, mut g) = home();
+        std::fs::write(d.path().join("tok"), "secret-from-file\n").unwrap();
+        std::fs::write(
+            d.path().join("config.toml"),
+            format!(
+                "default_profile = \"prod\"\n[profiles.prod]\napi_url = \"https://proxy.example.com\"\ntoken_file = \"{}\"\n",
+                d.path().join("tok").display()
+            ),
+        )
+        .unwrap();
+        let s = resolve(&g, &with_env(&[])).unwrap();
+        assert_eq!(s.api_url.as_str(), "https://proxy.example.com/");
+        assert_eq!(s.token.unwrap().expose(), "secret-from-file");
+        g.profile = Some("nope".into());
+        assert!(resolve(&g, &with_env(&[]))
+            .unwrap_err()
+            .contains("no profile \"nope\""));
+        g.profile = None;
+        g.api_url = Some("http://example.com".into());
+        assert!(resolve(&g, &with_env(&[]))
+            .unwrap_err()
+            .contains("only for loopback"));
+    }
+}

@@ -1,0 +1,132 @@
+//! A local emulator of the MotherDuck Admin API.
+//!
+//! `mdops sim` serves it on loopback; `--sandbox` runs it in-process seeded with
+//! the demo organization; tests and benchmarks start it on a random port.
+
+pub mod seed;
+pub mod server;
+pub mod state;
+
+pub use seed::Seed;
+pub use server::{Behaviour, Logged, Shared};
+pub use state::Org;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// A running emulator. Dropping it stops the server.
+pub struct Sim {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Sim {
+    /// Binds 127.0.0.1:`port` (0 picks a free port) and serves in the current runtime.
+    pub async fn start(seed: &Seed, behaviour: Behaviour, port: u16) -> Result<Sim, String> {
+        let org = Org::from_seed(seed)?;
+        let shared = Arc::new(Shared {
+            org: Mutex::new(org),
+            log: Mutex::new(Vec::new()),
+            behaviour,
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = server::router(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Sim {
+            addr,
+            shared,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.shared.org().admin_token.clone()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An emulator on its own runtime thread, for synchronous callers (tests,
+/// benchmarks). Dropping it stops the server and the thread.
+pub struct BackgroundSim {
+    sim: Option<Sim>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundSim {
+    pub fn start(seed: &Seed, behaviour: Behaviour) -> Result<BackgroundSim, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let sim = runtime.block_on(Sim::start(seed, behaviour, 0))?;
+        Ok(BackgroundSim {
+            sim: Some(sim),
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn sim(&self) -> &Sim {
+        self.sim.as_ref().expect("running")
+    }
+
+    pub fn url(&self) -> String {
+        self.sim().url()
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.sim().admin_token()
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.sim().shared
+    }
+
+    /// Requests that would change state (anything but GET).
+    pub fn writes(&self) -> Vec<Logged> {
+        self.shared()
+            .log()
+            .iter()
+            .filter(|l| l.method != "GET")
+            .cloned()
+            .collect()
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.shared().log().clone()
+    }
+}
+
+impl Drop for BackgroundSim {
+    fn drop(&mut self) {
+        drop(self.sim.take());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
