@@ -177,20 +177,8 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
     let (value, code) = match result {
         Ok(v) => (v, exit::OK),
         Err(e) => match *e {
-            EvalAltResult::Exit(v, _) => {
-                let code = v
-                    .as_int()
-                    .ok()
-                    .filter(|c| (0..=255).contains(c))
-                    .map(|c| c as i32);
-                (
-                    if code.is_some() {
-                        Dynamic::UNIT
-                    } else {
-                        v.clone()
-                    },
-                    code.unwrap_or(exit::OK),
-                )
+            EvalAltResult::ErrorTerminated(ref v, _) if exit_code(v).is_some() => {
+                (Dynamic::UNIT, exit_code(v).unwrap_or(exit::OK))
             }
             other => {
                 let candidates = script::known_names(&engine, Some(&ast));
@@ -214,6 +202,15 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
         out(&script::table::render_text(&value));
     }
     Ok(code)
+}
+
+/// The code a script asked for with `exit(code)`.
+fn exit_code(v: &Dynamic) -> Option<i32> {
+    let m = v.read_lock::<rhai::Map>()?;
+    m.get(script::bindings::helpers::EXIT_CODE_KEY)?
+        .as_int()
+        .ok()
+        .map(|c| c as i32)
 }
 
 fn fail(d: &Diagnostic, sources: &Sources, json: bool) -> Failure {

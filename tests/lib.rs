@@ -1,1 +1,12 @@
+//! Integration tests: the real binary against the emulator on loopback.
 
+mod support;
+
+mod accounts;
+mod commands;
+mod contract;
+mod dives;
+mod ducklings;
+mod errors;
+mod tokens;
+mod validation;

@@ -131,6 +131,25 @@ pub fn throw(ctx: &NativeCallContext, e: ApiError) -> Box<EvalAltResult> {
     throw_at(ctx.call_position(), e)
 }
 
+/// A failure that is not the API's: `#{kind, message, summary}` with the
+/// other fields of an API error map left `()`, so scripts can catch both alike.
+pub fn script_error(
+    ctx: &NativeCallContext,
+    kind: &str,
+    message: impl Into<String>,
+) -> Box<EvalAltResult> {
+    let message = message.into();
+    let mut m = Map::new();
+    for key in ["status", "code", "field", "method", "path"] {
+        m.insert(key.into(), Dynamic::UNIT);
+    }
+    m.insert("kind".into(), kind.into());
+    m.insert("issues".into(), Dynamic::from_array(vec![]));
+    m.insert("message".into(), message.clone().into());
+    m.insert("summary".into(), message.into());
+    Box::new(EvalAltResult::ErrorRuntime(m.into(), ctx.call_position()))
+}
+
 /// A script-side mistake in an argument (wrong type, unknown option), thrown
 /// with the same shape as an API validation error.
 pub fn invalid(

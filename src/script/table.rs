@@ -116,6 +116,9 @@ pub fn cell(v: &Dynamic) -> String {
     if let Some(a) = v.read_lock::<Array>() {
         return a.iter().map(cell).collect::<Vec<_>>().join(", ");
     }
+    if let Some(s) = v.read_lock::<crate::api::SecretString>() {
+        return s.redacted();
+    }
     if v.is_map() {
         return to_json(v).to_string();
     }

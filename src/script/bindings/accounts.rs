@@ -1,8 +1,7 @@
 //! `accounts::` — create, delete and find service accounts.
 
-use crate::api::ApiError;
 use crate::script::bindings::host;
-use crate::script::convert::{throw, to_dynamic, RhaiResult};
+use crate::script::convert::{script_error, throw, to_dynamic, RhaiResult};
 use crate::script::prompt;
 use crate::script::table::map_of;
 use rhai::plugin::*;
@@ -54,14 +53,12 @@ pub mod api {
                     username,
                 );
             if !confirmed {
-                return Err(throw(
+                return Err(script_error(
                     &ctx,
-                    ApiError::Validation {
-                        field: "confirmation".into(),
-                        message: format!(
-                            "deleting account {username} needs confirmation: pass --yes (nothing was deleted)"
-                        ),
-                    },
+                    "confirmation",
+                    format!(
+                        "deleting account {username} needs confirmation: pass --yes, or run in a terminal and type the username (nothing was deleted)"
+                    ),
                 ));
             }
         }

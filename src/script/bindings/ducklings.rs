@@ -2,7 +2,7 @@
 
 use crate::api::{rules, ApiError};
 use crate::script::bindings::host;
-use crate::script::convert::{throw, to_dynamic, to_json, RhaiResult};
+use crate::script::convert::{throw, to_json, RhaiResult};
 use rhai::plugin::*;
 use rhai::{Dynamic, Map, NativeCallContext};
 
@@ -44,6 +44,12 @@ pub fn merge(current: &DucklingConfig, patch: &Value) -> Result<Value, (String, 
     Ok(out)
 }
 
+pub fn config_map(c: &DucklingConfig) -> Map {
+    crate::script::convert::to_dynamic(c)
+        .try_cast::<Map>()
+        .unwrap_or_default()
+}
+
 /// `read_write.instance_size: standard → jumbo; ...`, or `no change`.
 pub fn diff(before: &DucklingConfig, after: &DucklingConfig) -> String {
     let b = serde_json::to_value(before).expect("serializes");
@@ -76,19 +82,19 @@ pub mod api {
     /// The account's Duckling configuration:
     /// `#{read_write: #{instance_size, cooldown_seconds}, read_scaling: #{instance_size, flock_size, cooldown_seconds}}`.
     #[rhai_fn(return_raw, volatile)]
-    pub fn get(ctx: NativeCallContext, username: &str) -> RhaiResult<Dynamic> {
+    pub fn get(ctx: NativeCallContext, username: &str) -> RhaiResult<Map> {
         let h = host(&ctx)?;
         let config = h
             .call(|c| async move { c.get_ducklings(username).await })
             .map_err(|e| throw(&ctx, e))?;
-        Ok(to_dynamic(&config))
+        Ok(config_map(&config))
     }
 
     /// Replaces the whole configuration (both `read_write` and `read_scaling` are required)
     /// and returns it as stored. Sizes: pulse, standard, jumbo, mega, giga; `flock_size` 0–64;
     /// `cooldown_seconds` 60–86400 and never with pulse.
     #[rhai_fn(return_raw, volatile)]
-    pub fn set(ctx: NativeCallContext, username: &str, config: Map) -> RhaiResult<Dynamic> {
+    pub fn set(ctx: NativeCallContext, username: &str, config: Map) -> RhaiResult<Map> {
         let json = to_json(&Dynamic::from_map(config));
         let parsed = rules::parse_config(&json).map_err(|v| throw(&ctx, v.into()))?;
         write(&ctx, username, parsed)
@@ -99,7 +105,7 @@ pub mod api {
     /// Cooldowns the patch does not touch are kept; a part that becomes pulse drops its cooldown;
     /// a key set to `()` is removed.
     #[rhai_fn(return_raw, volatile)]
-    pub fn update(ctx: NativeCallContext, username: &str, patch: Map) -> RhaiResult<Dynamic> {
+    pub fn update(ctx: NativeCallContext, username: &str, patch: Map) -> RhaiResult<Map> {
         let h = host(&ctx)?;
         let current = h
             .call(|c| async move { c.get_ducklings(username).await })
@@ -108,17 +114,13 @@ pub mod api {
             .map_err(|(field, message)| throw(&ctx, ApiError::Validation { field, message }))?;
         let parsed = rules::parse_config(&merged).map_err(|v| throw(&ctx, v.into()))?;
         if parsed == current {
-            return Ok(to_dynamic(&current));
+            return Ok(config_map(&current));
         }
         write_after(&ctx, username, Some(&current), parsed)
     }
 }
 
-pub fn write(
-    ctx: &NativeCallContext,
-    username: &str,
-    config: DucklingConfig,
-) -> RhaiResult<Dynamic> {
+pub fn write(ctx: &NativeCallContext, username: &str, config: DucklingConfig) -> RhaiResult<Map> {
     write_after(ctx, username, None, config)
 }
 
@@ -127,7 +129,7 @@ pub fn write_after(
     username: &str,
     before: Option<&DucklingConfig>,
     config: DucklingConfig,
-) -> RhaiResult<Dynamic> {
+) -> RhaiResult<Map> {
     let h = host(ctx)?;
     rules::path_username(username).map_err(|v| throw(ctx, v.into()))?;
     if h.options.dry_run {
@@ -142,7 +144,7 @@ pub fn write_after(
             None => serde_json::to_string(&config).unwrap_or_default(),
         };
         h.plan("set ducklings", username, Some(detail));
-        return Ok(to_dynamic(&config));
+        return Ok(config_map(&config));
     }
     let stored = h
         .call(|c| {
@@ -150,7 +152,7 @@ pub fn write_after(
             async move { c.set_ducklings(username, config).await }
         })
         .map_err(|e| throw(ctx, e))?;
-    Ok(to_dynamic(&stored))
+    Ok(config_map(&stored))
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@ use crate::script::convert::{invalid, RhaiResult};
 use crate::script::prompt;
 use crate::script::table::Table;
 use rhai::plugin::*;
+
+/// The key under which `exit(code)` leaves its code in the termination value.
+pub const EXIT_CODE_KEY: &str = "mdops_exit_code";
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, INT};
 
 #[export_module]
@@ -117,6 +120,26 @@ pub mod api {
             return Ok(true);
         }
         Ok(h.options.interactive && prompt::yes_no(prompt))
+    }
+
+    /// Stops the script at once with this process exit code (0–255). By convention
+    /// 4 tells cron that a bulk run finished but some items failed. `try`/`catch`
+    /// does not intercept it.
+    #[rhai_fn(name = "exit", return_raw, volatile)]
+    pub fn exit_with(ctx: NativeCallContext, code: INT) -> RhaiResult<()> {
+        if !(0..=255).contains(&code) {
+            return Err(invalid(
+                &ctx,
+                "code",
+                format!("exit code {code} is not between 0 and 255"),
+            ));
+        }
+        let mut m = Map::new();
+        m.insert(EXIT_CODE_KEY.into(), Dynamic::from(code));
+        Err(Box::new(EvalAltResult::ErrorTerminated(
+            m.into(),
+            ctx.call_position(),
+        )))
     }
 
     /// Whether this is a `--dry-run` (writes are planned, not made).

@@ -127,13 +127,15 @@ pub mod api {
                 }
                 "description" if value.is_unit() => {}
                 "description" => new.description = Some(value.to_string()),
-                other => return Err(invalid(
-                    &ctx,
-                    other,
-                    format!(
+                other => {
+                    return Err(invalid(
+                        &ctx,
+                        other,
+                        format!(
                         "unknown option {other:?} (expected name, ttl, token_type, description)"
                     ),
-                )),
+                    ))
+                }
             }
         }
         if !options.contains_key("name") {

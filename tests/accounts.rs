@@ -1,0 +1,140 @@
+use crate::support::{assert_exit, Env};
+
+#[test]
+fn create_then_exists_list_and_duplicate() {
+    let env = Env::new();
+    let out = env.run(
+        "create.rhai",
+        r#"
+        let made = accounts::create("New_Tenant");
+        print(made.username);
+        print(accounts::exists("new_tenant"));
+        print(accounts::exists("nobody_here"));
+        print(accounts::list());
+        try {
+            accounts::create("NEW_TENANT");
+        } catch (e) {
+            print(`${e.status} ${e.code} ${e.message}`);
+        }
+        "#,
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        out.stdout,
+        "New_Tenant\ntrue\nfalse\n[\"bi_tool\", \"etl_pipeline\", \"New_Tenant\"]\n400 BAD_REQUEST User with username NEW_TENANT already exists\n"
+    );
+    let org = env.org();
+    assert_eq!(org.users["new_tenant"].username, "New_Tenant");
+    assert!(org.users["new_tenant"].service_account);
+}
+
+#[test]
+fn list_falls_back_quietly_without_the_users_route() {
+    let seed = crate::support::SEED.replace("dives = [", "users_endpoint = false\ndives = [");
+    let env = Env::with_seed(&seed);
+    let out = env.run("list.rhai", "accounts::list()", &["--output", "json"]);
+    assert_exit(&out, 0);
+    // Only the account with running Ducklings is discoverable without GET /v1/users.
+    assert_eq!(out.stdout, "[\n  \"etl_pipeline\"\n]\n");
+    assert_eq!(out.stderr, "");
+    let users_calls: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/users")
+        .collect();
+    assert_eq!(users_calls.len(), 1, "the missing route is probed once");
+    assert_eq!(users_calls[0].status, 404);
+}
+
+#[test]
+fn active_accounts_keep_api_field_names() {
+    let env = Env::new();
+    let out = env.run(
+        "active.rhai",
+        "let a = accounts::active(); a[0].ducklings[0].type + \"/\" + a[0].ducklings[0].status",
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "read_write/active\n");
+}
+
+#[test]
+fn delete_needs_yes_when_not_interactive() {
+    let env = Env::new();
+    let out = env.run("del.rhai", "accounts::delete(\"bi_tool\")", &[]);
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr
+            .contains("deleting account bi_tool needs confirmation: pass --yes"),
+        "{out:?}"
+    );
+    assert!(env.org().users.contains_key("bi_tool"));
+    assert!(env.sim.writes().is_empty());
+
+    let out = env.run("del.rhai", "accounts::delete(\"bi_tool\")", &["--yes"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "username  bi_tool\n");
+    assert!(!env.org().users.contains_key("bi_tool"));
+    // Its tokens die with it.
+    assert!(env
+        .org()
+        .revoked
+        .contains_key("bi-secret-looker-00000000000000"));
+}
+
+#[test]
+fn dry_run_makes_no_writes() {
+    let env = Env::new();
+    let out = env.run(
+        "plan.rhai",
+        r#"
+        accounts::create("planned_one");
+        let t = tokens::create("etl_pipeline", #{name: "next", ttl: "30d"});
+        tokens::revoke("etl_pipeline", "11111111-1111-4111-8111-111111111111");
+        ducklings::update("etl_pipeline", #{read_scaling: #{flock_size: 6}});
+        accounts::delete("bi_tool");
+        t.token
+        "#,
+        &["--dry-run"],
+    );
+    assert_exit(&out, 0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "[dry-run] create account planned_one");
+    assert_eq!(
+        lines[1],
+        "[dry-run] create token etl_pipeline: read_write token \"next\", ttl 30d"
+    );
+    assert_eq!(
+        lines[2],
+        "[dry-run] revoke token etl_pipeline/11111111-1111-4111-8111-111111111111"
+    );
+    assert_eq!(
+        lines[3],
+        "[dry-run] set ducklings etl_pipeline: read_scaling.flock_size: 2 → 6"
+    );
+    assert_eq!(
+        lines[4],
+        "[dry-run] delete account bi_tool: irreversible: deletes its data"
+    );
+    assert!(lines[5].starts_with("<secret "), "{out:?}");
+    assert!(env.sim.writes().is_empty(), "{:?}", env.sim.writes());
+    assert_eq!(env.token_names("etl_pipeline"), ["airflow", "dbt", "old"]);
+}
+
+#[test]
+fn dry_run_plan_is_part_of_the_json_document() {
+    let env = Env::new();
+    let out = env.run(
+        "plan.rhai",
+        "accounts::create(\"planned_one\"); 7",
+        &["--dry-run", "--output", "json"],
+    );
+    assert_exit(&out, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        doc,
+        serde_json::json!({"dry_run": true, "plan": [{"action": "create account", "target": "planned_one"}], "result": 7})
+    );
+}

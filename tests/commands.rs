@@ -1,0 +1,294 @@
+use crate::support::{assert_exit, Cmd, Env};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+#[test]
+fn sandbox_overview_runs_from_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Cmd::bare(home.path())
+        .args(["--sandbox", "run", "overview"])
+        .output();
+    assert_exit(&out, 0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "username       tokens  never_expire  next_expiry  oldest  read_write             read_scaling  running"
+    );
+    assert!(lines[1].starts_with("-------------  ------"));
+    assert_eq!(lines.len(), 7, "{out:?}");
+    assert_eq!(
+        lines[3],
+        "etl_pipeline   2       1             in 69d       400d    jumbo, cooldown 5m     2 x standard  1"
+    );
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn json_output_is_one_document() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Cmd::bare(home.path())
+        .args(["--sandbox", "run", "overview", "--output", "json"])
+        .output();
+    assert_exit(&out, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
+    let rows = doc.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "username",
+            "tokens",
+            "never_expire",
+            "next_expiry",
+            "oldest",
+            "read_write",
+            "read_scaling",
+            "running"
+        ]
+    );
+    assert_eq!(rows[1]["username"], "etl_pipeline");
+    assert_eq!(rows[1]["tokens"], 2);
+}
+
+#[test]
+fn json_output_keeps_print_off_stdout_and_reports_errors_as_json() {
+    let env = Env::new();
+    let out = env.run(
+        "p.rhai",
+        "print(\"chatter\");\n#{ok: true, secret: tokens::create(\"bi_tool\", \"j\").token}",
+        &["--output", "json"],
+    );
+    assert_exit(&out, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert!(doc["secret"].as_str().unwrap().starts_with("<secret "));
+    assert_eq!(out.stderr, "chatter\n");
+    let out = env.run("e.rhai", "\n  throw \"nope\";", &["--output", "json"]);
+    assert_exit(&out, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"error": {"message": "uncaught exception: nope", "location": {"file": "e.rhai", "line": 2, "column": 3}, "exit_code": 1}})
+    );
+}
+
+#[test]
+fn args_durations_and_exit_codes() {
+    let env = Env::new();
+    let script = r#"
+        fn limit() { arg("limit", 5) }
+        print(arg("who"));
+        print(limit() + 1);
+        print(arg("dry", false));
+        print(arg("names", []));
+        print(arg("absent", "fallback"));
+        print(duration("1h30m"));
+        print(now() > 1700000000);
+        exit(4);
+    "#;
+    let out = env.run(
+        "args.rhai",
+        script,
+        &[
+            "--arg",
+            "who=ops team",
+            "--arg",
+            "limit=41",
+            "--arg",
+            "dry=yes",
+            "--arg",
+            "names=a, b,c",
+        ],
+    );
+    assert_exit(&out, 4);
+    assert_eq!(
+        out.stdout,
+        "ops team\n42\ntrue\n[\"a\", \"b\", \"c\"]\nfallback\n5400\ntrue\n"
+    );
+    let out = env.run("args.rhai", "arg(\"limit\", 5)", &["--arg", "limit=many"]);
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr
+            .starts_with("error: invalid limit: argument limit=\"many\" is not an integer\n"),
+        "{out:?}"
+    );
+    let out = env.run("args.rhai", "arg(\"who\")", &[]);
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr
+            .starts_with("error: invalid who: missing argument who: pass --arg who=VALUE\n"),
+        "{out:?}"
+    );
+    let out = env
+        .mdops()
+        .args(["run", "overview", "--arg", "novalue"])
+        .output();
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn check_reports_ok_and_errors() {
+    let env = Env::new();
+    let good = env.script(
+        "good.rhai",
+        "#!/usr/bin/env mdops\nlet x = tokens::list(\"a\");\n",
+    );
+    let out = Cmd::bare(env.home.path())
+        .args(["check", good.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, format!("{}: ok\n", good.display()));
+    let out = Cmd::bare(env.home.path())
+        .args(["check", "overview"])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "scripts/overview.rhai: ok\n");
+    let bad = env.script("bad.rhai", "let x = ducklings::gte(\"a\");\n");
+    let out = Cmd::bare(env.home.path())
+        .args(["check", bad.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr.contains("did you mean `ducklings::get`?"),
+        "{out:?}"
+    );
+    let out = Cmd::bare(env.home.path())
+        .args(["check", "no-such-thing"])
+        .output();
+    assert_exit(&out, 2);
+    assert_eq!(out.stderr, "error: no script file \"no-such-thing\" and no bundled workflow of that name (see `mdops scripts`)\n");
+    assert!(env.sim.requests().is_empty());
+}
+
+#[test]
+fn doc_and_scripts_list_what_exists() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Cmd::bare(home.path())
+        .args(["doc", "tokens::create"])
+        .output();
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.starts_with(
+            "tokens::create(username: string, name: string) -> map\n    Mints a read/write token"
+        ),
+        "{out:?}"
+    );
+    assert!(out
+        .stdout
+        .contains("tokens::create(username: string, options: map) -> map\n"));
+    let out = Cmd::bare(home.path()).args(["doc"]).output();
+    assert_exit(&out, 0);
+    for f in [
+        "accounts::create",
+        "accounts::delete",
+        "accounts::exists",
+        "accounts::list",
+        "accounts::active",
+        "tokens::list",
+        "tokens::create",
+        "tokens::revoke",
+        "tokens::verify",
+        "ducklings::get",
+        "ducklings::set",
+        "ducklings::update",
+        "dives::embed_session",
+        "arg",
+        "duration",
+        "now",
+        "confirm",
+        "parallel",
+        "reveal",
+        "fingerprint",
+        "table",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("\n{f}(")) || out.stdout.starts_with(&format!("{f}(")),
+            "doc lacks {f}"
+        );
+    }
+    // Every documented entry has a description under its signature.
+    for block in out.stdout.split("\n\n").filter(|b| !b.is_empty()) {
+        assert!(
+            block
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("    ") && l.len() > 8),
+            "undocumented: {block}"
+        );
+    }
+    let out = Cmd::bare(home.path()).args(["doc", "tokens::lst"]).output();
+    assert_exit(&out, 2);
+    assert_eq!(out.stderr, "error: no function, namespace or workflow named \"tokens::lst\" (did you mean `tokens::list`?)\n");
+    let out = Cmd::bare(home.path()).args(["scripts"]).output();
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout
+            .starts_with("overview  Overview of the organization's service accounts"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn sim_command_serves_on_loopback() {
+    let home = tempfile::tempdir().unwrap();
+    let token_out = home.path().join("sim.token");
+    let mut child = Cmd::bare(home.path())
+        .args([
+            "sim",
+            "--port",
+            "0",
+            "--token-out",
+            token_out.to_str().unwrap(),
+        ])
+        .cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let out = Cmd::bare(home.path())
+        .args([
+            "--api-url",
+            &url,
+            "--token-file",
+            token_out.to_str().unwrap(),
+            "run",
+            "overview",
+        ])
+        .output();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("etl_pipeline"));
+}
+
+#[test]
+fn seed_files_load_as_json_too() {
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.json");
+    std::fs::write(&bad, r#"{"accounts": [{"username": "x-y"}]}"#).unwrap();
+    let out = Cmd::bare(home.path())
+        .args(["sim", "--seed", bad.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr.contains("username \"x-y\" contains '-'"),
+        "{out:?}"
+    );
+    let good = mdops::sim::seed::parse(
+        r#"{"accounts": [{"username": "json_one", "tokens": [{"name": "a", "ttl": "1d"}]}]}"#,
+        "json",
+    )
+    .unwrap();
+    assert_eq!(good.accounts[0].username, "json_one");
+}

@@ -1,0 +1,186 @@
+//! Test harness: an emulator on 127.0.0.1 with a random port, a temporary
+//! MDOPS_HOME, and a builder that runs the real `mdops` binary against them.
+
+#![allow(dead_code)]
+
+pub mod raw;
+
+use mdops::sim::{BackgroundSim, Behaviour, Seed};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// A small organization for tests: two service accounts, one human admin.
+pub const SEED: &str = r#"
+admin_token = "test-admin-token-0123456789"
+dives = ["7b0c6a52-3f0e-4d4b-9a55-2f6a1c3e9d10"]
+
+[[members]]
+username = "ada"
+roles = ["admin"]
+
+[[accounts]]
+username = "etl_pipeline"
+ducklings.read_write = { instance_size = "jumbo", cooldown_seconds = 300 }
+ducklings.read_scaling = { instance_size = "standard", flock_size = 2, cooldown_seconds = 120 }
+active = [{ id = "rw", type = "read_write", status = "active" }]
+tokens = [
+  { name = "airflow", id = "11111111-1111-4111-8111-111111111111", secret = "etl-secret-airflow-000000000000", age = "400d" },
+  { name = "dbt", id = "22222222-2222-4222-8222-222222222222", secret = "etl-secret-dbt-0000000000000000", age = "10d", ttl = "90d" },
+  { name = "old", age = "100d", ttl = "30d" },
+]
+
+[[accounts]]
+username = "bi_tool"
+tokens = [{ name = "looker", secret = "bi-secret-looker-00000000000000", token_type = "read_scaling", age = "5d", ttl = "30d" }]
+"#;
+
+pub struct Env {
+    pub sim: BackgroundSim,
+    pub home: tempfile::TempDir,
+    pub token_file: PathBuf,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with_seed(SEED)
+    }
+
+    pub fn with_seed(seed: &str) -> Env {
+        Env::with(seed, Behaviour::default())
+    }
+
+    pub fn with(seed: &str, behaviour: Behaviour) -> Env {
+        let seed: Seed = mdops::sim::seed::parse(seed, "toml").expect("test seed parses");
+        let sim = BackgroundSim::start(&seed, behaviour).expect("emulator starts");
+        let home = tempfile::tempdir().expect("temp dir");
+        let token_file = home.path().join("admin.token");
+        std::fs::write(&token_file, format!("{}\n", sim.admin_token())).unwrap();
+        Env {
+            sim,
+            home,
+            token_file,
+        }
+    }
+
+    /// `mdops` pointed at this emulator with the admin token file.
+    pub fn mdops(&self) -> Cmd {
+        let mut c = Cmd::bare(self.home.path());
+        c.cmd
+            .env("MOTHERDUCK_API_BASE_URL", self.sim.url())
+            .arg("--token-file")
+            .arg(&self.token_file);
+        c
+    }
+
+    /// Writes a script into the temp dir and returns its path.
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `text` as a script file named `name` with extra arguments.
+    pub fn run(&self, name: &str, text: &str, extra: &[&str]) -> Output {
+        let path = self.script(name, text);
+        let mut cmd = self.mdops();
+        cmd.cmd
+            .current_dir(self.home.path())
+            .arg("run")
+            .arg(path.file_name().unwrap())
+            .args(extra);
+        cmd.output()
+    }
+
+    pub fn org(&self) -> std::sync::MutexGuard<'_, mdops::sim::Org> {
+        self.sim.shared().org()
+    }
+
+    /// The live token names of an account in the emulator, sorted.
+    pub fn token_names(&self, username: &str) -> Vec<String> {
+        let org = self.org();
+        let mut names: Vec<String> = org.users[&username.to_lowercase()]
+            .tokens
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+pub struct Cmd {
+    pub cmd: Command,
+}
+
+impl Cmd {
+    /// The binary with a clean environment: no token variables, a private home.
+    pub fn bare(home: &Path) -> Cmd {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdops"));
+        for var in [
+            "MOTHERDUCK_ADMIN_TOKEN",
+            "MOTHERDUCK_TOKEN",
+            "motherduck_token",
+            "MOTHERDUCK_API_BASE_URL",
+            "MDOPS_PROFILE",
+            "MDOPS_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("MDOPS_HOME", home)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        Cmd { cmd }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn output(mut self) -> Output {
+        let out = self.cmd.output().expect("mdops runs");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A plain HTTP client for talking to the emulator directly.
+pub fn http() -> reqwest::blocking::Client {
+    mdops::api::install_crypto_provider();
+    reqwest::blocking::Client::new()
+}
+
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.code, code, "unexpected exit code:\n{out:?}");
+}

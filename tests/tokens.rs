@@ -1,0 +1,142 @@
+use crate::support::{assert_exit, Env};
+
+#[test]
+fn list_has_api_fields_and_derived_ones() {
+    let env = Env::new();
+    let out = env.run(
+        "list.rhai",
+        r#"
+        let ts = tokens::list("etl_pipeline");
+        let names = ts.map(|t| t.name);
+        names.sort();
+        print(names);
+        for t in ts {
+            if t.name == "airflow" {
+                print(`${t.id} ${t.token_type} ${t.read_only} ${t.expire_at} ${t.expires_in} ${t.expired} ${t.age / 86400}`);
+            }
+            if t.name == "dbt" {
+                print(`${t.expires_in / 86400} ${t.expired} ${type_of(t.created_ts)}`);
+            }
+        }
+        "#,
+        &[],
+    );
+    assert_exit(&out, 0);
+    // "old" expired (100 days old, 30-day ttl): the API leaves it out.
+    assert_eq!(
+        out.stdout,
+        "[\"airflow\", \"dbt\"]\n11111111-1111-4111-8111-111111111111 read_write false   false 400\n79 false string\n"
+    );
+}
+
+#[test]
+fn create_returns_a_redacted_secret_that_authenticates() {
+    let env = Env::new();
+    let out = env.run(
+        "mint.rhai",
+        r#"
+        let t = tokens::create("bi_tool", #{name: "superset", ttl: "90d", token_type: "read_scaling"});
+        print(t.token);
+        print(`${t.token}`);
+        print(t);
+        print(t.token_type + " " + t.expires_in);
+        print(tokens::verify("bi_tool", t.token));
+        print(tokens::verify("etl_pipeline", t.token));
+        print(tokens::verify("bi_tool", "not-a-token"));
+        t.token.fingerprint()
+        "#,
+        &[],
+    );
+    assert_exit(&out, 0);
+    let org = env.org();
+    let minted = org.users["bi_tool"]
+        .tokens
+        .iter()
+        .find(|t| t.name == "superset")
+        .expect("minted");
+    assert!(
+        !out.stdout.contains(&minted.secret),
+        "secret leaked:\n{}",
+        out.stdout
+    );
+    assert!(!out.stderr.contains(&minted.secret));
+    let fp = mdops::api::SecretString::new(minted.secret.clone()).fingerprint();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], format!("<secret {fp}>"));
+    assert_eq!(lines[1], format!("<secret {fp}>"));
+    assert!(
+        lines[2].contains(&format!("\"token\": <secret {fp}>")),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines[3], "read_scaling 7776000");
+    assert_eq!(&lines[4..7], ["true", "false", "false"]);
+    assert_eq!(lines[7], fp);
+    assert_eq!(minted.token_type, mdops::api::TokenType::ReadScaling);
+}
+
+#[test]
+fn reveal_is_explicit() {
+    let env = Env::new();
+    let out = env.run(
+        "reveal.rhai",
+        "tokens::create(\"bi_tool\", \"plain\").token.reveal()",
+        &[],
+    );
+    assert_exit(&out, 0);
+    let org = env.org();
+    let minted = org.users["bi_tool"]
+        .tokens
+        .iter()
+        .find(|t| t.name == "plain")
+        .unwrap();
+    assert_eq!(out.stdout, format!("{}\n", minted.secret));
+    assert!(minted.expires.is_none(), "no ttl means no expiry");
+}
+
+#[test]
+fn revoke_removes_the_token_and_its_access() {
+    let env = Env::new();
+    let out = env.run(
+        "revoke.rhai",
+        r#"
+        print(tokens::verify("etl_pipeline", "etl-secret-airflow-000000000000"));
+        tokens::revoke("etl_pipeline", "11111111-1111-4111-8111-111111111111");
+        print(tokens::verify("etl_pipeline", "etl-secret-airflow-000000000000"));
+        try {
+            tokens::revoke("etl_pipeline", "11111111-1111-4111-8111-111111111111");
+        } catch (e) {
+            print(`${e.status} ${e.code}`);
+        }
+        "#,
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "true\nfalse\n404 NOT_FOUND\n");
+    assert_eq!(env.token_names("etl_pipeline"), ["dbt", "old"]);
+}
+
+#[test]
+fn a_service_account_token_lists_and_mints_its_own_tokens_only() {
+    let env = Env::new();
+    let own = env.home.path().join("own.token");
+    std::fs::write(&own, "etl-secret-dbt-0000000000000000").unwrap();
+    let mut cmd = env.mdops();
+    cmd.cmd.current_dir(env.home.path());
+    let script = env.script("own.rhai", "print(tokens::list(\"etl_pipeline\").len()); tokens::create(\"etl_pipeline\", \"self-made\"); tokens::list(\"bi_tool\")");
+    let out = crate::support::Cmd::bare(env.home.path())
+        .env("MOTHERDUCK_API_BASE_URL", &env.sim.url())
+        .args([
+            "--token-file",
+            own.to_str().unwrap(),
+            "run",
+            script.to_str().unwrap(),
+        ])
+        .output();
+    assert_exit(&out, 3);
+    assert_eq!(out.stdout, "2\n");
+    assert!(out.stderr.starts_with("error: GET /v1/users/bi_tool/tokens failed with 403 Forbidden (FORBIDDEN): Unauthorized [minimum role org_admin is required]"), "{out:?}");
+    assert!(env
+        .token_names("etl_pipeline")
+        .contains(&"self-made".to_string()));
+}
