@@ -104,10 +104,27 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 /// Ctrl-C cancels the run (scripts stop at their next step, requests in flight
-/// are dropped); a second Ctrl-C exits at once.
+/// are dropped); a second Ctrl-C exits at once. The handler is installed before
+/// this returns, so an early Ctrl-C cannot kill the process half-way.
 fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> CancellationToken {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let installed = rt.block_on(async { signal(SignalKind::interrupt()) });
+        if let Ok(mut sigint) = installed {
+            rt.spawn(async move {
+                if sigint.recv().await.is_some() {
+                    token.cancel();
+                    if sigint.recv().await.is_some() {
+                        std::process::exit(exit::INTERRUPTED);
+                    }
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             token.cancel();

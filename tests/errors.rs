@@ -266,3 +266,64 @@ fn api_errors_can_be_caught_as_maps() {
     assert_exit(&out, 0);
     assert_eq!(out.stdout, "api\n404\nNOT_FOUND\nUser ghost not found\nGET\n/v1/users/ghost/tokens\nvalidation username \n");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_cancels_an_in_flight_call_and_exits_130() {
+    use std::time::{Duration, Instant};
+    let env = Env::with(
+        crate::support::SEED,
+        mdops::sim::Behaviour {
+            latency: Duration::from_secs(20),
+        },
+    );
+    let script = env.script("slow.rhai", "print(\"start\");\ntry {\n    tokens::list(\"bi_tool\");\n} catch (e) {\n    print(\"caught\");\n}\nprint(\"after\");\n");
+    let mut cmd = env.mdops();
+    cmd.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.cmd.spawn().unwrap();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "took {elapsed:?}: the request was not cancelled"
+    );
+    // Cancellation cannot be caught: the script stops where it was.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "start\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: interrupted\n  --> "), "{stderr}");
+    assert!(stderr.contains("slow.rhai:3:"), "{stderr}");
+}
+
+#[test]
+fn a_slow_server_times_out_with_a_clear_message() {
+    let env = Env::with(
+        crate::support::SEED,
+        mdops::sim::Behaviour {
+            latency: std::time::Duration::from_secs(10),
+        },
+    );
+    let started = std::time::Instant::now();
+    let out = env.run(
+        "slow.rhai",
+        "tokens::list(\"bi_tool\")",
+        &["--timeout", "1"],
+    );
+    assert_exit(&out, 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        out.stderr
+            .starts_with("error: GET /v1/users/bi_tool/tokens: no answer within 1s\n"),
+        "{out:?}"
+    );
+}

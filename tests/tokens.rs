@@ -140,3 +140,31 @@ fn a_service_account_token_lists_and_mints_its_own_tokens_only() {
         .token_names("etl_pipeline")
         .contains(&"self-made".to_string()));
 }
+
+#[test]
+fn verbose_logs_never_carry_secrets() {
+    let env = Env::new();
+    let path = env.script(
+        "v.rhai",
+        "let t = tokens::create(\"bi_tool\", \"logged\"); tokens::verify(\"bi_tool\", t.token)",
+    );
+    let out = env
+        .mdops()
+        .args(["-v", "run", path.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr.contains("api call"),
+        "verbose logging is on: {out:?}"
+    );
+    let org = env.org();
+    let minted = org.users["bi_tool"]
+        .tokens
+        .iter()
+        .find(|t| t.name == "logged")
+        .unwrap();
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(&minted.secret));
+        assert!(!text.contains(crate::support::ADMIN));
+    }
+}
