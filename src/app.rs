@@ -4,7 +4,7 @@
 use crate::api::{ClientConfig, SecretString};
 use crate::cli::{Cli, Command, RunArgs, SimArgs};
 use crate::script::diagnostics::{Category, Diagnostic, Sources};
-use crate::script::host::{ApiAccess, Bridge, Host, OutputFormat, RunOptions};
+use crate::script::host::{ApiAccess, Bridge, Host, OutputFormat, RunOptions, StateLocation};
 use crate::script::{self, PrintTo};
 use crate::settings::{self, Settings};
 use crate::sim::{Behaviour, Seed, Sim};
@@ -39,7 +39,7 @@ impl Failure {
     }
 }
 
-fn out(text: &str) {
+pub fn out(text: &str) {
     // A closed pipe (`mdops ... | head`) is not an error worth a panic.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
@@ -59,6 +59,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Doc { name } => doc(name.as_deref()),
         Command::Sim(args) => sim(args),
+        Command::Inventory { action } => crate::state_cmds::inventory(&settings()?, action),
+        Command::Audit(args) => crate::state_cmds::audit(&settings()?, args),
+        Command::Journal { account, output } => {
+            crate::state_cmds::journal(&settings()?, account, output)
+        }
     }
 }
 
@@ -91,7 +96,7 @@ pub fn load_script(spec: &str) -> Result<(String, String), Failure> {
     )))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("mdops-io")
@@ -137,7 +142,7 @@ fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> CancellationToken {
 }
 
 /// The API a run talks to: the embedded sandbox, or the configured one.
-fn api_for(
+pub fn api_for(
     settings: &Settings,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(ApiAccess, Option<Sim>), Failure> {
@@ -175,7 +180,17 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
         output: args.output,
     };
     let json = options.output == OutputFormat::Json;
-    let host = Arc::new(Host::new(Some(api), bridge, options));
+    let location = if settings.sandbox {
+        StateLocation::Memory
+    } else {
+        StateLocation::Dir {
+            dir: settings.data_dir.clone(),
+            profile: settings.profile.clone(),
+        }
+    };
+    let host = Arc::new(
+        Host::new(Some(api), bridge, options).with_state(location, settings.profile.clone()),
+    );
     let sources = Arc::new(Sources::default());
     let print_to = if json {
         PrintTo::Stderr

@@ -64,6 +64,79 @@ pub enum Command {
     },
     /// Serve the local MotherDuck API emulator on 127.0.0.1
     Sim(SimArgs),
+    /// The inventory of service accounts kept in the data dir
+    Inventory {
+        #[command(subcommand)]
+        action: InventoryCmd,
+    },
+    /// The audit log of mutating API calls
+    Audit(AuditArgs),
+    /// The journal of tokens mdops minted: delivered, verified, revoked
+    Journal {
+        /// Only this account
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCmd {
+    /// List the inventory
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Add an account (or update its metadata)
+    Add {
+        username: String,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Tag (repeatable)
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// Remove an account from the inventory (the account itself is untouched)
+    Remove { username: String },
+    /// Import entries from a JSON array or a CSV file (username,owner,purpose,tags)
+    Import { file: std::path::PathBuf },
+    /// Print the inventory as JSON (or CSV)
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+    },
+    /// Compare the inventory with the server: accounts it lacks, entries whose account is gone
+    Reconcile {
+        /// Add the server's accounts that the inventory lacks
+        #[arg(long)]
+        adopt: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this account (and its tokens)
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Only records newer than this: a duration (`7d`) or an RFC 3339 time
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many (the most recent)
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

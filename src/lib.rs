@@ -11,3 +11,6 @@ pub mod fsutil;
 pub mod script;
 pub mod settings;
 pub mod sim;
+pub mod sinks;
+pub mod state_cmds;
+pub mod store;

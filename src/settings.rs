@@ -93,7 +93,14 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
     let config: ConfigFile = match std::fs::read_to_string(&config_path) {
         Ok(text) => toml::from_str(&text)
             .map_err(|e| format!("invalid config file {}: {e}", config_path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            ConfigFile::default()
+        }
         Err(e) => {
             return Err(format!(
                 "cannot read config file {}: {e}",

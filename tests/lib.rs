@@ -8,5 +8,6 @@ mod contract;
 mod dives;
 mod ducklings;
 mod errors;
+mod state;
 mod tokens;
 mod validation;

@@ -2,9 +2,11 @@
 //! bridge from synchronous scripts to the async client, and the run's options.
 
 use crate::api::{ApiError, Client, ClientConfig};
+use crate::store::{AuditRecord, Store};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -130,10 +132,52 @@ pub struct RunOptions {
     pub output: OutputFormat,
 }
 
+/// Where the run keeps its state (inventory, journal, audit).
+#[derive(Debug, Clone)]
+pub enum StateLocation {
+    /// `DIR/state.db` (or `DIR/state-PROFILE.db`).
+    Dir {
+        dir: PathBuf,
+        profile: Option<String>,
+    },
+    /// In memory, gone with the process (the sandbox).
+    Memory,
+}
+
+/// The store, opened on first use so runs that record nothing never touch disk.
+pub struct StateAccess {
+    location: StateLocation,
+    store: OnceLock<Result<Arc<Store>, String>>,
+}
+
+impl StateAccess {
+    pub fn new(location: StateLocation) -> Self {
+        Self {
+            location,
+            store: OnceLock::new(),
+        }
+    }
+
+    pub fn store(&self) -> Result<Arc<Store>, String> {
+        self.store
+            .get_or_init(|| {
+                let opened = match &self.location {
+                    StateLocation::Dir { dir, profile } => Store::open(dir, profile.as_deref()),
+                    StateLocation::Memory => Store::in_memory(),
+                };
+                opened.map(Arc::new).map_err(|e| e.0)
+            })
+            .clone()
+    }
+}
+
 pub struct Host {
     pub api: Option<ApiAccess>,
     pub bridge: Bridge,
     pub options: RunOptions,
+    pub state: StateAccess,
+    /// The profile in use, for the audit log.
+    pub profile: Option<String>,
     plan: Mutex<Vec<Value>>,
 }
 
@@ -143,8 +187,56 @@ impl Host {
             api,
             bridge,
             options,
+            state: StateAccess::new(StateLocation::Memory),
+            profile: None,
             plan: Mutex::new(Vec::new()),
         }
+    }
+
+    pub fn with_state(mut self, location: StateLocation, profile: Option<String>) -> Self {
+        self.state = StateAccess::new(location);
+        self.profile = profile;
+        self
+    }
+
+    pub fn store(&self) -> Result<Arc<Store>, String> {
+        self.state.store()
+    }
+
+    /// Records a mutating API call in the audit log. The call already happened,
+    /// so a failure to record is reported on stderr rather than undoing it.
+    pub fn audit(
+        &self,
+        operation: &str,
+        target: &str,
+        result: Result<(), &ApiError>,
+        detail: Option<String>,
+    ) {
+        let record = AuditRecord {
+            at: String::new(),
+            profile: self.profile.clone(),
+            api: self.api.as_ref().map(|a| {
+                let u = &a.config().base_url;
+                match u.port() {
+                    Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+                    None => u.host_str().unwrap_or_default().to_string(),
+                }
+            }),
+            operation: operation.to_string(),
+            target: target.to_string(),
+            outcome: if result.is_ok() { "ok" } else { "error" }.to_string(),
+            status: result.err().and_then(ApiError::status),
+            detail,
+        };
+        if let Err(e) = self.store().and_then(|s| s.audit(&record).map_err(|e| e.0)) {
+            self.warn(&format!(
+                "could not record `{operation} {target}` in the audit log: {e}"
+            ));
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
     }
 
     /// Runs one API call on the client, from the script thread.

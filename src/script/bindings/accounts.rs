@@ -1,9 +1,10 @@
 //! `accounts::` — create, delete and find service accounts.
 
-use crate::script::bindings::host;
+use crate::script::bindings::{host, mutate};
 use crate::script::convert::{script_error, throw, to_dynamic, RhaiResult};
 use crate::script::prompt;
 use crate::script::table::map_of;
+use crate::store::{InventoryEntry, Source};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use std::collections::BTreeMap;
@@ -23,9 +24,19 @@ pub mod api {
             h.plan("create account", username, None);
             return Ok(map_of(&[("username", username.into())]));
         }
-        let name = h
-            .call(|c| async move { c.create_user(username).await })
-            .map_err(|e| throw(&ctx, e))?;
+        let name = mutate(&ctx, &h, "create account", username, None, |c| async move {
+            c.create_user(username).await
+        })?;
+        let mut entry = InventoryEntry::new(&name);
+        entry.source = Source::Created;
+        if let Err(e) = h
+            .store()
+            .and_then(|s| s.inventory_upsert(&entry).map_err(|e| e.0))
+        {
+            h.warn(&format!(
+                "account {name} was created but not added to the inventory: {e}"
+            ));
+        }
         Ok(map_of(&[("username", name.into())]))
     }
 
@@ -62,9 +73,17 @@ pub mod api {
                 ));
             }
         }
-        let name = h
-            .call(|c| async move { c.delete_user(username).await })
-            .map_err(|e| throw(&ctx, e))?;
+        let name = mutate(&ctx, &h, "delete account", username, None, |c| async move {
+            c.delete_user(username).await
+        })?;
+        if let Err(e) = h
+            .store()
+            .and_then(|s| s.inventory_remove(&name).map_err(|e| e.0))
+        {
+            h.warn(&format!(
+                "account {name} was deleted but is still in the inventory: {e}"
+            ));
+        }
         Ok(map_of(&[("username", name.into())]))
     }
 
@@ -79,8 +98,9 @@ pub mod api {
         }
     }
 
-    /// Usernames of the organization's service accounts, sorted: the server's user
-    /// list where the API offers one (`GET /v1/users`), plus accounts with running Ducklings.
+    /// Usernames of the organization's service accounts, sorted: the inventory
+    /// (`inventory::list()`), the server's user list where the API offers one
+    /// (`GET /v1/users`), and accounts with running Ducklings.
     #[rhai_fn(return_raw, volatile)]
     pub fn list(ctx: NativeCallContext) -> RhaiResult<Array> {
         let h = host(&ctx)?;
@@ -100,6 +120,20 @@ pub mod api {
         }
         for a in active {
             names.entry(a.username.to_lowercase()).or_insert(a.username);
+        }
+        match h.store().and_then(|s| {
+            let seen: Vec<String> = names.values().cloned().collect();
+            s.inventory_touch(&seen).map_err(|e| e.0)?;
+            s.inventory_list().map_err(|e| e.0)
+        }) {
+            Ok(entries) => {
+                for e in entries {
+                    names.entry(e.username.to_lowercase()).or_insert(e.username);
+                }
+            }
+            Err(e) => h.warn(&format!(
+                "the inventory is unavailable, listing server accounts only: {e}"
+            )),
         }
         Ok(names.into_values().map(Dynamic::from).collect())
     }

@@ -1,7 +1,7 @@
 //! `dives::` — embed sessions for Dives.
 
 use crate::api::{EmbedRequest, SecretString};
-use crate::script::bindings::host;
+use crate::script::bindings::{host, mutate};
 use crate::script::convert::{throw, RhaiResult};
 use rhai::plugin::*;
 use rhai::NativeCallContext;
@@ -65,9 +65,15 @@ pub fn session(
             uuid::Uuid::new_v4()
         )));
     }
-    h.call(|c| {
-        let req = &req;
-        async move { c.embed_session(dive_id, req).await }
-    })
-    .map_err(|e| throw(ctx, e))
+    mutate(
+        ctx,
+        &h,
+        "create embed session",
+        username,
+        Some(format!("dive {dive_id}")),
+        |c| {
+            let req = &req;
+            async move { c.embed_session(dive_id, req).await }
+        },
+    )
 }

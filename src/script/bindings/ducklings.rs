@@ -1,7 +1,7 @@
 //! `ducklings::` — read and size an account's compute.
 
 use crate::api::{rules, ApiError};
-use crate::script::bindings::host;
+use crate::script::bindings::{host, mutate};
 use crate::script::convert::{throw, to_json, RhaiResult};
 use rhai::plugin::*;
 use rhai::{Dynamic, Map, NativeCallContext};
@@ -146,12 +146,14 @@ pub fn write_after(
         h.plan("set ducklings", username, Some(detail));
         return Ok(config_map(&config));
     }
-    let stored = h
-        .call(|c| {
-            let config = &config;
-            async move { c.set_ducklings(username, config).await }
-        })
-        .map_err(|e| throw(ctx, e))?;
+    let detail = match before {
+        Some(b) => diff(b, &config),
+        None => serde_json::to_string(&config).unwrap_or_default(),
+    };
+    let stored = mutate(ctx, &h, "set ducklings", username, Some(detail), |c| {
+        let config = &config;
+        async move { c.set_ducklings(username, config).await }
+    })?;
     Ok(config_map(&stored))
 }
 

@@ -5,11 +5,17 @@ pub mod accounts;
 pub mod dives;
 pub mod ducklings;
 pub mod helpers;
+pub mod inventory;
 pub mod secret;
+pub mod secrets;
 pub mod tokens;
 
+use crate::api::{ApiError, Client};
+use crate::script::convert::{script_error, throw};
 use crate::script::host::Host;
+use crate::store::Store;
 use rhai::{Dynamic, EvalAltResult, NativeCallContext};
+use std::future::Future;
 use std::sync::Arc;
 
 /// The run's host, carried in the engine's default tag.
@@ -24,6 +30,36 @@ pub fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
         })
 }
 
+/// The local store, or a thrown `#{kind: "state"}` error.
+pub fn state(ctx: &NativeCallContext, h: &Host) -> Result<Arc<Store>, Box<EvalAltResult>> {
+    h.store()
+        .map_err(|e| script_error(ctx, "state", format!("the local state is unavailable: {e}")))
+}
+
+/// A mutating API call: the local state must work first (so that the call can
+/// be audited, and a minted secret journaled), then the call, then its audit record.
+pub fn mutate<'a, T, F, Fut>(
+    ctx: &NativeCallContext,
+    h: &'a Host,
+    operation: &str,
+    target: &str,
+    detail: Option<String>,
+    f: F,
+) -> Result<T, Box<EvalAltResult>>
+where
+    F: FnOnce(Arc<Client>) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>> + 'a,
+{
+    state(ctx, h)?;
+    let result = h.call(f);
+    match &result {
+        Err(ApiError::Validation { .. }) | Err(ApiError::Cancelled) => {}
+        Ok(_) => h.audit(operation, target, Ok(()), detail),
+        Err(e) => h.audit(operation, target, Err(e), detail),
+    }
+    result.map_err(|e| throw(ctx, e))
+}
+
 /// The namespaces scripts see, with their modules.
 pub fn modules() -> Vec<(&'static str, rhai::Module)> {
     vec![
@@ -31,5 +67,7 @@ pub fn modules() -> Vec<(&'static str, rhai::Module)> {
         ("tokens", rhai::exported_module!(tokens::api)),
         ("ducklings", rhai::exported_module!(ducklings::api)),
         ("dives", rhai::exported_module!(dives::api)),
+        ("inventory", rhai::exported_module!(inventory::api)),
+        ("secrets", rhai::exported_module!(secrets::api)),
     ]
 }

@@ -1,7 +1,7 @@
 //! `tokens::` — list, mint, revoke and verify access tokens.
 
-use crate::script::bindings::host;
-use crate::script::convert::{invalid, seconds_of, throw, RhaiResult};
+use crate::script::bindings::{host, mutate, state};
+use crate::script::convert::{invalid, script_error, seconds_of, throw, RhaiResult};
 use rhai::plugin::*;
 use rhai::{Array, NativeCallContext};
 
@@ -156,8 +156,19 @@ pub mod api {
             h.plan("revoke token", &format!("{username}/{token_id}"), None);
             return Ok(());
         }
-        h.call(|c| async move { c.delete_token(username, token_id).await })
-            .map_err(|e| throw(&ctx, e))
+        let target = format!("{username}/{token_id}");
+        mutate(&ctx, &h, "revoke token", &target, None, |c| async move {
+            c.delete_token(username, token_id).await
+        })?;
+        if let Err(e) = h
+            .store()
+            .and_then(|s| s.journal_revoked(token_id).map_err(|e| e.0))
+        {
+            h.warn(&format!(
+                "token {target} was revoked but the journal could not record it: {e}"
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `secret` (a `Secret` or a string) authenticates as `username`.
@@ -171,8 +182,18 @@ pub mod api {
         if h.options.dry_run && secret.expose().starts_with("dry-run-") {
             return Ok(true);
         }
-        h.call(|c| async move { c.verify_token(username, &secret).await })
-            .map_err(|e| throw(&ctx, e))
+        let ok = h
+            .call(|c| {
+                let secret = &secret;
+                async move { c.verify_token(username, secret).await }
+            })
+            .map_err(|e| throw(&ctx, e))?;
+        if ok {
+            if let Ok(store) = h.store() {
+                let _ = store.journal_verified(&store.fingerprint(&secret));
+            }
+        }
+        Ok(ok)
     }
 
     /// Whether the token string `secret` authenticates as `username`.
@@ -203,11 +224,59 @@ pub fn mint(ctx: &NativeCallContext, username: &str, new: NewToken) -> RhaiResul
         h.plan("create token", username, Some(detail));
         return Ok(created_map(&placeholder(&new, now), now));
     }
-    let created = h
-        .call(|c| {
-            let new = &new;
-            async move { c.create_token(username, new).await }
-        })
-        .map_err(|e| throw(ctx, e))?;
+    let store = state(ctx, &h)?;
+    let detail = format!(
+        "{} token {:?}, {}",
+        new.token_type.unwrap_or_default().as_str(),
+        new.name,
+        new.ttl
+            .map(|t| format!("ttl {}", crate::duration::format_seconds(t)))
+            .unwrap_or_else(|| "no expiry".into())
+    );
+    let result = h.call(|c| {
+        let new = &new;
+        async move { c.create_token(username, new).await }
+    });
+    let created = match result {
+        Ok(c) => c,
+        Err(e) => {
+            if !matches!(e, crate::api::ApiError::Cancelled) {
+                h.audit("create token", username, Err(&e), Some(detail));
+            }
+            return Err(throw(ctx, e));
+        }
+    };
+    let id = created.meta.id.clone();
+    h.audit(
+        "create token",
+        &format!("{username}/{id}"),
+        Ok(()),
+        Some(detail),
+    );
+    let fingerprint = store.fingerprint(&created.token);
+    if let Err(e) = store.journal_minted(username, &created.meta, &fingerprint) {
+        // A secret nobody can find again is worse than no token: take it back.
+        let undo = h.call(|c| {
+            let id = &id;
+            async move { c.delete_token(username, id).await }
+        });
+        h.audit(
+            "revoke token",
+            &format!("{username}/{id}"),
+            undo.as_ref().map(|_| ()),
+            Some("not journaled".into()),
+        );
+        let outcome = match undo {
+            Ok(()) => "it was revoked again".to_string(),
+            Err(r) => {
+                format!("revoking it failed too ({r}): revoke token {id} of {username} by hand")
+            }
+        };
+        return Err(script_error(
+            ctx,
+            "state",
+            format!("token {id} for {username} was minted but the journal could not record it ({}); {outcome}", e.0),
+        ));
+    }
     Ok(created_map(&created, now))
 }

@@ -1,0 +1,162 @@
+//! `inventory::` — the service accounts this organization keeps track of.
+
+use rhai::plugin::*;
+
+use crate::script::bindings::{host, state};
+use crate::script::convert::{invalid, script_error, to_dynamic, RhaiResult};
+use crate::store::{InventoryEntry, Source};
+use rhai::{Dynamic, Map};
+
+/// An entry as a script map: its fields, with extra metadata alongside them.
+pub fn entry_map(e: &InventoryEntry) -> Map {
+    let mut m = Map::new();
+    m.insert("username".into(), e.username.clone().into());
+    m.insert(
+        "owner".into(),
+        e.owner.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
+    m.insert(
+        "purpose".into(),
+        e.purpose
+            .clone()
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT),
+    );
+    m.insert(
+        "tags".into(),
+        Dynamic::from_array(e.tags.iter().cloned().map(Dynamic::from).collect()),
+    );
+    m.insert("source".into(), e.source.as_str().into());
+    m.insert("first_seen".into(), e.first_seen.clone().into());
+    m.insert("last_seen".into(), e.last_seen.clone().into());
+    for (k, v) in &e.extra {
+        m.entry(k.as_str().into()).or_insert_with(|| to_dynamic(v));
+    }
+    m
+}
+
+/// Reads `#{owner, purpose, tags, ...}` into an entry; other keys are kept as extra metadata.
+pub fn entry_from(
+    ctx: &NativeCallContext,
+    username: &str,
+    meta: &Map,
+) -> RhaiResult<InventoryEntry> {
+    let mut e = InventoryEntry::new(username);
+    let text = |key: &str, v: &Dynamic| -> RhaiResult<Option<String>> {
+        if v.is_unit() {
+            return Ok(None);
+        }
+        v.clone()
+            .into_string()
+            .map(Some)
+            .map_err(|t| invalid(ctx, key, format!("{key} must be a string, not {t}")))
+    };
+    for (k, v) in meta {
+        match k.as_str() {
+            "owner" => e.owner = text("owner", v)?,
+            "purpose" => e.purpose = text("purpose", v)?,
+            "tags" => {
+                e.tags = if let Some(a) = v.read_lock::<rhai::Array>() {
+                    a.iter().map(|t| t.to_string()).collect()
+                } else if v.is_string() {
+                    v.to_string()
+                        .split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                } else {
+                    return Err(invalid(ctx, "tags", "tags must be an array of strings"));
+                }
+            }
+            "username" | "source" | "first_seen" | "last_seen" => {
+                return Err(invalid(
+                    ctx,
+                    k,
+                    format!("{k} is kept by mdops and cannot be set"),
+                ))
+            }
+            other => {
+                e.extra
+                    .insert(other.to_string(), crate::script::convert::to_json(v));
+            }
+        }
+    }
+    Ok(e)
+}
+
+#[export_module]
+pub mod api {
+    use super::*;
+    use rhai::{Array, NativeCallContext};
+
+    /// Every inventory entry, sorted by username: maps with `username, owner,
+    /// purpose, tags, source` (created, added, imported, adopted), `first_seen`,
+    /// `last_seen`, and any extra metadata.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn list(ctx: NativeCallContext) -> RhaiResult<Array> {
+        let h = host(&ctx)?;
+        let store = state(&ctx, &h)?;
+        let entries = store
+            .inventory_list()
+            .map_err(|e| script_error(&ctx, "state", e.0))?;
+        Ok(entries
+            .iter()
+            .map(|e| Dynamic::from_map(entry_map(e)))
+            .collect())
+    }
+
+    /// The inventory entry of `username` (case-insensitive), or `()`.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn get(ctx: NativeCallContext, username: &str) -> RhaiResult<Dynamic> {
+        let h = host(&ctx)?;
+        let store = state(&ctx, &h)?;
+        let entry = store
+            .inventory_get(username)
+            .map_err(|e| script_error(&ctx, "state", e.0))?;
+        Ok(entry
+            .map(|e| Dynamic::from_map(entry_map(&e)))
+            .unwrap_or(Dynamic::UNIT))
+    }
+
+    /// Adds `username` with metadata `#{owner, purpose, tags, ...}`, or updates its
+    /// entry: keys given replace, keys not given stay. Returns the entry.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> RhaiResult<Map> {
+        let h = host(&ctx)?;
+        crate::api::rules::path_username(username)
+            .map_err(|v| invalid(&ctx, &v.field, v.message))?;
+        let mut entry = entry_from(&ctx, username, &meta)?;
+        entry.source = Source::Added;
+        if h.options.dry_run {
+            h.plan("add to inventory", username, None);
+            return Ok(entry_map(&entry));
+        }
+        let store = state(&ctx, &h)?;
+        let stored = store
+            .inventory_upsert(&entry)
+            .map_err(|e| script_error(&ctx, "state", e.0))?;
+        Ok(entry_map(&stored))
+    }
+
+    /// Adds `username` to the inventory with no metadata (or refreshes its entry).
+    #[rhai_fn(name = "add", return_raw, volatile)]
+    pub fn add_bare(ctx: NativeCallContext, username: &str) -> RhaiResult<Map> {
+        add(ctx, username, Map::new())
+    }
+
+    /// Removes `username` from the inventory (the account itself is untouched).
+    /// Returns whether it was there.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn remove(ctx: NativeCallContext, username: &str) -> RhaiResult<bool> {
+        let h = host(&ctx)?;
+        if h.options.dry_run {
+            h.plan("remove from inventory", username, None);
+            let store = state(&ctx, &h)?;
+            return Ok(store.inventory_get(username).ok().flatten().is_some());
+        }
+        let store = state(&ctx, &h)?;
+        store
+            .inventory_remove(username)
+            .map_err(|e| script_error(&ctx, "state", e.0))
+    }
+}

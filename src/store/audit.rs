@@ -1,0 +1,132 @@
+//! The audit log: one row per mutating API call, whatever its outcome. Never
+//! a secret and never a request body that could hold one.
+
+use super::{now, sql, Result, Store};
+use rusqlite::{params, Row};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct AuditRecord {
+    pub at: String,
+    pub profile: Option<String>,
+    pub api: Option<String>,
+    /// `create account`, `create token`, `revoke token`, `set ducklings`, ...
+    pub operation: String,
+    /// The account (and token id) acted on.
+    pub target: String,
+    /// `ok` or `error`.
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this account (case-insensitive), tokens of it included.
+    pub account: Option<String>,
+    /// Only records at or after this RFC 3339 time.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        at: r.get("at")?,
+        profile: r.get("profile")?,
+        api: r.get("api")?,
+        operation: r.get("operation")?,
+        target: r.get("target")?,
+        outcome: r.get("outcome")?,
+        status: r.get::<_, Option<i64>>("status")?.map(|s| s as u16),
+        detail: r.get("detail")?,
+    })
+}
+
+impl Store {
+    pub fn audit(&self, rec: &AuditRecord) -> Result<()> {
+        let at = if rec.at.is_empty() {
+            now()
+        } else {
+            rec.at.clone()
+        };
+        self.conn()
+            .execute(
+                "INSERT INTO audit (at, profile, api, operation, target, outcome, status, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    at,
+                    rec.profile,
+                    rec.api,
+                    rec.operation,
+                    rec.target,
+                    rec.outcome,
+                    rec.status.map(i64::from),
+                    rec.detail
+                ],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// Matching records, oldest first (the last `limit` ones when limited).
+    pub fn audit_list(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT * FROM (
+                    SELECT * FROM audit
+                    WHERE (?1 IS NULL OR target = ?1 OR target LIKE ?1 || '/%')
+                      AND (?2 IS NULL OR at >= ?2)
+                    ORDER BY at DESC, id DESC
+                    LIMIT ?3
+                 ) ORDER BY at, id",
+            )
+            .map_err(sql)?;
+        let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
+        let rows = stmt
+            .query_map(params![f.account, f.since, limit], from_row)
+            .map_err(sql)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_by_account_and_time() {
+        let s = Store::in_memory().unwrap();
+        for (at, target) in [
+            ("2026-01-01T00:00:00.000Z", "a_one"),
+            ("2026-02-01T00:00:00.000Z", "a_one/tok-1"),
+            ("2026-03-01T00:00:00.000Z", "b_two"),
+        ] {
+            s.audit(&AuditRecord {
+                at: at.into(),
+                operation: "x".into(),
+                target: target.into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let f = |account: Option<&str>, since: Option<&str>, limit| AuditFilter {
+            account: account.map(String::from),
+            since: since.map(String::from),
+            limit,
+        };
+        assert_eq!(
+            s.audit_list(&f(Some("A_ONE"), None, None)).unwrap().len(),
+            2
+        );
+        assert_eq!(
+            s.audit_list(&f(None, Some("2026-02-01T00:00:00.000Z"), None))
+                .unwrap()
+                .len(),
+            2
+        );
+        let last = s.audit_list(&f(None, None, Some(1))).unwrap();
+        assert_eq!(last[0].target, "b_two");
+    }
+}

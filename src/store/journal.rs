@@ -1,0 +1,117 @@
+//! The token journal: every token mdops mints, and what became of it.
+
+use super::{now, sql, Result, Store};
+use crate::api::Token;
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournalEntry {
+    pub username: String,
+    pub token_id: String,
+    pub name: Option<String>,
+    pub token_type: Option<String>,
+    pub expire_at: Option<String>,
+    /// HMAC of the secret (see [`Store::fingerprint`]).
+    pub fingerprint: String,
+    pub minted_at: String,
+    pub delivered_at: Option<String>,
+    pub verified_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// Where the secret went: `file:PATH`, `env-file:PATH#KEY`, `command:CMD`.
+    pub sink: Option<String>,
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        username: r.get("username")?,
+        token_id: r.get("token_id")?,
+        name: r.get("name")?,
+        token_type: r.get("token_type")?,
+        expire_at: r.get("expire_at")?,
+        fingerprint: r.get("fingerprint")?,
+        minted_at: r.get("minted_at")?,
+        delivered_at: r.get("delivered_at")?,
+        verified_at: r.get("verified_at")?,
+        revoked_at: r.get("revoked_at")?,
+        sink: r.get("sink")?,
+    })
+}
+
+impl Store {
+    pub fn journal_minted(&self, username: &str, token: &Token, fingerprint: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (token_id) DO NOTHING",
+                params![
+                    username,
+                    token.id,
+                    token.name,
+                    token.token_type.as_str(),
+                    token.expire_at,
+                    fingerprint,
+                    now()
+                ],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// Records a delivery; returns the token it was for, if mdops minted it.
+    pub fn journal_delivered(&self, fingerprint: &str, sink: &str) -> Result<Option<JournalEntry>> {
+        self.conn()
+            .execute(
+                "UPDATE token_journal SET delivered_at = ?2,
+                    sink = CASE WHEN sink IS NULL THEN ?3 ELSE sink || ', ' || ?3 END
+                 WHERE fingerprint = ?1",
+                params![fingerprint, now(), sink],
+            )
+            .map_err(sql)?;
+        self.journal_by_fingerprint(fingerprint)
+    }
+
+    pub fn journal_verified(&self, fingerprint: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE token_journal SET verified_at = ?2 WHERE fingerprint = ?1",
+                params![fingerprint, now()],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    pub fn journal_revoked(&self, token_id: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE token_journal SET revoked_at = ?2 WHERE token_id = ?1 COLLATE NOCASE AND revoked_at IS NULL",
+                params![token_id, now()],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    pub fn journal_by_fingerprint(&self, fingerprint: &str) -> Result<Option<JournalEntry>> {
+        self.conn()
+            .query_row(
+                "SELECT * FROM token_journal WHERE fingerprint = ?1",
+                [fingerprint],
+                from_row,
+            )
+            .optional()
+            .map_err(sql)
+    }
+
+    /// Journal entries, newest first, optionally of one account.
+    pub fn journal_list(&self, username: Option<&str>) -> Result<Vec<JournalEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT * FROM token_journal WHERE (?1 IS NULL OR username = ?1) ORDER BY minted_at DESC, id DESC",
+            )
+            .map_err(sql)?;
+        let rows = stmt.query_map([username], from_row).map_err(sql)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+    }
+}

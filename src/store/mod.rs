@@ -1,0 +1,257 @@
+//! Local state in SQLite: the inventory of service accounts (the API has
+//! historically no list of them), the token journal (what was minted,
+//! delivered, verified and revoked), and the audit log of mutating calls.
+//!
+//! WAL mode and a busy timeout make concurrent cron runs safe. Nothing here
+//! ever holds a secret: tokens are known by an HMAC fingerprint keyed with a
+//! per-install key.
+
+mod audit;
+mod inventory;
+mod journal;
+mod schema;
+
+pub use audit::{AuditFilter, AuditRecord};
+pub use inventory::{InventoryEntry, Source};
+pub use journal::JournalEntry;
+
+use crate::api::SecretString;
+use hmac::{KeyInit, Mac};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    key: Vec<u8>,
+    path: Option<PathBuf>,
+}
+
+/// How long a writer waits for another process's transaction before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The state file for a profile: `state.db`, or `state-NAME.db` for a named profile,
+/// so that organizations behind different profiles never share an inventory.
+pub fn db_path(dir: &Path, profile: Option<&str>) -> PathBuf {
+    match profile {
+        Some(p) => dir.join(format!("state-{p}.db")),
+        None => dir.join("state.db"),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the state in `dir`, migrating the schema.
+    pub fn open(dir: &Path, profile: Option<&str>) -> Result<Store> {
+        create_private_dir(dir)?;
+        let path = db_path(dir, profile);
+        let key = install_key(dir)?;
+        let conn = Connection::open(&path).map_err(|e| describe(&path, e))?;
+        let store = Store {
+            conn: Mutex::new(conn),
+            key,
+            path: Some(path.clone()),
+        };
+        store
+            .prepare()
+            .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(store)
+    }
+
+    /// A throw-away store (the sandbox's organization lives only as long as the run).
+    pub fn in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|e| StoreError(e.to_string()))?;
+        let store = Store {
+            conn: Mutex::new(conn),
+            key: rand::random::<[u8; 32]>().to_vec(),
+            path: None,
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn prepare(&self) -> Result<()> {
+        let mut conn = self.conn();
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        // WAL lets readers and one writer work at once; NORMAL sync is safe with WAL.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        schema::migrate(&mut conn)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// HMAC-SHA256 of a secret under this install's key, hex: a stable id for a
+    /// token that reveals nothing of it, even to someone who can read the database.
+    pub fn fingerprint(&self, secret: &SecretString) -> String {
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(secret.expose().as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn describe(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError(format!(
+        "cannot open the state database {}: {e}",
+        path.display()
+    ))
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| {
+        StoreError(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// The per-install HMAC key: 32 random bytes in `journal.key`, mode 0600,
+/// created once (atomically, so two first runs agree on one key).
+fn install_key(dir: &Path) -> Result<Vec<u8>> {
+    let path = dir.join("journal.key");
+    let read = |p: &Path| -> Result<Option<Vec<u8>>> {
+        match std::fs::read_to_string(p) {
+            Ok(text) => decode_hex(text.trim())
+                .filter(|k| k.len() == 32)
+                .map(Some)
+                .ok_or_else(|| {
+                    StoreError(format!(
+                        "{} is damaged: it must hold 64 hex digits",
+                        p.display()
+                    ))
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError(format!("cannot read {}: {e}", p.display()))),
+        }
+    };
+    if let Some(k) = read(&path)? {
+        return Ok(k);
+    }
+    let key: [u8; 32] = rand::random();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = tempfile::Builder::new()
+        .prefix(".journal.key")
+        .permissions(private_mode())
+        .tempfile_in(dir)
+        .map_err(|e| {
+            StoreError(format!(
+                "cannot write in the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    std::fs::write(tmp.path(), format!("{hex}\n")).map_err(|e| StoreError(e.to_string()))?;
+    // persist_noclobber: if another process won the race, use its key.
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => Ok(key.to_vec()),
+        Err(_) => {
+            read(&path)?.ok_or_else(|| StoreError(format!("cannot create {}", path.display())))
+        }
+    }
+}
+
+#[cfg(unix)]
+fn private_mode() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private_mode() -> std::fs::Permissions {
+    std::fs::metadata(".").expect("cwd").permissions()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_stable_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path(), None).unwrap();
+        let b = Store::open(dir.path(), None).unwrap();
+        let s = SecretString::new("abc");
+        assert_eq!(a.fingerprint(&s), b.fingerprint(&s));
+        assert_eq!(a.fingerprint(&s).len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("journal.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let other = tempfile::tempdir().unwrap();
+        let c = Store::open(other.path(), None).unwrap();
+        assert_ne!(
+            a.fingerprint(&s),
+            c.fingerprint(&s),
+            "keys differ per install"
+        );
+    }
+
+    #[test]
+    fn corrupt_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("state.db"),
+            b"this is not sqlite at all, not even close......",
+        )
+        .unwrap();
+        let e = Store::open(dir.path(), None).err().unwrap();
+        assert!(e.0.contains("state.db"), "{e}");
+        assert!(e.0.contains("not a database"), "{e}");
+    }
+}

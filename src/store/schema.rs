@@ -1,0 +1,93 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+
+use super::{sql, Result, StoreError};
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration N brings the schema from version N to N+1. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: inventory, token journal, audit log.
+    r#"
+    CREATE TABLE inventory (
+        username   TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+        owner      TEXT,
+        purpose    TEXT,
+        tags       TEXT NOT NULL DEFAULT '[]',
+        extra      TEXT NOT NULL DEFAULT '{}',
+        source     TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen  TEXT NOT NULL
+    );
+    CREATE TABLE token_journal (
+        id           INTEGER PRIMARY KEY,
+        username     TEXT NOT NULL COLLATE NOCASE,
+        token_id     TEXT NOT NULL UNIQUE,
+        name         TEXT,
+        token_type   TEXT,
+        expire_at    TEXT,
+        fingerprint  TEXT NOT NULL,
+        minted_at    TEXT NOT NULL,
+        delivered_at TEXT,
+        verified_at  TEXT,
+        revoked_at   TEXT,
+        sink         TEXT
+    );
+    CREATE INDEX token_journal_fingerprint ON token_journal (fingerprint);
+    CREATE INDEX token_journal_username ON token_journal (username);
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY,
+        at        TEXT NOT NULL,
+        profile   TEXT,
+        api       TEXT,
+        operation TEXT NOT NULL,
+        target    TEXT NOT NULL COLLATE NOCASE,
+        outcome   TEXT NOT NULL,
+        status    INTEGER,
+        detail    TEXT
+    );
+    CREATE INDEX audit_target ON audit (target);
+    CREATE INDEX audit_at ON audit (at);
+    "#,
+];
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    // IMMEDIATE takes the write lock up front, so two first runs cannot both migrate.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let version: usize = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(sql)? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError(format!(
+            "the state database has schema version {version}, newer than this mdops understands ({}); upgrade mdops",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(step).map_err(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(sql)?;
+    }
+    tx.commit().map_err(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        migrate(&mut c).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        c.pragma_update(None, "user_version", 99).unwrap();
+        assert!(migrate(&mut c)
+            .unwrap_err()
+            .0
+            .contains("newer than this mdops"));
+    }
+}
