@@ -518,3 +518,34 @@ fn two_runs_recording_at_once_both_succeed() {
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(rows.len(), 50);
 }
+
+#[test]
+fn a_run_waits_for_another_writer_instead_of_failing() {
+    let env = Env::new();
+    // Create the database, then hold its write lock from "another process" for a while.
+    let out = env.mdops().args(["inventory", "add", "first_one"]).output();
+    assert_exit(&out, 0);
+    let db = env.home.path().join("state.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO inventory (username, source, first_seen, last_seen) VALUES ('held', 'added', 'x', 'x');").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        conn.execute_batch("COMMIT;").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    let out = env.run(
+        "w.rhai",
+        "tokens::create(\"bi_tool\", \"waited\"); inventory::list().len()",
+        &[],
+    );
+    holder.join().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "it did wait for the lock"
+    );
+    assert_eq!(out.stdout, "2\n");
+}
