@@ -222,6 +222,84 @@ fn api_overhead() {
     );
 }
 
+/// Time from spawning `mdops --sandbox repl` in a pseudo-terminal until its
+/// prompt appears, and the cost of one completion request.
+fn repl_latency() {
+    let bin = env!("CARGO_BIN_EXE_mdops");
+    let dir = tempfile::tempdir().unwrap();
+    let runs = 20;
+    let mut samples = Vec::new();
+    for _ in 0..runs + 1 {
+        use std::io::{Read, Write};
+        let mut c = Command::new(bin);
+        c.args(["--sandbox", "repl"])
+            .env("MDOPS_HOME", dir.path())
+            .env("TERM", "xterm");
+        let start = Instant::now();
+        // Read the pseudo-terminal directly (blocking), so the time is not
+        // quantized by an expect library's polling interval.
+        let child = rexpect::process::PtyProcess::new(c).unwrap();
+        let mut pty = child.get_file_handle().unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("mdops> ") {
+            let n = pty.read(&mut buf).unwrap();
+            assert!(n > 0, "the REPL ended before its prompt");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        samples.push(start.elapsed());
+        let _ = pty.write_all(&[4]);
+        let _ = child.wait();
+    }
+    samples.remove(0);
+    let prompt = stats(samples);
+
+    let sources = Arc::new(Sources::default());
+    let engine = script::engine(None, sources, PrintTo::Stderr);
+    let mut known = mdops::repl::Known::new(script::docs::functions(&engine));
+    for i in 0..50 {
+        known.variables.insert(
+            format!("var_{i}"),
+            (0..20).map(|k| format!("key_{k}")).collect(),
+        );
+    }
+    let lines = [
+        "tokens::",
+        "let x = acc",
+        "var_7.key_1",
+        "ducklings::up",
+        ":he",
+        "pri",
+    ];
+    let n = 20_000;
+    let start = Instant::now();
+    let mut total = 0;
+    for i in 0..n {
+        let line = lines[i % lines.len()];
+        total += mdops::repl::complete(&known, line, line.len()).1.len();
+        total += mdops::repl::hint(&known, "tokens::create(\"a\", ", 20).map_or(0, |h| h.len());
+    }
+    let per = start.elapsed() / n as u32;
+    assert!(total > 0);
+    println!("\nREPL");
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "measure", "mean", "median", "p95"
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "spawn to prompt (pty, --sandbox), 20 runs",
+        ms(prompt.mean),
+        ms(prompt.median),
+        ms(prompt.p95)
+    );
+    println!(
+        "{:<44} {:>10}",
+        "one completion + one hint (20,000 calls)",
+        us(per)
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing useful.
     if std::env::args().any(|a| a == "--list") {
@@ -229,4 +307,5 @@ fn main() {
     }
     process_startup();
     api_overhead();
+    repl_latency();
 }

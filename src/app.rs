@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let settings = || settings::resolve(&cli.global, &env).map_err(Failure::usage);
     match cli.command {
         Command::Run(args) => run_script(&settings()?, args),
+        Command::Repl(args) => crate::repl::run(&settings()?, args),
         Command::Check { script } => check(&script),
         Command::Scripts => {
             list_scripts();
@@ -108,37 +109,41 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-/// Ctrl-C cancels the run (scripts stop at their next step, requests in flight
-/// are dropped); a second Ctrl-C exits at once. The handler is installed before
-/// this returns, so an early Ctrl-C cannot kill the process half-way.
-fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
+/// Ctrl-C cancels what the bridge is running (scripts stop at their next step,
+/// requests in flight are dropped). In a run, a second Ctrl-C exits at once; in
+/// the REPL (`exit_on_second` false) every Ctrl-C only cancels the evaluation.
+/// The handler is installed before this returns, so an early Ctrl-C cannot kill
+/// the process half-way.
+pub fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime, bridge: &Bridge, exit_on_second: bool) {
+    let bridge = bridge.clone();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let installed = rt.block_on(async { signal(SignalKind::interrupt()) });
         if let Ok(mut sigint) = installed {
             rt.spawn(async move {
-                if sigint.recv().await.is_some() {
-                    token.cancel();
-                    if sigint.recv().await.is_some() {
+                let mut count = 0;
+                while sigint.recv().await.is_some() {
+                    count += 1;
+                    if exit_on_second && count > 1 {
                         std::process::exit(exit::INTERRUPTED);
                     }
+                    bridge.cancel();
                 }
             });
         }
     }
     #[cfg(not(unix))]
     rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+        let mut count = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            count += 1;
+            if exit_on_second && count > 1 {
                 std::process::exit(exit::INTERRUPTED);
             }
+            bridge.cancel();
         }
     });
-    cancel
 }
 
 /// The API a run talks to: the embedded sandbox, or the configured one.
@@ -161,17 +166,21 @@ pub fn api_for(
     Ok((ApiAccess::new(config), None))
 }
 
+/// The bridge's own deadline is a backstop over the client's per-request timeout.
+pub fn bridge_for(settings: &Settings, rt: &tokio::runtime::Runtime) -> Bridge {
+    Bridge::new(
+        rt.handle().clone(),
+        CancellationToken::new(),
+        settings.timeout * 2 + std::time::Duration::from_secs(5),
+    )
+}
+
 fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
     let (name, text) = load_script(&args.script)?;
     let rt = runtime()?;
     let (api, _sim) = api_for(settings, &rt)?;
-    let cancel = cancel_on_ctrl_c(&rt);
-    // The bridge's own deadline is a backstop over the client's per-request timeout.
-    let bridge = Bridge::new(
-        rt.handle().clone(),
-        cancel,
-        settings.timeout * 2 + std::time::Duration::from_secs(5),
-    );
+    let bridge = bridge_for(settings, &rt);
+    cancel_on_ctrl_c(&rt, &bridge, true);
     let options = RunOptions {
         args: args.args.into_iter().collect(),
         dry_run: args.dry_run,

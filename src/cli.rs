@@ -50,6 +50,8 @@ pub struct Global {
 pub enum Command {
     /// Run a workflow script (a path, or the name of a bundled workflow)
     Run(RunArgs),
+    /// Interactive session: explore the organization, try functions, build workflows
+    Repl(crate::repl::ReplArgs),
     /// Compile a script without running it; report errors with file:line:col
     Check {
         /// Script path or bundled workflow name

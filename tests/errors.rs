@@ -36,6 +36,28 @@ fn unknown_function_suggests_the_closest_before_anything_runs() {
 }
 
 #[test]
+fn unknown_function_as_a_statement_is_caught_before_running_too() {
+    let env = Env::new();
+    let out = env.run(
+        "typo.rhai",
+        "accounts::create(\"never_made\");\ntokens::revok(\"bi_tool\", \"x\");\n",
+        &[],
+    );
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr
+            .starts_with("error: unknown function: tokens::revok\n  --> typo.rhai:2:9\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .ends_with("  = help: did you mean `tokens::revoke`?\n"),
+        "{out:?}"
+    );
+    assert!(env.sim.requests().is_empty());
+}
+
+#[test]
 fn unknown_global_function_suggests_at_run_time() {
     let env = Env::new();
     let out = env.run("typo.rhai", "let n = 1;\nprnt(n);\n", &[]);

@@ -26,7 +26,8 @@ pub enum OutputFormat {
 #[derive(Clone)]
 pub struct Bridge {
     handle: tokio::runtime::Handle,
-    cancel: CancellationToken,
+    /// Swappable so a REPL can cancel one evaluation and go on with a fresh token.
+    cancel: Arc<std::sync::RwLock<CancellationToken>>,
     deadline: Duration,
 }
 
@@ -38,17 +39,31 @@ impl Bridge {
     ) -> Self {
         Self {
             handle,
-            cancel,
+            cancel: Arc::new(std::sync::RwLock::new(cancel)),
             deadline,
         }
     }
 
-    pub fn cancel_token(&self) -> &CancellationToken {
-        &self.cancel
+    fn token(&self) -> CancellationToken {
+        self.cancel
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Cancels what is running now: the script stops at its next step and any
+    /// request in flight is dropped.
+    pub fn cancel(&self) {
+        self.token().cancel();
+    }
+
+    /// A fresh token for the next evaluation (after a cancelled one).
+    pub fn reset(&self) {
+        *self.cancel.write().unwrap_or_else(|e| e.into_inner()) = CancellationToken::new();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.token().is_cancelled()
     }
 
     pub fn handle(&self) -> &tokio::runtime::Handle {
@@ -59,7 +74,8 @@ impl Bridge {
     where
         F: Future<Output = Result<T, ApiError>>,
     {
-        if self.cancel.is_cancelled() {
+        let cancel = self.token();
+        if cancel.is_cancelled() {
             return Err(ApiError::Cancelled);
         }
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -72,7 +88,6 @@ impl Bridge {
                 detail: "internal error: a script ran on a runtime thread".into(),
             });
         }
-        let cancel = self.cancel.clone();
         let deadline = self.deadline;
         self.handle.block_on(async move {
             tokio::select! {
@@ -179,6 +194,8 @@ pub struct Host {
     /// The profile in use, for the audit log.
     pub profile: Option<String>,
     plan: Mutex<Vec<Value>>,
+    /// Secrets this session received, so a REPL can keep them out of its history.
+    seen: Mutex<Vec<crate::api::SecretString>>,
 }
 
 impl Host {
@@ -190,6 +207,7 @@ impl Host {
             state: StateAccess::new(StateLocation::Memory),
             profile: None,
             plan: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
         }
     }
 
@@ -233,6 +251,17 @@ impl Host {
                 "could not record `{operation} {target}` in the audit log: {e}"
             ));
         }
+    }
+
+    pub fn remember_secret(&self, secret: &crate::api::SecretString) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(secret.clone());
+    }
+
+    pub fn seen_secrets(&self) -> Vec<crate::api::SecretString> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn warn(&self, message: &str) {

@@ -3,7 +3,7 @@
 //! a typo cannot surface halfway through a run after writes were made.
 
 use crate::script::diagnostics::{suggest, Category, Diagnostic};
-use rhai::{ASTNode, Engine, Expr, AST};
+use rhai::{ASTNode, Engine, Expr, Stmt, AST};
 use std::collections::HashSet;
 
 pub fn check(engine: &Engine, ast: &AST, src: &str) -> Result<(), Diagnostic> {
@@ -17,7 +17,12 @@ pub fn check(engine: &Engine, ast: &AST, src: &str) -> Result<(), Diagnostic> {
         .collect();
     let mut found: Option<Diagnostic> = None;
     ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Expr(Expr::FnCall(call, pos))) = path.last() {
+        let call = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, pos))) => Some((call, pos)),
+            Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => Some((call, pos)),
+            _ => None,
+        };
+        if let Some((call, pos)) = call {
             if !call.namespace.is_empty() {
                 let ns = call.namespace.to_string();
                 let qualified = format!("{ns}::{}", call.name);

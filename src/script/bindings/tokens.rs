@@ -246,6 +246,7 @@ pub fn mint(ctx: &NativeCallContext, username: &str, new: NewToken) -> RhaiResul
             return Err(throw(ctx, e));
         }
     };
+    h.remember_secret(&created.token);
     let id = created.meta.id.clone();
     h.audit(
         "create token",

@@ -1,0 +1,255 @@
+//! The REPL in a pseudo-terminal, as an operator would use it, and through a pipe.
+
+use crate::support::Env;
+use rexpect::reader::Options;
+use rexpect::session::{spawn_with_options, PtySession};
+use std::io::Write;
+use std::process::Stdio;
+
+fn repl(env: &Env, extra: &[&str]) -> PtySession {
+    let mut c = env.mdops();
+    c.cmd
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::inherit())
+        .arg("repl")
+        .args(extra);
+    spawn_with_options(
+        c.cmd,
+        Options::new()
+            .timeout_ms(Some(15_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("repl starts")
+}
+
+/// Waits for a fresh prompt (not a redraw of the line being edited): only then
+/// is the line editor reading keys in raw mode.
+fn prompt(p: &mut PtySession) {
+    p.exp_regex(r"\n\r*mdops> ").unwrap();
+}
+
+#[test]
+fn banner_multiline_function_then_call() {
+    let env = Env::new();
+    let mut p = repl(&env, &[]);
+    p.exp_string(&format!("connected to {}/", env.sim.url()))
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("fn names(u) {").unwrap();
+    p.send_line("  tokens::list(u).map(|t| t.name)").unwrap();
+    p.send_line("}").unwrap();
+    prompt(&mut p);
+    p.send_line("let n = names(\"etl_pipeline\"); n.len()")
+        .unwrap();
+    p.exp_string("2").unwrap();
+    prompt(&mut p);
+    // An unknown function is one clear message; the session goes on.
+    p.send_line("tokens::lst(\"x\")").unwrap();
+    p.exp_string("did you mean `tokens::list`?").unwrap();
+    prompt(&mut p);
+    p.send_line("n[0] + \"!\"").unwrap();
+    p.exp_string("!").unwrap();
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn tab_completes_namespaces_functions_and_keys() {
+    let env = Env::new();
+    let mut p = repl(&env, &[]);
+    prompt(&mut p);
+    p.send("tokens::").unwrap();
+    p.flush().unwrap();
+    // The first Tab completes what is common; the second lists the candidates.
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("tokens::list(").unwrap();
+    p.send_control('u').unwrap();
+    // A unique candidate completes in place.
+    p.send("accounts::ex\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("accounts::exists(").unwrap();
+    p.send_line("\"bi_tool\")").unwrap();
+    p.exp_string("true").unwrap();
+    p.send_line("let cfg = ducklings::get(\"etl_pipeline\");")
+        .unwrap();
+    prompt(&mut p);
+    p.send("cfg.read_s\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("cfg.read_scaling").unwrap();
+    p.send_line(".flock_size").unwrap();
+    p.exp_string("2").unwrap();
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn ctrl_c_cancels_a_slow_call_and_keeps_the_session() {
+    let env = Env::with(
+        crate::support::SEED,
+        mdops::sim::Behaviour {
+            latency: std::time::Duration::from_secs(30),
+        },
+    );
+    let mut p = repl(&env, &[]);
+    prompt(&mut p);
+    p.send_line("let kept = 41;").unwrap();
+    prompt(&mut p);
+    let started = std::time::Instant::now();
+    p.send_line("tokens::list(\"bi_tool\")").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    p.send_control('c').unwrap();
+    p.exp_string("error: interrupted").unwrap();
+    prompt(&mut p);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    p.send_line("kept + 1").unwrap();
+    p.exp_string("42").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn history_is_private_and_holds_no_secret() {
+    let env = Env::new();
+    let mut p = repl(&env, &[]);
+    prompt(&mut p);
+    p.send_line("let t = tokens::create(\"bi_tool\", \"from-repl\");")
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("t.token").unwrap();
+    p.exp_string("<secret ").unwrap();
+    prompt(&mut p);
+    p.send_line("let v = t.token.reveal(); v.len() > 20")
+        .unwrap();
+    p.exp_string("true").unwrap();
+    let secret = env.org().users["bi_tool"]
+        .tokens
+        .iter()
+        .find(|t| t.name == "from-repl")
+        .unwrap()
+        .secret
+        .clone();
+    // Pasting the revealed value back into a line must not put it in the history.
+    p.send_line(&format!("tokens::verify(\"bi_tool\", \"{secret}\")"))
+        .unwrap();
+    p.exp_string("true").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    let path = env.home.path().join("repl_history");
+    let history = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !history.contains(&secret),
+        "history leaks the secret:\n{history}"
+    );
+    assert!(
+        history.contains("tokens::verify(\"bi_tool\", \"<redacted>\")"),
+        "{history}"
+    );
+    assert!(
+        history.contains("let t = tokens::create(\"bi_tool\", \"from-repl\");"),
+        "{history}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn piped_input_runs_statements_and_reports_errors() {
+    let env = Env::new();
+    std::fs::write(
+        env.home.path().join("init.rhai"),
+        "fn greet(n) { `hello ${n}` }\nlet from_init = 7;\n",
+    )
+    .unwrap();
+    let mut c = env.mdops();
+    c.cmd
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"greet(\"ops\")\nfrom_init * 6\nlet rows = [#{a: 1, b: \"x\"},\n  #{a: 2, b: \"y\"}];\nrows\n:json\n#{n: 1}\nprint(undefined_thing)\n:vars\nimport \"report\" as r;\nr::approx(7200)\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one input failed: {stderr}");
+    assert_eq!(
+        stdout,
+        "\"hello ops\"\n42\na  b\n-  -\n1  x\n2  y\nJSON output on\n{\n  \"n\": 1\n}\nfrom_init  i64    7\nrows       array  {\"a\":1,\"b\":\"x\"}, {\"a\":2,\"b\":\"y\"}\n\"2h\"\n"
+    );
+    assert_eq!(
+        stderr,
+        "error: syntax error: Undefined variable: undefined_thing\n  --> <repl:6>:1:7\n   |\n 1 | print(undefined_thing)\n   |       ^\n"
+    );
+}
+
+#[test]
+fn load_clear_and_help_commands() {
+    let env = Env::new();
+    let lib = env.script("lib.rhai", "fn triple(x) { x * 3 }\nlet loaded = true;\n");
+    let mut c = env.mdops();
+    c.cmd
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.cmd.spawn().unwrap();
+    let input = format!(
+        ":load {}\ntriple(5)\nloaded\n:clear\n:vars\n:help tokens::revoke\n:help\n:hepl\n:help tokens::lst\n",
+        lib.display()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("15\ntrue\ncleared variables, functions and imports\n(no variables)\ntokens::revoke(username: string, token_id: string)\n    Revokes a token by its `id`"), "{stdout}");
+    assert!(stdout.contains("Commands:\n  :help [NAME]"), "{stdout}");
+    assert_eq!(
+        stderr,
+        "error: unknown command :hepl (did you mean :help?); :help lists them\nerror: no function or namespace named \"tokens::lst\" (did you mean `tokens::list`?)\n"
+    );
+}
+
+#[test]
+fn dry_run_repl_makes_no_writes() {
+    let env = Env::new();
+    let mut c = env.mdops();
+    c.cmd
+        .args(["repl", "--dry-run"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"accounts::create(\"dry_one\");\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[dry-run] create account dry_one\nusername  dry_one\n"
+    );
+    assert!(env.sim.writes().is_empty());
+    assert_eq!(out.status.code(), Some(0));
+}
