@@ -47,7 +47,7 @@ pub fn out(text: &str) {
 }
 
 pub fn run(cli: Cli) -> Result<i32, Failure> {
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, cli.global.log_format);
     let env = |k: &str| std::env::var(k).ok();
     let settings = || settings::resolve(&cli.global, &env).map_err(Failure::usage);
     match cli.command {
@@ -68,16 +68,29 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     }
 }
 
-fn init_logging(verbose: bool) {
-    let filter = std::env::var("MDOPS_LOG").ok().filter(|v| !v.is_empty());
-    if !verbose && filter.is_none() {
-        return;
-    }
-    let filter = filter.unwrap_or_else(|| "mdops=debug".into());
-    let _ = tracing_subscriber::fmt()
+/// Logs go to stderr: warnings (retries) by default, API calls with `-v`, one
+/// JSON object per line with `--log-format json`.
+fn init_logging(verbose: bool, format: crate::cli::LogFormat) {
+    let filter = std::env::var("MDOPS_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            if verbose {
+                "mdops=debug".into()
+            } else if format == crate::cli::LogFormat::Json {
+                "mdops=info".into()
+            } else {
+                "mdops=warn".into()
+            }
+        });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(false);
+    let _ = match format {
+        crate::cli::LogFormat::Json => builder.json().try_init(),
+        crate::cli::LogFormat::Text => builder.with_target(false).try_init(),
+    };
 }
 
 /// A script to run: its display name (used in error positions) and text.
@@ -146,6 +159,14 @@ pub fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime, bridge: &Bridge, exit_on_s
     });
 }
 
+fn client_config(settings: &Settings, url: url::Url, token: SecretString) -> ClientConfig {
+    let mut config = ClientConfig::new(url, token);
+    config.timeout = settings.timeout;
+    config.retry = settings.retry;
+    config.max_rps = settings.max_rps;
+    config
+}
+
 /// The API a run talks to: the embedded sandbox, or the configured one.
 pub fn api_for(
     settings: &Settings,
@@ -156,13 +177,11 @@ pub fn api_for(
             .block_on(Sim::start(&Seed::demo(), Behaviour::default(), 0))
             .map_err(Failure::usage)?;
         let url = url::Url::parse(&sim.url()).expect("emulator URL parses");
-        let mut config = ClientConfig::new(url, SecretString::new(sim.admin_token()));
-        config.timeout = settings.timeout;
+        let config = client_config(settings, url, SecretString::new(sim.admin_token()));
         return Ok((ApiAccess::new(config), Some(sim)));
     }
     let token = settings.require_token().map_err(Failure::usage)?;
-    let mut config = ClientConfig::new(settings.api_url.clone(), token);
-    config.timeout = settings.timeout;
+    let config = client_config(settings, settings.api_url.clone(), token);
     Ok((ApiAccess::new(config), None))
 }
 

@@ -41,9 +41,28 @@ pub struct Global {
     /// Seconds to wait for one API request
     #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+    /// Retries of a failed request (429, 502-504, connection errors; POST only when safe)
+    #[arg(long, global = true, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+    /// Most API requests per second, across all workers of a run
+    #[arg(long, global = true, value_name = "N")]
+    pub max_rps: Option<f64>,
+    /// Workers for parallel(): the default and the most a script may ask for
+    #[arg(long, global = true, value_name = "N", default_value_t = 8)]
+    pub concurrency: u32,
     /// Log API calls to stderr (also MDOPS_LOG=debug)
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Format of log lines on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,6 +44,9 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub sandbox: bool,
     pub timeout: std::time::Duration,
+    pub retry: crate::api::resilience::RetryPolicy,
+    pub max_rps: Option<f64>,
+    pub concurrency: usize,
 }
 
 impl Settings {
@@ -162,6 +165,20 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
     if global.timeout == 0 {
         return Err("--timeout must be at least 1 second".into());
     }
+    if let Some(r) = global.max_rps {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err(format!("--max-rps must be a positive number, not {r}"));
+        }
+    }
+    if !(1..=256).contains(&global.concurrency) {
+        return Err(format!(
+            "--concurrency must be 1 to 256, not {}",
+            global.concurrency
+        ));
+    }
+    if global.retries > 20 {
+        return Err(format!("--retries must be 0 to 20, not {}", global.retries));
+    }
     Ok(Settings {
         api_url,
         token,
@@ -171,6 +188,12 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
         config_path,
         sandbox: global.sandbox,
         timeout: std::time::Duration::from_secs(global.timeout),
+        retry: crate::api::resilience::RetryPolicy {
+            max_attempts: global.retries + 1,
+            ..Default::default()
+        },
+        max_rps: global.max_rps,
+        concurrency: global.concurrency as usize,
     })
 }
 
@@ -201,6 +224,8 @@ mod tests {
         let g = Global {
             data_dir: Some(dir.path().to_path_buf()),
             timeout: 30,
+            retries: 4,
+            concurrency: 8,
             ..Default::default()
         };
         (dir, g)

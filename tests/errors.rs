@@ -214,6 +214,8 @@ fn against(url: &str, script: &str) -> crate::support::Output {
             url,
             "--timeout",
             "5",
+            "--retries",
+            "0",
             "run",
             path.to_str().unwrap(),
         ])
@@ -339,7 +341,7 @@ fn a_slow_server_times_out_with_a_clear_message() {
     let out = env.run(
         "slow.rhai",
         "tokens::list(\"bi_tool\")",
-        &["--timeout", "1"],
+        &["--timeout", "1", "--retries", "0"],
     );
     assert_exit(&out, 1);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));

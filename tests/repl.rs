@@ -23,8 +23,9 @@ fn repl(env: &Env, extra: &[&str]) -> PtySession {
     .expect("repl starts")
 }
 
-/// Waits for a fresh prompt (not a redraw of the line being edited): only then
-/// is the line editor reading keys in raw mode.
+/// Waits for a fresh prompt: only then is the line editor reading keys in raw
+/// mode. Callers first wait for output that cannot appear in the echo of what
+/// they typed, since long lines (with hints) wrap and redraw the prompt.
 fn prompt(p: &mut PtySession) {
     p.exp_regex(r"\n\r*mdops> ").unwrap();
 }
@@ -48,8 +49,8 @@ fn banner_multiline_function_then_call() {
     p.send_line("tokens::lst(\"x\")").unwrap();
     p.exp_string("did you mean `tokens::list`?").unwrap();
     prompt(&mut p);
-    p.send_line("n[0] + \"!\"").unwrap();
-    p.exp_string("!").unwrap();
+    p.send_line("n.len() * 21").unwrap();
+    p.exp_string("42").unwrap();
     p.send_line(":quit").unwrap();
     p.exp_eof().unwrap();
 }
@@ -75,8 +76,9 @@ fn tab_completes_namespaces_functions_and_keys() {
     p.exp_string("accounts::exists(").unwrap();
     p.send_line("\"bi_tool\")").unwrap();
     p.exp_string("true").unwrap();
-    p.send_line("let cfg = ducklings::get(\"etl_pipeline\");")
+    p.send_line("let cfg = ducklings::get(\"etl_pipeline\"); 40 + 2")
         .unwrap();
+    p.exp_string("42").unwrap();
     prompt(&mut p);
     p.send("cfg.read_s\t").unwrap();
     p.flush().unwrap();

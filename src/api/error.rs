@@ -33,7 +33,13 @@ pub enum ApiError {
         path: String,
         host: String,
         detail: String,
+        /// The request may have reached the server (the connection broke
+        /// after it was sent), so a create may have happened.
+        sent: bool,
     },
+    /// Not the API's doing: no API configured, no HTTP client.
+    #[error("{0}")]
+    Setup(String),
     #[error("{method} {path}: no answer within {}s", .after.as_secs_f64())]
     Timeout {
         method: String,
@@ -71,6 +77,16 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404) && self.code() == Some("NOT_FOUND")
     }
+    /// A failure after which a POST may or may not have taken effect.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            ApiError::Timeout { .. } => true,
+            ApiError::Network { sent, .. } => *sent,
+            ApiError::Status { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
     pub fn is_auth(&self) -> bool {
         matches!(self.status(), Some(401 | 403))
     }
@@ -83,6 +99,7 @@ impl ApiError {
             ApiError::Network { .. } => "network",
             ApiError::Timeout { .. } => "timeout",
             ApiError::Cancelled => "cancelled",
+            ApiError::Setup(_) => "setup",
         }
     }
 }

@@ -6,12 +6,14 @@
 pub mod base_url;
 pub mod error;
 pub mod models;
+pub mod resilience;
 pub mod rules;
 
 pub use error::ApiError;
 pub use models::*;
 
 use reqwest::{Method, StatusCode};
+use resilience::{parse_retry_after, Gate, RetryPolicy, Stats};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,6 +29,9 @@ pub struct ClientConfig {
     pub token: SecretString,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Requests per second across the whole run; `None` is unlimited.
+    pub max_rps: Option<f64>,
 }
 
 impl ClientConfig {
@@ -36,6 +41,8 @@ impl ClientConfig {
             token,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_rps: None,
         }
     }
 }
@@ -51,6 +58,9 @@ pub struct Client {
     token: SecretString,
     timeout: Duration,
     users_route: AtomicU8,
+    retry: RetryPolicy,
+    gate: Gate,
+    stats: Stats,
 }
 
 #[derive(Deserialize)]
@@ -145,13 +155,16 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             http,
             base: config.base_url,
             token: config.token,
             timeout: config.timeout,
             users_route: AtomicU8::new(USERS_UNKNOWN),
+            retry: config.retry,
+            gate: Gate::new(config.max_rps),
+            stats: Stats::default(),
         })
     }
 
@@ -172,6 +185,16 @@ impl Client {
         url
     }
 
+    /// Requests, retries and 429s so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// One request with the run's policy: admission through the shared gate,
+    /// then retries with backoff for failures that are safe to retry. A POST
+    /// is retried only when it cannot have taken effect (429, refused
+    /// connection); other failures of a POST are returned for the caller to
+    /// resolve (see [`Client::create_token`]).
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -180,6 +203,51 @@ impl Client {
         body: Option<&B>,
         auth: Auth<'_>,
     ) -> Result<(StatusCode, bytes::Bytes), ApiError> {
+        let idempotent = method != Method::POST;
+        let mut attempt = 1;
+        loop {
+            self.gate.admit().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let (result, retry_after) = self
+                .attempt(method.clone(), segments, query, body, &auth)
+                .await;
+            let retryable = match &result {
+                Ok(_) => false,
+                Err(ApiError::Status { status: 429, .. }) => true,
+                Err(ApiError::Network { sent: false, .. }) => true,
+                Err(e) => idempotent && e.is_ambiguous(),
+            };
+            if !retryable || attempt >= self.retry.max_attempts {
+                return result;
+            }
+            let mut wait = self.retry.backoff(attempt);
+            if let Some(after) = retry_after {
+                let after = after.min(self.retry.max_delay);
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                // Everyone backs off, not just this request.
+                self.gate.pause(after);
+                wait = wait.max(after);
+            }
+            if let Err(e) = &result {
+                tracing::warn!(%method, error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&B>,
+        auth: &Auth<'_>,
+    ) -> (
+        Result<(StatusCode, bytes::Bytes), ApiError>,
+        Option<Duration>,
+    ) {
         let url = self.url(segments);
         let path = url.path().to_string();
         let token = match auth {
@@ -198,14 +266,29 @@ impl Client {
             req = req.json(body);
         }
         let failed = |e: reqwest::Error| self.transport_error(&method, &path, e);
-        let resp = req.send().await.map_err(failed)?;
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return (Err(failed(e)), None),
+        };
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(failed)?;
+        let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after)
+            .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)));
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return (Err(failed(e)), None),
+        };
         tracing::debug!(%method, %path, status = status.as_u16(), "api call");
         if status.is_success() {
-            return Ok((status, bytes));
+            return (Ok((status, bytes)), None);
         }
-        Err(error_from_body(method.as_str(), &path, status, &bytes))
+        (
+            Err(error_from_body(method.as_str(), &path, status, &bytes)),
+            retry_after,
+        )
     }
 
     fn transport_error(&self, method: &Method, path: &str, e: reqwest::Error) -> ApiError {
@@ -229,6 +312,8 @@ impl Client {
             path: path.to_string(),
             host,
             detail: root_cause(&e),
+            // A refused connection never carried the request; anything else may have.
+            sent: !e.is_connect(),
         }
     }
 
@@ -246,12 +331,38 @@ impl Client {
     }
 
     /// `POST /v1/users`: create a service account.
+    ///
+    /// The API has no idempotency keys. If the request fails in a way that
+    /// leaves it unknown whether the account was made (timeout, dropped
+    /// connection, 502–504), the account is looked up before anything is retried.
     pub async fn create_user(&self, username: &str) -> Result<String, ApiError> {
         rules::username(username)?;
-        let r: Username = self
-            .call(Method::POST, &["v1", "users"], Some(&NewUser { username }))
-            .await?;
-        Ok(r.username)
+        let mut attempt = 1;
+        loop {
+            let err = match self
+                .call::<Username, _>(Method::POST, &["v1", "users"], Some(&NewUser { username }))
+                .await
+            {
+                Ok(r) => return Ok(r.username),
+                Err(e) if e.is_ambiguous() && attempt < self.retry.max_attempts => e,
+                Err(e) => return Err(e),
+            };
+            match self.get_ducklings(username).await {
+                Ok(_) => {
+                    tracing::info!(
+                        username,
+                        "the create went through before the connection failed"
+                    );
+                    return Ok(username.to_string());
+                }
+                Err(n) if n.is_not_found() => {}
+                // Cannot tell what happened: report the original failure.
+                Err(_) => return Err(err),
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.retry.backoff(attempt)).await;
+            attempt += 1;
+        }
     }
 
     /// `DELETE /v1/users/{username}`: delete an account and all of its data.
@@ -273,6 +384,11 @@ impl Client {
     }
 
     /// `POST /v1/users/{username}/tokens`: mint a token; the secret comes back once.
+    ///
+    /// If the request fails in a way that leaves it unknown whether a token was
+    /// minted, any token of this name created since the request began is an
+    /// orphan whose secret nobody received: it is revoked, then a fresh token
+    /// is minted. So a retry never leaves a duplicate behind.
     pub async fn create_token(
         &self,
         username: &str,
@@ -280,9 +396,50 @@ impl Client {
     ) -> Result<CreatedToken, ApiError> {
         rules::new_token(username, new)?;
         let segments = ["v1", "users", username, "tokens"];
-        let mut body: serde_json::Map<String, Value> =
-            self.call(Method::POST, &segments, Some(new)).await?;
-        let path = self.url(&segments).path().to_string();
+        let mut attempt = 1;
+        loop {
+            // Clocks differ a little between us and the server: look back a minute.
+            let began = chrono::Utc::now() - chrono::Duration::seconds(60);
+            let err = match self
+                .call::<serde_json::Map<String, Value>, _>(Method::POST, &segments, Some(new))
+                .await
+            {
+                Ok(body) => return self.created(body, &segments),
+                Err(e) if e.is_ambiguous() && attempt < self.retry.max_attempts => e,
+                Err(e) => return Err(e),
+            };
+            let orphans: Vec<Token> = match self.list_tokens(username).await {
+                Ok(tokens) => tokens
+                    .into_iter()
+                    .filter(|t| t.name.as_deref() == Some(new.name.as_str()))
+                    .filter(|t| {
+                        chrono::DateTime::parse_from_rfc3339(&t.created_ts)
+                            .map(|c| c >= began)
+                            .unwrap_or(false)
+                    })
+                    .collect(),
+                Err(_) => return Err(err),
+            };
+            for orphan in orphans {
+                tracing::warn!(username, token_id = %orphan.id, "revoking a token minted by a request whose answer was lost");
+                match self.delete_token(username, &orphan.id).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(_) => return Err(err),
+                }
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.retry.backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    fn created(
+        &self,
+        mut body: serde_json::Map<String, Value>,
+        segments: &[&str],
+    ) -> Result<CreatedToken, ApiError> {
+        let path = self.url(segments).path().to_string();
         let secret = match body.remove("token") {
             Some(Value::String(s)) if !s.is_empty() => SecretString::new(s),
             _ => {

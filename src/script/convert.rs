@@ -99,7 +99,7 @@ pub fn error_map(e: &ApiError) -> Map {
         | ApiError::Timeout { method, path, .. } => {
             (e.to_string(), vec![], None, Some(method), Some(path))
         }
-        ApiError::Cancelled => (e.to_string(), vec![], None, None, None),
+        ApiError::Cancelled | ApiError::Setup(_) => (e.to_string(), vec![], None, None, None),
     };
     m.insert("message".into(), message.into());
     m.insert(

@@ -81,12 +81,9 @@ impl Bridge {
         if tokio::runtime::Handle::try_current().is_ok() {
             // Blocking inside the runtime would panic; this is a programming error
             // in the embedding, so report it instead of taking the process down.
-            return Err(ApiError::Network {
-                method: String::new(),
-                path: String::new(),
-                host: String::new(),
-                detail: "internal error: a script ran on a runtime thread".into(),
-            });
+            return Err(ApiError::Setup(
+                "internal error: a script ran on a runtime thread".into(),
+            ));
         }
         let deadline = self.deadline;
         self.handle.block_on(async move {
@@ -127,12 +124,7 @@ impl ApiAccess {
         self.client
             .get_or_init(|| Client::new(self.config.clone()).map(Arc::new))
             .clone()
-            .map_err(|detail| ApiError::Network {
-                method: String::new(),
-                path: String::new(),
-                host: self.config.base_url.to_string(),
-                detail,
-            })
+            .map_err(ApiError::Setup)
     }
 }
 
@@ -274,12 +266,10 @@ impl Host {
         F: FnOnce(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, ApiError>> + 'a,
     {
-        let api = self.api.as_ref().ok_or_else(|| ApiError::Network {
-            method: String::new(),
-            path: String::new(),
-            host: String::new(),
-            detail: "no API is configured for this command".into(),
-        })?;
+        let api = self
+            .api
+            .as_ref()
+            .ok_or_else(|| ApiError::Setup("no API is configured for this command".into()))?;
         let client = api.client()?;
         self.bridge.block_on(f(client))
     }

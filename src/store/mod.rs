@@ -63,7 +63,7 @@ impl Store {
             path: Some(path.clone()),
         };
         store
-            .prepare()
+            .prepare_patiently()
             .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
         #[cfg(unix)]
         {
@@ -87,6 +87,23 @@ impl Store {
 
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Two first runs at once race to set WAL mode and migrate; SQLite answers
+    /// some of those races with an immediate "database is locked" that no busy
+    /// handler waits out, so set-up is retried for up to the busy timeout.
+    fn prepare_patiently(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.prepare() {
+                Err(e)
+                    if e.0.contains("database is locked") && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(rand::random_range(10..50)));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn prepare(&self) -> Result<()> {
