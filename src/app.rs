@@ -368,8 +368,26 @@ fn sim(args: SimArgs) -> Result<i32, Failure> {
     if args.no_users_endpoint {
         seed.users_endpoint = Some(false);
     }
+    for (flag, rate) in [("--error-rate", args.error_rate), ("--throttle-rate", args.throttle_rate), ("--drop-rate", args.drop_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(Failure::usage(format!("{flag} must be between 0 and 1, not {rate}")));
+        }
+    }
+    if args.error_rate + args.throttle_rate + args.drop_rate > 1.0 {
+        return Err(Failure::usage("the fault rates add up to more than 1"));
+    }
     let behaviour = Behaviour {
         latency: std::time::Duration::from_millis(args.latency_ms),
+        jitter: std::time::Duration::from_millis(args.jitter_ms),
+        faults: crate::sim::Faults {
+            error_rate: args.error_rate,
+            throttle_rate: args.throttle_rate,
+            drop_rate: args.drop_rate,
+            retry_after: args.retry_after,
+            seed: args.fault_seed,
+            scope: args.fault_scope.clone(),
+            limit: args.fault_limit,
+        },
     };
     let rt = runtime()?;
     let sim = rt

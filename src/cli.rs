@@ -189,6 +189,30 @@ pub struct SimArgs {
     /// Delay added to every response, in milliseconds
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub latency_ms: u64,
+    /// Up to this many milliseconds more, at random
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Share of requests answered 502/503/504 (0.0 to 1.0)
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Share of requests answered 429 with Retry-After
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Share of requests handled, then dropped without an answer
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Seconds in a 429's Retry-After
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub retry_after: u64,
+    /// Seed for the fault and jitter dice (same seed, same faults)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fault_seed: u64,
+    /// Inject faults only into matching requests, e.g. "POST /v1/users/*/tokens"
+    #[arg(long, value_name = "METHOD PATH")]
+    pub fault_scope: Option<String>,
+    /// Inject at most this many faults
+    #[arg(long, value_name = "N")]
+    pub fault_limit: Option<usize>,
     /// Emulate the older API without GET /v1/users
     #[arg(long)]
     pub no_users_endpoint: bool,

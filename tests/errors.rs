@@ -299,6 +299,7 @@ fn ctrl_c_cancels_an_in_flight_call_and_exits_130() {
         crate::support::SEED,
         mdops::sim::Behaviour {
             latency: Duration::from_secs(20),
+            ..Default::default()
         },
     );
     let script = env.script("slow.rhai", "print(\"start\");\ntry {\n    tokens::list(\"bi_tool\");\n} catch (e) {\n    print(\"caught\");\n}\nprint(\"after\");\n");
@@ -335,6 +336,7 @@ fn a_slow_server_times_out_with_a_clear_message() {
         crate::support::SEED,
         mdops::sim::Behaviour {
             latency: std::time::Duration::from_secs(10),
+            ..Default::default()
         },
     );
     let started = std::time::Instant::now();

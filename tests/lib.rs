@@ -8,6 +8,7 @@ mod contract;
 mod dives;
 mod ducklings;
 mod errors;
+mod faults;
 mod repl;
 mod state;
 mod tokens;

@@ -95,6 +95,7 @@ fn ctrl_c_cancels_a_slow_call_and_keeps_the_session() {
         crate::support::SEED,
         mdops::sim::Behaviour {
             latency: std::time::Duration::from_secs(30),
+            ..Default::default()
         },
     );
     let mut p = repl(&env, &[]);

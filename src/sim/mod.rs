@@ -8,12 +8,49 @@ pub mod server;
 pub mod state;
 
 pub use seed::Seed;
-pub use server::{Behaviour, Logged, Shared};
+pub use server::{Behaviour, Faults, Logged, Shared};
 pub use state::Org;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::oneshot;
+
+/// The accept loop. Hyper serves each connection so that a response marked
+/// [`server::DropConnection`] can end its connection without an answer, which
+/// is how a lost response looks to a client.
+async fn serve(listener: tokio::net::TcpListener, app: axum::Router, mut stopped: oneshot::Receiver<()>) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt;
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            async move {
+                let resp = app
+                    .oneshot(req.map(axum::body::Body::new))
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                if resp.extensions().get::<server::DropConnection>().is_some() {
+                    return Err(std::io::Error::other("injected: connection dropped"));
+                }
+                Ok(resp)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
 
 /// A running emulator. Dropping it stops the server.
 pub struct Sim {
@@ -26,11 +63,7 @@ impl Sim {
     /// Binds 127.0.0.1:`port` (0 picks a free port) and serves in the current runtime.
     pub async fn start(seed: &Seed, behaviour: Behaviour, port: u16) -> Result<Sim, String> {
         let org = Org::from_seed(seed)?;
-        let shared = Arc::new(Shared {
-            org: Mutex::new(org),
-            log: Mutex::new(Vec::new()),
-            behaviour,
-        });
+        let shared = Arc::new(Shared::new(org, behaviour));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
@@ -39,13 +72,7 @@ impl Sim {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        tokio::spawn(serve(listener, app, stopped));
         Ok(Sim {
             addr,
             shared,

@@ -25,15 +25,122 @@ pub struct Logged {
 pub struct Behaviour {
     /// Added before every answer.
     pub latency: Duration,
+    /// Up to this much more, uniformly at random.
+    pub jitter: Duration,
+    pub faults: Faults,
 }
+
+/// Failures to inject, each at a rate (0.0 to 1.0) of the requests in scope.
+/// Reproducible: the same seed gives the same sequence of decisions.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// 502, 503 or 504 instead of handling the request.
+    pub error_rate: f64,
+    /// 429 with `Retry-After` instead of handling the request.
+    pub throttle_rate: f64,
+    /// Handle the request, then drop the connection without an answer: the
+    /// client cannot know whether it took effect.
+    pub drop_rate: f64,
+    /// Seconds in the 429's `Retry-After`.
+    pub retry_after: u64,
+    pub seed: u64,
+    /// Only requests that match (`POST /v1/users/*/tokens`, `GET *`); all when absent.
+    pub scope: Option<String>,
+    /// At most this many faults in all.
+    pub limit: Option<usize>,
+}
+
+impl Faults {
+    pub fn any(&self) -> bool {
+        self.error_rate > 0.0 || self.throttle_rate > 0.0 || self.drop_rate > 0.0
+    }
+
+    fn in_scope(&self, method: &str, path: &str) -> bool {
+        let Some(scope) = &self.scope else { return true };
+        let (m, p) = scope.split_once(' ').unwrap_or(("*", scope.as_str()));
+        if m != "*" && !m.eq_ignore_ascii_case(method) {
+            return false;
+        }
+        let want: Vec<&str> = p.trim_matches('/').split('/').collect();
+        let got: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if want == ["*"] {
+            return true;
+        }
+        want.len() == got.len() && want.iter().zip(&got).all(|(w, g)| *w == "*" || w == g)
+    }
+}
+
+/// What the fault dice said for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Error(u16),
+    Throttle,
+    Drop,
+}
+
+/// Marks a response whose connection must be dropped instead of answered.
+#[derive(Debug, Clone, Copy)]
+pub struct DropConnection;
 
 pub struct Shared {
     pub org: Mutex<Org>,
     pub log: Mutex<Vec<Logged>>,
     pub behaviour: Behaviour,
+    rng: Mutex<rand::rngs::StdRng>,
+    injected: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
+    pub fn new(org: Org, behaviour: Behaviour) -> Shared {
+        use rand::SeedableRng;
+        Shared {
+            org: Mutex::new(org),
+            log: Mutex::new(Vec::new()),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(behaviour.faults.seed)),
+            behaviour,
+            injected: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> usize {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn roll(&self, method: &str, path: &str) -> (Duration, Fault) {
+        use rand::Rng;
+        let b = &self.behaviour;
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let jitter = if b.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(rng.random_range(0..=b.jitter.as_micros() as u64))
+        };
+        let f = &b.faults;
+        if !f.any() || !f.in_scope(method, path) {
+            return (jitter, Fault::None);
+        }
+        let r: f64 = rng.random();
+        let fault = if r < f.drop_rate {
+            Fault::Drop
+        } else if r < f.drop_rate + f.error_rate {
+            Fault::Error([502, 503, 504][rng.random_range(0..3)])
+        } else if r < f.drop_rate + f.error_rate + f.throttle_rate {
+            Fault::Throttle
+        } else {
+            Fault::None
+        };
+        if fault != Fault::None {
+            let n = self.injected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if f.limit.is_some_and(|l| n >= l) {
+                self.injected.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                return (jitter, Fault::None);
+            }
+        }
+        (jitter, fault)
+    }
+
     pub fn org(&self) -> MutexGuard<'_, Org> {
         // A panic in one handler must not take the emulator down with it.
         self.org.lock().unwrap_or_else(|e| e.into_inner())
@@ -70,19 +177,41 @@ pub fn router(shared: AppState) -> Router {
         .with_state(shared)
 }
 
-/// Latency first, then the request log entry once the status is known.
+/// Latency and injected faults first, then the request log entry once the
+/// status is known (a dropped answer is logged with status 0).
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if !s.behaviour.latency.is_zero() {
-        tokio::time::sleep(s.behaviour.latency).await;
-    }
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let resp = next.run(req).await;
-    s.log().push(Logged {
-        method,
-        path,
-        status: resp.status().as_u16(),
-    });
+    let (jitter, fault) = s.roll(&method, &path);
+    let delay = s.behaviour.latency + jitter;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let resp = match fault {
+        Fault::Error(status) => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            (code, Json(serde_json::json!({"code": "INTERNAL_SERVER_ERROR", "message": "Injected failure", "issues": []})))
+                .into_response()
+        }
+        Fault::Throttle => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, s.behaviour.faults.retry_after.to_string())],
+            Json(serde_json::json!({"code": "TOO_MANY_REQUESTS", "message": "Too Many Requests", "issues": []})),
+        )
+            .into_response(),
+        Fault::Drop => {
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(DropConnection);
+            resp
+        }
+        Fault::None => next.run(req).await,
+    };
+    let status = if resp.extensions().get::<DropConnection>().is_some() {
+        0
+    } else {
+        resp.status().as_u16()
+    };
+    s.log().push(Logged { method, path, status });
     resp
 }
 

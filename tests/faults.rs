@@ -1,0 +1,124 @@
+//! Behaviour under injected faults: retries, the shared 429 pause, and POSTs
+//! whose answer was lost.
+
+use crate::support::{assert_exit, Env, SEED};
+use mdops::sim::{Behaviour, Faults};
+use std::time::{Duration, Instant};
+
+fn with_faults(faults: Faults) -> Env {
+    Env::with(SEED, Behaviour { faults, ..Default::default() })
+}
+
+#[test]
+fn idempotent_calls_are_retried_after_5xx() {
+    let env = with_faults(Faults {
+        error_rate: 1.0,
+        scope: Some("GET /v1/users/*/tokens".into()),
+        limit: Some(2),
+        ..Default::default()
+    });
+    let out = env.run("r.rhai", "tokens::list(\"bi_tool\").len()", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "1\n");
+    let statuses: Vec<u16> = env.sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses.len(), 3);
+    assert!(statuses[0] >= 502 && statuses[1] >= 502 && statuses[2] == 200, "{statuses:?}");
+    assert_eq!(out.stderr.matches("retrying").count(), 2, "{out:?}");
+}
+
+#[test]
+fn a_429_pauses_for_retry_after() {
+    let env = with_faults(Faults {
+        throttle_rate: 1.0,
+        retry_after: 1,
+        scope: Some("PUT *".into()),
+        limit: Some(1),
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let out = env.run("t.rhai", "ducklings::update(\"bi_tool\", #{read_scaling: #{flock_size: 3}}).read_scaling.flock_size", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "3\n");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
+    let puts: Vec<u16> = env.sim.requests().iter().filter(|r| r.method == "PUT").map(|r| r.status).collect();
+    assert_eq!(puts, [429, 200]);
+}
+
+#[test]
+fn retries_give_up_with_the_last_error() {
+    let env = with_faults(Faults {
+        error_rate: 1.0,
+        scope: Some("GET *".into()),
+        ..Default::default()
+    });
+    let path = env.script("g.rhai", "tokens::list(\"bi_tool\")");
+    let out = env.mdops().args(["--retries", "2", "run", path.to_str().unwrap()]).output();
+    assert_exit(&out, 1);
+    assert_eq!(env.sim.requests().len(), 3);
+    assert!(out.stderr.contains("error: GET /v1/users/bi_tool/tokens failed with 50"), "{out:?}");
+}
+
+#[test]
+fn a_lost_token_answer_leaves_no_duplicate_and_no_orphan() {
+    let env = with_faults(Faults {
+        drop_rate: 1.0,
+        scope: Some("POST /v1/users/*/tokens".into()),
+        limit: Some(1),
+        ..Default::default()
+    });
+    let out = env.run("m.rhai", "let t = tokens::create(\"bi_tool\", \"dropped-once\"); t.token.reveal()", &[]);
+    assert_exit(&out, 0);
+    let org = env.org();
+    let named: Vec<_> = org.users["bi_tool"].tokens.iter().filter(|t| t.name == "dropped-once").collect();
+    assert_eq!(named.len(), 1, "exactly one live token");
+    assert_eq!(out.stdout.trim(), named[0].secret, "the script holds the live token's secret");
+    assert_eq!(org.revoked.len(), 1, "the token whose answer was lost was revoked");
+    let posts: Vec<u16> = env.sim.requests().iter().filter(|r| r.method == "POST").map(|r| r.status).collect();
+    assert_eq!(posts, [0, 200]);
+}
+
+#[test]
+fn a_lost_account_answer_is_resolved_by_looking() {
+    let env = with_faults(Faults {
+        drop_rate: 1.0,
+        scope: Some("POST /v1/users".into()),
+        limit: Some(1),
+        ..Default::default()
+    });
+    let out = env.run("a.rhai", "accounts::create(\"dropped_acct\").username", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "dropped_acct\n");
+    let posts = env.sim.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "the create went through; it was not sent again");
+    assert!(env.org().users.contains_key("dropped_acct"));
+}
+
+#[test]
+fn a_post_answered_503_is_checked_then_retried() {
+    let env = with_faults(Faults {
+        error_rate: 1.0,
+        scope: Some("POST /v1/users".into()),
+        limit: Some(1),
+        ..Default::default()
+    });
+    let out = env.run("a.rhai", "accounts::create(\"retried_acct\").username", &[]);
+    assert_exit(&out, 0);
+    let posts: Vec<u16> = env.sim.requests().iter().filter(|r| r.method == "POST").map(|r| r.status).collect();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[1], 200);
+}
+
+#[test]
+fn the_emulator_faults_are_reproducible_from_the_seed() {
+    let run = |seed| {
+        let env = with_faults(Faults {
+            error_rate: 0.3,
+            seed,
+            ..Default::default()
+        });
+        let out = env.run("s.rhai", "for i in 0..10 { tokens::list(\"bi_tool\"); }", &["--retries", "10"]);
+        assert_exit(&out, 0);
+        env.sim.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+}
