@@ -196,6 +196,28 @@ pub fn bridge_for(settings: &Settings, rt: &tokio::runtime::Runtime) -> Bridge {
 
 fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
     let (name, text) = load_script(&args.script)?;
+    // A dry run changes nothing and a sandbox run shares nothing: neither needs the lock.
+    let _lock = if args.dry_run || settings.sandbox {
+        None
+    } else {
+        let bundled = name.starts_with("scripts/") && !std::path::Path::new(&args.script).is_file();
+        let key = crate::lock::key_for(&args.script, bundled);
+        match crate::lock::acquire(&settings.data_dir, &key, &name) {
+            Ok(lock) => Some(lock),
+            Err(crate::lock::LockError::Held { path, holder }) => {
+                return Err(Failure {
+                    code: exit::LOCKED,
+                    message: format!(
+                        "error: another run of {name} is in progress ({holder}); its lock is {}
+",
+                        path.display()
+                    ),
+                })
+            }
+            Err(crate::lock::LockError::Io(e)) => return Err(Failure::usage(e)),
+        }
+    };
+    let started = std::time::Instant::now();
     let rt = runtime()?;
     let (api, _sim) = api_for(settings, &rt)?;
     let bridge = bridge_for(settings, &rt);
@@ -206,6 +228,7 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
         yes: args.yes,
         interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         output: args.output,
+        concurrency: settings.concurrency,
     };
     let json = options.output == OutputFormat::Json;
     let location = if settings.sandbox {
@@ -232,7 +255,16 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
         Ok(ast) => ast,
         Err(d) => return Err(fail(&d, &sources, json)),
     };
+    let mut functions = ast.clone_functions_only();
+    functions.set_source(name.as_str());
+    host.set_program(crate::script::host::Program {
+        ast: Arc::new(functions),
+        imports: script::top_level_imports(&ast),
+        sources: sources.clone(),
+        print_to,
+    });
     let result = engine.eval_ast_with_scope::<Dynamic>(&mut Scope::new(), &ast);
+    summary(&host, &name, started);
     let plan = host.take_plan();
     let (value, code) = match result {
         Ok(v) => (v, exit::OK),
@@ -271,6 +303,32 @@ fn exit_code(v: &Dynamic) -> Option<i32> {
         .as_int()
         .ok()
         .map(|c| c as i32)
+}
+
+/// After bulk work (`parallel()`), one line on stderr: items, requests,
+/// retries, time. A structured event with `--log-format json`.
+fn summary(host: &Host, name: &str, started: std::time::Instant) {
+    use std::sync::atomic::Ordering;
+    let ok = host.items_ok.load(Ordering::Relaxed);
+    let failed = host.items_failed.load(Ordering::Relaxed);
+    if ok + failed == 0 {
+        return;
+    }
+    let (requests, retries) = host.api_stats();
+    let secs = started.elapsed().as_secs_f64();
+    if tracing::enabled!(tracing::Level::INFO) {
+        tracing::info!(
+            script = name,
+            items_ok = ok,
+            items_failed = failed,
+            requests,
+            retries,
+            seconds = secs,
+            "run finished"
+        );
+    } else {
+        eprintln!("{name}: {ok} items ok, {failed} failed; {requests} requests, {retries} retries; {secs:.1}s");
+    }
 }
 
 fn fail(d: &Diagnostic, sources: &Sources, json: bool) -> Failure {
@@ -368,9 +426,15 @@ fn sim(args: SimArgs) -> Result<i32, Failure> {
     if args.no_users_endpoint {
         seed.users_endpoint = Some(false);
     }
-    for (flag, rate) in [("--error-rate", args.error_rate), ("--throttle-rate", args.throttle_rate), ("--drop-rate", args.drop_rate)] {
+    for (flag, rate) in [
+        ("--error-rate", args.error_rate),
+        ("--throttle-rate", args.throttle_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(Failure::usage(format!("{flag} must be between 0 and 1, not {rate}")));
+            return Err(Failure::usage(format!(
+                "{flag} must be between 0 and 1, not {rate}"
+            )));
         }
     }
     if args.error_rate + args.throttle_rate + args.drop_rate > 1.0 {

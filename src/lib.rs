@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod duration;
 pub mod fsutil;
+pub mod lock;
 pub mod repl;
 pub mod script;
 pub mod settings;

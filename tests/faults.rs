@@ -6,7 +6,13 @@ use mdops::sim::{Behaviour, Faults};
 use std::time::{Duration, Instant};
 
 fn with_faults(faults: Faults) -> Env {
-    Env::with(SEED, Behaviour { faults, ..Default::default() })
+    Env::with(
+        SEED,
+        Behaviour {
+            faults,
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
@@ -22,7 +28,10 @@ fn idempotent_calls_are_retried_after_5xx() {
     assert_eq!(out.stdout, "1\n");
     let statuses: Vec<u16> = env.sim.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses.len(), 3);
-    assert!(statuses[0] >= 502 && statuses[1] >= 502 && statuses[2] == 200, "{statuses:?}");
+    assert!(
+        statuses[0] >= 502 && statuses[1] >= 502 && statuses[2] == 200,
+        "{statuses:?}"
+    );
     assert_eq!(out.stderr.matches("retrying").count(), 2, "{out:?}");
 }
 
@@ -36,11 +45,24 @@ fn a_429_pauses_for_retry_after() {
         ..Default::default()
     });
     let started = Instant::now();
-    let out = env.run("t.rhai", "ducklings::update(\"bi_tool\", #{read_scaling: #{flock_size: 3}}).read_scaling.flock_size", &[]);
+    let out = env.run(
+        "t.rhai",
+        "ducklings::update(\"bi_tool\", #{read_scaling: #{flock_size: 3}}).read_scaling.flock_size",
+        &[],
+    );
     assert_exit(&out, 0);
     assert_eq!(out.stdout, "3\n");
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
-    let puts: Vec<u16> = env.sim.requests().iter().filter(|r| r.method == "PUT").map(|r| r.status).collect();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    let puts: Vec<u16> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.status)
+        .collect();
     assert_eq!(puts, [429, 200]);
 }
 
@@ -52,10 +74,17 @@ fn retries_give_up_with_the_last_error() {
         ..Default::default()
     });
     let path = env.script("g.rhai", "tokens::list(\"bi_tool\")");
-    let out = env.mdops().args(["--retries", "2", "run", path.to_str().unwrap()]).output();
+    let out = env
+        .mdops()
+        .args(["--retries", "2", "run", path.to_str().unwrap()])
+        .output();
     assert_exit(&out, 1);
     assert_eq!(env.sim.requests().len(), 3);
-    assert!(out.stderr.contains("error: GET /v1/users/bi_tool/tokens failed with 50"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("error: GET /v1/users/bi_tool/tokens failed with 50"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -66,14 +95,36 @@ fn a_lost_token_answer_leaves_no_duplicate_and_no_orphan() {
         limit: Some(1),
         ..Default::default()
     });
-    let out = env.run("m.rhai", "let t = tokens::create(\"bi_tool\", \"dropped-once\"); t.token.reveal()", &[]);
+    let out = env.run(
+        "m.rhai",
+        "let t = tokens::create(\"bi_tool\", \"dropped-once\"); t.token.reveal()",
+        &[],
+    );
     assert_exit(&out, 0);
     let org = env.org();
-    let named: Vec<_> = org.users["bi_tool"].tokens.iter().filter(|t| t.name == "dropped-once").collect();
+    let named: Vec<_> = org.users["bi_tool"]
+        .tokens
+        .iter()
+        .filter(|t| t.name == "dropped-once")
+        .collect();
     assert_eq!(named.len(), 1, "exactly one live token");
-    assert_eq!(out.stdout.trim(), named[0].secret, "the script holds the live token's secret");
-    assert_eq!(org.revoked.len(), 1, "the token whose answer was lost was revoked");
-    let posts: Vec<u16> = env.sim.requests().iter().filter(|r| r.method == "POST").map(|r| r.status).collect();
+    assert_eq!(
+        out.stdout.trim(),
+        named[0].secret,
+        "the script holds the live token's secret"
+    );
+    assert_eq!(
+        org.revoked.len(),
+        1,
+        "the token whose answer was lost was revoked"
+    );
+    let posts: Vec<u16> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
     assert_eq!(posts, [0, 200]);
 }
 
@@ -88,7 +139,12 @@ fn a_lost_account_answer_is_resolved_by_looking() {
     let out = env.run("a.rhai", "accounts::create(\"dropped_acct\").username", &[]);
     assert_exit(&out, 0);
     assert_eq!(out.stdout, "dropped_acct\n");
-    let posts = env.sim.requests().iter().filter(|r| r.method == "POST").count();
+    let posts = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
     assert_eq!(posts, 1, "the create went through; it was not sent again");
     assert!(env.org().users.contains_key("dropped_acct"));
 }
@@ -103,7 +159,13 @@ fn a_post_answered_503_is_checked_then_retried() {
     });
     let out = env.run("a.rhai", "accounts::create(\"retried_acct\").username", &[]);
     assert_exit(&out, 0);
-    let posts: Vec<u16> = env.sim.requests().iter().filter(|r| r.method == "POST").map(|r| r.status).collect();
+    let posts: Vec<u16> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[1], 200);
 }
@@ -116,9 +178,17 @@ fn the_emulator_faults_are_reproducible_from_the_seed() {
             seed,
             ..Default::default()
         });
-        let out = env.run("s.rhai", "for i in 0..10 { tokens::list(\"bi_tool\"); }", &["--retries", "10"]);
+        let out = env.run(
+            "s.rhai",
+            "for i in 0..10 { tokens::list(\"bi_tool\"); }",
+            &["--retries", "10"],
+        );
         assert_exit(&out, 0);
-        env.sim.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+        env.sim
+            .requests()
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(7), run(7));
 }

@@ -10,6 +10,7 @@ mod ducklings;
 mod errors;
 mod faults;
 mod repl;
+mod scale;
 mod state;
 mod tokens;
 mod validation;

@@ -111,6 +111,7 @@ pub fn run(settings: &Settings, args: ReplArgs) -> Result<i32, Failure> {
         yes: args.yes,
         interactive: interactive && std::io::stderr().is_terminal(),
         output: OutputFormat::Text,
+        concurrency: settings.concurrency,
         ..Default::default()
     };
     let location = if settings.sandbox {

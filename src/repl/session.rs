@@ -6,7 +6,7 @@ use crate::script::diagnostics::{self, Sources};
 use crate::script::host::Host;
 use crate::script::table::render_text;
 use crate::script::{self, convert::to_json, docs};
-use rhai::{Dynamic, Engine, EvalAltResult, Expr, Scope, Stmt, AST};
+use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 use std::sync::Arc;
 
 pub struct Session {
@@ -19,6 +19,7 @@ pub struct Session {
     pub json: bool,
     inputs: usize,
     docs: Vec<docs::FnDoc>,
+    imports: Vec<(String, String)>,
 }
 
 /// What an input produced: text for stdout, text for stderr.
@@ -73,6 +74,7 @@ impl Session {
             json: false,
             inputs: 0,
             docs,
+            imports: Vec::new(),
         }
     }
 
@@ -124,6 +126,17 @@ impl Session {
         }
         let mut run = self.functions.clone();
         run += ast.clone();
+        self.host.set_program(crate::script::host::Program {
+            ast: Arc::new(run.clone_functions_only()),
+            imports: self
+                .imports
+                .iter()
+                .cloned()
+                .chain(script::top_level_imports(&ast))
+                .collect(),
+            sources: self.sources.clone(),
+            print_to: script::PrintTo::Stdout,
+        });
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &run);
@@ -156,30 +169,9 @@ impl Session {
     /// Top-level `import "x" as y;` must outlive the input that made it: the
     /// module becomes a static module of the engine under its alias.
     fn keep_imports(&mut self, ast: &AST) {
-        let mut imports: Vec<(String, String)> = Vec::new();
-        for stmt in ast.statements() {
-            if let Stmt::Import(x, _) = stmt {
-                let (path, alias) = x.as_ref();
-                if let Expr::StringConstant(p, _) = path {
-                    if !alias.name.is_empty() {
-                        imports.push((p.to_string(), alias.name.to_string()));
-                    }
-                }
-            }
-        }
-        for (path, alias) in imports {
-            let resolver = crate::script::resolver::Resolver::new(self.sources.clone());
-            let source = ast.source().map(str::to_string);
-            if let Ok(m) = rhai::ModuleResolver::resolve(
-                &resolver,
-                &self.engine,
-                source.as_deref(),
-                &path,
-                rhai::Position::NONE,
-            ) {
-                self.engine.register_static_module(alias, m);
-            }
-        }
+        let imports = script::top_level_imports(ast);
+        self.imports.extend(imports.iter().cloned());
+        script::register_imports(&mut self.engine, &imports, &self.sources, ast.source());
     }
 
     fn show(&self, v: &Dynamic) -> String {
@@ -221,6 +213,7 @@ impl Session {
             "clear" => {
                 self.scope.clear();
                 self.functions = AST::empty();
+                self.imports.clear();
                 self.engine = script::engine(
                     Some(self.host.clone()),
                     self.sources.clone(),

@@ -118,6 +118,11 @@ impl ApiAccess {
         &self.config
     }
 
+    /// The client if it was built (an API call was made).
+    pub fn built(&self) -> Option<Arc<Client>> {
+        self.client.get().and_then(|r| r.as_ref().ok().cloned())
+    }
+
     /// The client, built on first use so that scripts that make no API call
     /// never pay for TLS set-up.
     pub fn client(&self) -> Result<Arc<Client>, ApiError> {
@@ -137,6 +142,8 @@ pub struct RunOptions {
     /// Standard input and error are terminals: prompts are possible.
     pub interactive: bool,
     pub output: OutputFormat,
+    /// Workers for `parallel()`: its default, and the most a script may ask for.
+    pub concurrency: usize,
 }
 
 /// Where the run keeps its state (inventory, journal, audit).
@@ -188,6 +195,21 @@ pub struct Host {
     plan: Mutex<Vec<Value>>,
     /// Secrets this session received, so a REPL can keep them out of its history.
     seen: Mutex<Vec<crate::api::SecretString>>,
+    /// What worker engines of `parallel()` need: the script and where output goes.
+    program: Mutex<Option<Program>>,
+    /// Items done by `parallel()`: ok and failed, for the run's summary.
+    pub items_ok: std::sync::atomic::AtomicU64,
+    pub items_failed: std::sync::atomic::AtomicU64,
+}
+
+/// The script being run, as worker engines need it: its functions, and the
+/// modules it imported at top level (alias, path), which workers import too.
+#[derive(Clone)]
+pub struct Program {
+    pub ast: Arc<rhai::AST>,
+    pub imports: Vec<(String, String)>,
+    pub sources: Arc<crate::script::diagnostics::Sources>,
+    pub print_to: crate::script::PrintTo,
 }
 
 impl Host {
@@ -200,6 +222,9 @@ impl Host {
             profile: None,
             plan: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
+            program: Mutex::new(None),
+            items_ok: Default::default(),
+            items_failed: Default::default(),
         }
     }
 
@@ -243,6 +268,29 @@ impl Host {
                 "could not record `{operation} {target}` in the audit log: {e}"
             ));
         }
+    }
+
+    pub fn set_program(&self, program: Program) {
+        *self.program.lock().unwrap_or_else(|e| e.into_inner()) = Some(program);
+    }
+
+    pub fn program(&self) -> Option<Program> {
+        self.program
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Requests and retries so far (zero when no API call was made).
+    pub fn api_stats(&self) -> (u64, u64) {
+        self.api
+            .as_ref()
+            .and_then(|a| a.built())
+            .map(|c| {
+                let (requests, retries, _) = c.stats().snapshot();
+                (requests, retries)
+            })
+            .unwrap_or((0, 0))
     }
 
     pub fn remember_secret(&self, secret: &crate::api::SecretString) {

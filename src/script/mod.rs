@@ -25,7 +25,7 @@ pub const MAX_EXPR_DEPTH: usize = 128;
 pub const MAX_FN_EXPR_DEPTH: usize = 64;
 
 /// Where `print` goes: stdout normally; stderr when stdout carries one JSON document.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrintTo {
     Stdout,
     Stderr,
@@ -97,6 +97,40 @@ fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
             None => std::borrow::Cow::Owned(String::new()),
         },
         None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// The modules an AST imports at top level with a constant path: (alias, path).
+pub fn top_level_imports(ast: &AST) -> Vec<(String, String)> {
+    ast.statements()
+        .iter()
+        .filter_map(|stmt| match stmt {
+            rhai::Stmt::Import(x, _) => match &x.0 {
+                rhai::Expr::StringConstant(p, _) if !x.1.name.is_empty() => {
+                    Some((x.1.name.to_string(), p.to_string()))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes `alias::f()` work in `engine` outside any `import` statement (worker
+/// engines of `parallel()`, later REPL inputs).
+pub fn register_imports(
+    engine: &mut Engine,
+    imports: &[(String, String)],
+    sources: &Arc<Sources>,
+    importer: Option<&str>,
+) {
+    let resolver = resolver::Resolver::new(sources.clone());
+    for (alias, path) in imports {
+        if let Ok(m) =
+            rhai::ModuleResolver::resolve(&resolver, engine, importer, path, rhai::Position::NONE)
+        {
+            engine.register_static_module(alias.as_str(), m);
+        }
     }
 }
 

@@ -18,7 +18,11 @@ use tokio::sync::oneshot;
 /// The accept loop. Hyper serves each connection so that a response marked
 /// [`server::DropConnection`] can end its connection without an answer, which
 /// is how a lost response looks to a client.
-async fn serve(listener: tokio::net::TcpListener, app: axum::Router, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stopped: oneshot::Receiver<()>,
+) {
     use hyper_util::rt::TokioIo;
     use tower::ServiceExt;
     loop {
@@ -31,19 +35,20 @@ async fn serve(listener: tokio::net::TcpListener, app: axum::Router, mut stopped
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            async move {
-                let resp = app
-                    .oneshot(req.map(axum::body::Body::new))
-                    .await
-                    .unwrap_or_else(|never| match never {});
-                if resp.extensions().get::<server::DropConnection>().is_some() {
-                    return Err(std::io::Error::other("injected: connection dropped"));
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let resp = app
+                        .oneshot(req.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|never| match never {});
+                    if resp.extensions().get::<server::DropConnection>().is_some() {
+                        return Err(std::io::Error::other("injected: connection dropped"));
+                    }
+                    Ok(resp)
                 }
-                Ok(resp)
-            }
-        });
+            });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

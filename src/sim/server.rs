@@ -56,7 +56,9 @@ impl Faults {
     }
 
     fn in_scope(&self, method: &str, path: &str) -> bool {
-        let Some(scope) = &self.scope else { return true };
+        let Some(scope) = &self.scope else {
+            return true;
+        };
         let (m, p) = scope.split_once(' ').unwrap_or(("*", scope.as_str()));
         if m != "*" && !m.eq_ignore_ascii_case(method) {
             return false;
@@ -132,9 +134,12 @@ impl Shared {
             Fault::None
         };
         if fault != Fault::None {
-            let n = self.injected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let n = self
+                .injected
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if f.limit.is_some_and(|l| n >= l) {
-                self.injected.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                self.injected
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 return (jitter, Fault::None);
             }
         }
@@ -211,7 +216,11 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     } else {
         resp.status().as_u16()
     };
-    s.log().push(Logged { method, path, status });
+    s.log().push(Logged {
+        method,
+        path,
+        status,
+    });
     resp
 }
 

@@ -5,10 +5,10 @@ use crate::script::convert::{invalid, RhaiResult};
 use crate::script::prompt;
 use crate::script::table::Table;
 use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, INT};
 
 /// The key under which `exit(code)` leaves its code in the termination value.
 pub const EXIT_CODE_KEY: &str = "mdops_exit_code";
-use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, INT};
 
 #[export_module]
 pub mod api {
@@ -161,14 +161,41 @@ pub mod api {
         Table::new(rows, None)
     }
 
-    /// Calls `f(item)` for each item and returns the results in input order. An item
-    /// whose call throws yields `#{error: message, item}` in its place; the others go on.
+    /// Calls `f(item)` for each item, several at a time (`--concurrency`, default 8),
+    /// and returns the results in input order. An item whose call throws yields
+    /// `#{error, item}` in its place; the others go on. `f` should be a closure or
+    /// a function of the script; each worker runs it on its own engine, so it
+    /// sees the script's functions and imports but not its global variables
+    /// (pass what it needs, or capture it in the closure).
     #[rhai_fn(name = "parallel", return_raw, volatile)]
     pub fn parallel(ctx: NativeCallContext, items: Array, f: FnPtr) -> RhaiResult<Array> {
-        run_each(&ctx, items, &f)
+        let h = host(&ctx)?;
+        let n = h.options.concurrency.max(1);
+        run_all(&ctx, items, &f, n)
     }
 
-    /// `parallel(items, f)` with options `#{concurrency}` (1–64).
+    /// `parallel(items, f)` over a range of integers (`0..n`).
+    #[rhai_fn(name = "parallel", return_raw, volatile)]
+    pub fn parallel_range(
+        ctx: NativeCallContext,
+        items: std::ops::Range<INT>,
+        f: FnPtr,
+    ) -> RhaiResult<Array> {
+        parallel(ctx, items.map(Dynamic::from).collect(), f)
+    }
+
+    /// `parallel(items, f)` over an inclusive range of integers (`0..=n`).
+    #[rhai_fn(name = "parallel", return_raw, volatile)]
+    pub fn parallel_range_inclusive(
+        ctx: NativeCallContext,
+        items: std::ops::RangeInclusive<INT>,
+        f: FnPtr,
+    ) -> RhaiResult<Array> {
+        parallel(ctx, items.map(Dynamic::from).collect(), f)
+    }
+
+    /// `parallel(items, f)` with options `#{concurrency}`: at most that many at a
+    /// time (capped by `--concurrency`).
     #[rhai_fn(name = "parallel", return_raw, volatile)]
     pub fn parallel_with(
         ctx: NativeCallContext,
@@ -176,19 +203,23 @@ pub mod api {
         f: FnPtr,
         options: Map,
     ) -> RhaiResult<Array> {
+        let h = host(&ctx)?;
+        let max = h.options.concurrency.max(1);
+        let mut n = max;
         for (k, v) in options.iter() {
             match k.as_str() {
                 "concurrency" => {
-                    let n = v.as_int().map_err(|_| {
+                    let c = v.as_int().map_err(|_| {
                         invalid(&ctx, "concurrency", "concurrency must be an integer")
                     })?;
-                    if !(1..=64).contains(&n) {
+                    if c < 1 {
                         return Err(invalid(
                             &ctx,
                             "concurrency",
-                            format!("concurrency is {n}; it must be 1 to 64"),
+                            format!("concurrency is {c}; it must be at least 1"),
                         ));
                     }
+                    n = (c as usize).min(max);
                 }
                 other => {
                     return Err(invalid(
@@ -199,23 +230,167 @@ pub mod api {
                 }
             }
         }
-        run_each(&ctx, items, &f)
+        run_all(&ctx, items, &f, n)
     }
 }
 
-pub fn run_each(ctx: &NativeCallContext, items: Array, f: &FnPtr) -> RhaiResult<Array> {
-    let mut out = Array::with_capacity(items.len());
-    for item in items {
-        match f.call_within_context::<Dynamic>(ctx, (item.clone(),)) {
-            Ok(v) => out.push(v),
-            Err(e) if matches!(*e, EvalAltResult::ErrorTerminated(..)) => return Err(e),
-            Err(e) => {
-                let mut m = Map::new();
-                m.insert("error".into(), crate::script::diagnostics::error_value(&e));
-                m.insert("item".into(), item);
-                out.push(m.into());
-            }
-        }
+fn failure_entry(e: &EvalAltResult, item: Dynamic) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("error".into(), crate::script::diagnostics::error_value(e));
+    m.insert("item".into(), item);
+    m.into()
+}
+
+/// Stops the whole call: Ctrl-C, or `exit()` inside an item.
+fn is_stop(e: &EvalAltResult) -> bool {
+    matches!(e, EvalAltResult::ErrorTerminated(..))
+        || matches!(e, EvalAltResult::ErrorInFunctionCall(_, _, inner, _) if is_stop(inner))
+}
+
+fn unwrap_stop(e: Box<EvalAltResult>) -> Box<EvalAltResult> {
+    if let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = *e {
+        return unwrap_stop(inner);
     }
-    Ok(out)
+    e
+}
+
+fn progress(len: usize) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if len < 2 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} items  {elapsed_precise}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn run_all(
+    ctx: &NativeCallContext,
+    items: Array,
+    f: &FnPtr,
+    concurrency: usize,
+) -> RhaiResult<Array> {
+    let h = host(ctx)?;
+    let bar = progress(items.len());
+    let count = |ok: bool| {
+        let c = if ok { &h.items_ok } else { &h.items_failed };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let program = h.program();
+    let result = match program {
+        Some(program) if concurrency > 1 && items.len() > 1 => {
+            run_workers(&h, &program, items, f, concurrency, bar.as_ref(), &count)
+        }
+        _ => {
+            let mut out = Array::with_capacity(items.len());
+            for item in items {
+                match f.call_within_context::<Dynamic>(ctx, (item.clone(),)) {
+                    Ok(v) => {
+                        count(true);
+                        out.push(v)
+                    }
+                    Err(e) if is_stop(&e) => return Err(unwrap_stop(e)),
+                    Err(e) => {
+                        count(false);
+                        out.push(failure_entry(&e, item))
+                    }
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            Ok(out)
+        }
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result
+}
+
+/// A pool of `concurrency` threads, each with its own engine over the same
+/// compiled script, taking items in order from a shared counter.
+fn run_workers(
+    h: &std::sync::Arc<crate::script::host::Host>,
+    program: &crate::script::host::Program,
+    items: Array,
+    f: &FnPtr,
+    concurrency: usize,
+    bar: Option<&indicatif::ProgressBar>,
+    count: &(dyn Fn(bool) + Sync),
+) -> RhaiResult<Array> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let slots: Vec<std::sync::Mutex<Option<Dynamic>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let stopped: std::sync::Mutex<Option<Box<EvalAltResult>>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.min(items.len()) {
+            scope.spawn(|| {
+                let mut engine = crate::script::engine(
+                    Some(h.clone()),
+                    program.sources.clone(),
+                    program.print_to,
+                );
+                crate::script::register_imports(
+                    &mut engine,
+                    &program.imports,
+                    &program.sources,
+                    program.ast.source(),
+                );
+                loop {
+                    if stop.load(Ordering::Relaxed) || h.bridge.is_cancelled() {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let value = match f.call::<Dynamic>(&engine, &program.ast, (item.clone(),)) {
+                        Ok(v) => {
+                            count(true);
+                            v
+                        }
+                        Err(e) if is_stop(&e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            stopped
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(unwrap_stop(e));
+                            break;
+                        }
+                        Err(e) => {
+                            count(false);
+                            failure_entry(&e, item.clone())
+                        }
+                    };
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                    if let Some(b) = bar {
+                        b.inc(1);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = stopped.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    if h.bridge.is_cancelled() {
+        return Err(Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::UNIT,
+            rhai::Position::NONE,
+        )));
+    }
+    Ok(slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or(Dynamic::UNIT)
+        })
+        .collect())
 }

@@ -1,0 +1,121 @@
+//! One run at a time per script: an advisory lock on a file in the data dir.
+//!
+//! The operating system releases the lock when its holder exits, however it
+//! exits, so a lock left by a dead process is simply taken over.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub struct RunLock {
+    // Held for as long as this value lives.
+    _file: File,
+    pub path: PathBuf,
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Another live run holds it; what it wrote about itself.
+    Held {
+        path: PathBuf,
+        holder: String,
+    },
+    Io(String),
+}
+
+/// The lock file's name for a script: its bundled name, or its file name plus
+/// a hash of its full path (two `sync.rhai` in different folders do not collide).
+pub fn key_for(script: &str, bundled: bool) -> String {
+    if bundled {
+        return script.trim_end_matches(".rhai").to_string();
+    }
+    let path = Path::new(script);
+    let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let stem = path
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy().replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+                "_",
+            )
+        })
+        .unwrap_or_else(|| "script".into());
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(full.to_string_lossy().as_bytes());
+    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stem}-{short}")
+}
+
+pub fn acquire(data_dir: &Path, key: &str, script: &str) -> Result<RunLock, LockError> {
+    let dir = data_dir.join("locks");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| LockError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{key}.lock"));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| LockError::Io(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(LockError::Held {
+                path,
+                holder: holder.trim().replace('\n', ", "),
+            });
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(LockError::Io(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )))
+        }
+    }
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    if !previous.trim().is_empty() {
+        tracing::debug!(lock = %path.display(), previous = %previous.trim(), "took over a lock its holder left behind");
+    }
+    let me = format!(
+        "pid={}\nstarted={}\nscript={script}\n",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let _ = file.set_len(0);
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.write_all(me.as_bytes());
+    let _ = file.flush();
+    Ok(RunLock { _file: file, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_then_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = acquire(dir.path(), "job", "job.rhai").unwrap();
+        match acquire(dir.path(), "job", "job.rhai") {
+            Err(LockError::Held { holder, .. }) => {
+                assert!(holder.contains(&format!("pid={}", std::process::id())))
+            }
+            _ => panic!("the second acquire must fail"),
+        }
+        drop(first);
+        assert!(acquire(dir.path(), "job", "job.rhai").is_ok());
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(key_for("rotate-tokens", true), "rotate-tokens");
+        let k = key_for("/tmp/some dir/sync.rhai", false);
+        assert!(
+            k.starts_with("sync-") && k.len() == "sync-".len() + 8,
+            "{k}"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! parallel(), run locks, the summary line, JSON logs.
+
+use crate::support::{assert_exit, Env, SEED};
+use mdops::sim::Behaviour;
+use std::time::{Duration, Instant};
+
+#[test]
+fn parallel_keeps_order_and_captures_errors() {
+    let env = Env::new();
+    let out = env.run(
+        "p.rhai",
+        r#"
+        import "report" as report;
+        fn check(n) {
+            if n % 7 == 0 { throw `no ${n}`; }
+            if n == 5 { tokens::list("ghost"); }
+            n * 10
+        }
+        let offset = 1;
+        let a = parallel(range(1, 16), |n| check(n) + offset);
+        let b = parallel(["bi_tool", "etl_pipeline"], |u| report::next_expiry(tokens::list(u)), #{concurrency: 2});
+        print(b);
+        a.map(|r| if type_of(r) == "map" { if type_of(r.error) == "map" { `${r.item}:${r.error.status}` } else { `${r.item}:${r.error}` } } else { r })
+        "#,
+        &["--concurrency", "4"],
+    );
+    assert_exit(&out, 0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("[\"in 25d\", \"in 79d\"]")
+            || lines[0].starts_with("[\"in 24d\", \"in 79d\"]"),
+        "{out:?}"
+    );
+    assert_eq!(
+        &lines[1..],
+        [
+            "11", "21", "31", "41", "5:404", "61", "7:no 7", "81", "91", "101", "111", "121",
+            "131", "14:no 14", "151"
+        ]
+    );
+    assert!(
+        out.stderr.starts_with("p.rhai: 14 items ok, 3 failed;"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn parallel_runs_items_at_the_same_time() {
+    let env = Env::with(
+        SEED,
+        Behaviour {
+            latency: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let script =
+        "parallel(range(0, 16), |i| tokens::list(\"bi_tool\").len()).reduce(|s, x| s + x, 0)";
+    let started = Instant::now();
+    let out = env.run("c.rhai", script, &["--concurrency", "8"]);
+    let elapsed = started.elapsed();
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "16\n");
+    // One at a time this is 16 × 200 ms = 3.2 s; eight at a time about 0.4 s.
+    assert!(elapsed < Duration::from_millis(2000), "took {elapsed:?}");
+    let started = Instant::now();
+    let out = env.run("c.rhai", script, &["--concurrency", "1"]);
+    assert_exit(&out, 0);
+    assert!(started.elapsed() >= Duration::from_millis(3200));
+}
+
+#[test]
+fn exit_inside_parallel_ends_the_run_with_its_code() {
+    let env = Env::new();
+    let out = env.run(
+        "e.rhai",
+        "parallel(range(0, 40), |i| { if i == 3 { exit(4); } i }); print(\"not reached\");",
+        &[],
+    );
+    assert_exit(&out, 4);
+    assert!(!out.stdout.contains("not reached"));
+}
+
+#[test]
+fn a_held_lock_is_exit_5_and_a_dead_holders_lock_is_taken_over() {
+    let env = Env::with(
+        SEED,
+        Behaviour {
+            latency: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    let script = env.script("slow.rhai", "tokens::list(\"bi_tool\").len()");
+    let mut first = env.mdops();
+    first
+        .cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped());
+    let child = first.cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = env.mdops().args(["run", script.to_str().unwrap()]).output();
+    assert_exit(&out, 5);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: another run of {} is in progress (pid={}, started=",
+            script.display(),
+            child.id()
+        )),
+        "{out:?}"
+    );
+    // A dry run may look while the real one works.
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "--dry-run",
+            "--timeout",
+            "10",
+        ])
+        .output();
+    assert_exit(&out, 0);
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    // The lock file is still there, naming a process that is gone: it is taken over.
+    let locks: Vec<_> = std::fs::read_dir(env.home.path().join("locks"))
+        .unwrap()
+        .collect();
+    assert_eq!(locks.len(), 1);
+    let out = env.mdops().args(["run", script.to_str().unwrap()]).output();
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let env = Env::new();
+    let path = env.script("j.rhai", "parallel([1, 2, 3], |i| i * 2)");
+    let out = env
+        .mdops()
+        .args(["--log-format", "json", "run", path.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 0);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["level"].is_string());
+    }
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["fields"]["message"], "run finished");
+    assert_eq!(last["fields"]["items_ok"], 3);
+}
