@@ -267,7 +267,7 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
     summary(&host, &name, started);
     let plan = host.take_plan();
     let (value, code) = match result {
-        Ok(v) => (v, exit::OK),
+        Ok(v) => (v, host.exit_code.load(std::sync::atomic::Ordering::Relaxed)),
         Err(e) => match *e {
             EvalAltResult::ErrorTerminated(ref v, _) if exit_code(v).is_some() => {
                 (Dynamic::UNIT, exit_code(v).unwrap_or(exit::OK))
@@ -290,6 +290,8 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
             "{}\n",
             serde_json::to_string_pretty(&doc).expect("JSON serializes")
         ));
+    } else if args.output == OutputFormat::Csv {
+        out(&script::table::render_csv(&value));
     } else {
         out(&script::table::render_text(&value));
     }

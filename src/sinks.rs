@@ -39,13 +39,20 @@ fn verify_readback(path: &Path, expected: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the secret (and a newline) as the whole content of `path`.
-pub fn to_file(path: &Path, secret: &SecretString) -> Result<(), String> {
+/// Writes the secret (and a newline) as the whole content of `path`. Returns
+/// what the file held before (its first line), so a failed rotation can put it back.
+pub fn to_file(path: &Path, secret: &SecretString) -> Result<Option<SecretString>, String> {
     check_dir(path)?;
+    let previous = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::trim).map(String::from))
+        .filter(|t| !t.is_empty())
+        .map(SecretString::new);
     let content = format!("{}\n", secret.expose());
     write_private(path, content.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    verify_readback(path, &content)
+    verify_readback(path, &content)?;
+    Ok(previous)
 }
 
 pub fn valid_env_key(key: &str) -> bool {
@@ -54,8 +61,13 @@ pub fn valid_env_key(key: &str) -> bool {
 }
 
 /// Sets `KEY=value` in an env file: replaces the line that sets KEY (also
-/// `export KEY=`), or appends one; every other line stays as it was.
-pub fn to_env_file(path: &Path, key: &str, secret: &SecretString) -> Result<(), String> {
+/// `export KEY=`), or appends one; every other line stays as it was. Returns
+/// the value KEY had before, if any.
+pub fn to_env_file(
+    path: &Path,
+    key: &str,
+    secret: &SecretString,
+) -> Result<Option<SecretString>, String> {
     if !valid_env_key(key) {
         return Err(format!(
             "invalid env key {key:?}: use letters, digits and _, not starting with a digit"
@@ -87,8 +99,18 @@ pub fn to_env_file(path: &Path, key: &str, secret: &SecretString) -> Result<(), 
     };
     let mut lines: Vec<String> = Vec::new();
     let mut replaced = false;
+    let mut previous = None;
     for line in existing.lines() {
         if sets_key(line) {
+            if previous.is_none() {
+                let raw = line.split_once('=').map(|(_, v)| v.trim()).unwrap_or("");
+                let unquoted = raw
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .map(|v| v.replace("'\\''", "'"))
+                    .unwrap_or_else(|| raw.trim_matches('"').to_string());
+                previous = Some(SecretString::new(unquoted));
+            }
             if !replaced {
                 lines.push(rendered.clone());
                 replaced = true;
@@ -103,7 +125,8 @@ pub fn to_env_file(path: &Path, key: &str, secret: &SecretString) -> Result<(), 
     let content = format!("{}\n", lines.join("\n"));
     write_private(path, content.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    verify_readback(path, &content)
+    verify_readback(path, &content)?;
+    Ok(previous)
 }
 
 /// Runs `command` (through `sh -c`, or the program and arguments given) with the
@@ -178,6 +201,52 @@ pub fn to_command(command: &[String], secret: &SecretString) -> Result<(), Strin
     }
 }
 
+/// What a command did.
+pub struct CommandResult {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CommandResult {
+    pub fn into_map(self) -> rhai::Map {
+        crate::script::table::map_of(&[
+            ("ok", (self.status == 0).into()),
+            ("status", rhai::Dynamic::from(self.status as i64)),
+            ("stdout", self.stdout.into()),
+            ("stderr", self.stderr.into()),
+        ])
+    }
+}
+
+/// Runs `command` through `sh -c`, optionally with one secret in its
+/// environment; output is captured (and the secret redacted from it).
+pub fn run_command(
+    command: &str,
+    env: Option<(&str, &SecretString)>,
+) -> Result<CommandResult, String> {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", command]).stdin(Stdio::null());
+    if let Some((key, secret)) = env {
+        cmd.env(key, secret.expose());
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
+    let clean = |b: &[u8]| {
+        let text = String::from_utf8_lossy(b).into_owned();
+        match env {
+            Some((_, s)) if !s.expose().is_empty() => text.replace(s.expose(), &s.redacted()),
+            _ => text,
+        }
+    };
+    Ok(CommandResult {
+        status: out.status.code().unwrap_or(-1),
+        stdout: clean(&out.stdout),
+        stderr: clean(&out.stderr),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +260,8 @@ mod tests {
             "# app\nA=1\nexport MD_TOKEN=old\nB=two words\nMD_TOKEN=dup\n",
         )
         .unwrap();
-        to_env_file(&p, "MD_TOKEN", &SecretString::new("new.value")).unwrap();
+        let prev = to_env_file(&p, "MD_TOKEN", &SecretString::new("new.value")).unwrap();
+        assert_eq!(prev.unwrap().expose(), "old");
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             "# app\nA=1\nMD_TOKEN=new.value\nB=two words\n"

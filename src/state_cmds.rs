@@ -32,7 +32,7 @@ fn show<T: Serialize>(rows: &[T], columns: &[&str], output: OutputFormat) {
             "{}\n",
             serde_json::to_string_pretty(&json).expect("JSON")
         )),
-        OutputFormat::Text => {
+        OutputFormat::Text | OutputFormat::Csv => {
             let dynamic: rhai::Array = json
                 .as_array()
                 .into_iter()
@@ -284,7 +284,7 @@ fn reconcile(
             "{}\n",
             serde_json::to_string_pretty(&report).expect("JSON")
         )),
-        OutputFormat::Text => {
+        OutputFormat::Text | OutputFormat::Csv => {
             let list = |v: &[String]| {
                 if v.is_empty() {
                     "(none)".to_string()

@@ -222,11 +222,35 @@ fn doc_and_scripts_list_what_exists() {
     assert_eq!(out.stderr, "error: no function, namespace or workflow named \"tokens::lst\" (did you mean `tokens::list`?)\n");
     let out = Cmd::bare(home.path()).args(["scripts"]).output();
     assert_exit(&out, 0);
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "audit-report",
+            "cleanup-tokens",
+            "offboard-account",
+            "overview",
+            "provision-account",
+            "reconcile-inventory",
+            "rotate-tokens",
+            "set-ducklings"
+        ]
+    );
     assert!(
         out.stdout
-            .starts_with("overview  Overview of the organization's service accounts"),
+            .contains("\noverview             Overview of the organization's service accounts"),
         "{out:?}"
     );
+    // Each workflow documents its arguments and an example.
+    for name in names {
+        let out = Cmd::bare(home.path()).args(["doc", name]).output();
+        assert_exit(&out, 0);
+        assert!(out.stdout.contains("Example:"), "{name} has no example");
+    }
 }
 
 #[test]

@@ -14,3 +14,4 @@ mod scale;
 mod state;
 mod tokens;
 mod validation;
+mod workflows;

@@ -16,6 +16,8 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
+    /// Tables (arrays of maps) as CSV; other results as text.
+    Csv,
 }
 
 /// Runs async API calls to completion from a script thread.
@@ -200,6 +202,8 @@ pub struct Host {
     /// Items done by `parallel()`: ok and failed, for the run's summary.
     pub items_ok: std::sync::atomic::AtomicU64,
     pub items_failed: std::sync::atomic::AtomicU64,
+    /// The exit code a script asked for with `set_exit_code` (0 when none).
+    pub exit_code: std::sync::atomic::AtomicI32,
 }
 
 /// The script being run, as worker engines need it: its functions, and the
@@ -225,6 +229,7 @@ impl Host {
             program: Mutex::new(None),
             items_ok: Default::default(),
             items_failed: Default::default(),
+            exit_code: Default::default(),
         }
     }
 
@@ -328,7 +333,7 @@ impl Host {
             Some(d) => format!("[dry-run] {action} {target}: {d}"),
             None => format!("[dry-run] {action} {target}"),
         };
-        if self.options.output == OutputFormat::Text {
+        if self.options.output != OutputFormat::Json {
             println!("{line}");
         }
         let mut entry = serde_json::json!({"action": action, "target": target});

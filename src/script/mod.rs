@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod convert;
 pub mod diagnostics;
 pub mod docs;
+pub mod glob;
 pub mod host;
 pub mod lint;
 pub mod prompt;

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Bundled modules: `import "NAME" as x;` finds `stdlib/NAME.rhai`.
-pub const STDLIB: &[(&str, &str)] = &[("report", include_str!("../../stdlib/report.rhai"))];
+pub const STDLIB: &[(&str, &str)] = &[
+    ("report", include_str!("../../stdlib/report.rhai")),
+    ("rotation", include_str!("../../stdlib/rotation.rhai")),
+    ("select", include_str!("../../stdlib/select.rhai")),
+];
 
 pub fn stdlib(name: &str) -> Option<&'static str> {
     let name = name.strip_prefix("stdlib/").unwrap_or(name);

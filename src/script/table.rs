@@ -157,6 +157,42 @@ pub fn render_text(v: &Dynamic) -> String {
     format!("{}\n", cell(v))
 }
 
+/// The CSV form of a run's result: tables and arrays of maps as CSV with a
+/// header row; anything else as text.
+pub fn render_csv(v: &Dynamic) -> String {
+    let table = if let Some(t) = v.read_lock::<Table>() {
+        t.clone()
+    } else if is_rows(v) {
+        Table::new(v.read_lock::<Array>().expect("array").clone(), None)
+    } else {
+        return render_text(v);
+    };
+    table.to_csv()
+}
+
+impl Table {
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(&self.columns);
+        for row in &self.rows {
+            let record: Vec<String> = match row.read_lock::<Map>() {
+                Some(m) => self
+                    .columns
+                    .iter()
+                    .map(|c| match m.get(c.as_str()) {
+                        None => String::new(),
+                        Some(v) if v.is_unit() => String::new(),
+                        Some(v) => cell(v),
+                    })
+                    .collect(),
+                None => vec![cell(row)],
+            };
+            let _ = w.write_record(&record);
+        }
+        String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
+    }
+}
+
 pub fn map_of(pairs: &[(&str, Dynamic)]) -> Map {
     pairs
         .iter()

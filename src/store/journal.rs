@@ -92,6 +92,17 @@ impl Store {
         Ok(())
     }
 
+    pub fn journal_get(&self, token_id: &str) -> Result<Option<JournalEntry>> {
+        self.conn()
+            .query_row(
+                "SELECT * FROM token_journal WHERE token_id = ?1 COLLATE NOCASE",
+                [token_id],
+                from_row,
+            )
+            .optional()
+            .map_err(sql)
+    }
+
     pub fn journal_by_fingerprint(&self, fingerprint: &str) -> Result<Option<JournalEntry>> {
         self.conn()
             .query_row(

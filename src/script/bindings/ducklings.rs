@@ -118,6 +118,17 @@ pub mod api {
         }
         write_after(&ctx, username, Some(&current), parsed)
     }
+
+    /// What changes between two configurations, as text:
+    /// `read_scaling.flock_size: 4 → 2`, or `no change`.
+    #[rhai_fn(name = "diff", return_raw)]
+    pub fn diff_maps(ctx: NativeCallContext, before: Map, after: Map) -> RhaiResult<String> {
+        let b = rules::parse_config(&to_json(&Dynamic::from_map(before)))
+            .map_err(|v| throw(&ctx, v.into()))?;
+        let a = rules::parse_config(&to_json(&Dynamic::from_map(after)))
+            .map_err(|v| throw(&ctx, v.into()))?;
+        Ok(diff(&b, &a))
+    }
 }
 
 pub fn write(ctx: &NativeCallContext, username: &str, config: DucklingConfig) -> RhaiResult<Map> {

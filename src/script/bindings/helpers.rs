@@ -142,6 +142,49 @@ pub mod api {
         )))
     }
 
+    /// Runs a shell command (`sh -c`) and returns `#{ok, status, stdout, stderr}`.
+    /// For deploy steps and the like; to hand a command a secret use
+    /// `secrets::to_command` or `secrets::check_command`. A dry run only plans it.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn sh(ctx: NativeCallContext, command: &str) -> RhaiResult<Map> {
+        let h = host(&ctx)?;
+        if h.options.dry_run {
+            h.plan("run", command, None);
+            return Ok(crate::script::table::map_of(&[
+                ("ok", true.into()),
+                ("status", Dynamic::from(0 as INT)),
+                ("stdout", "".into()),
+                ("stderr", "".into()),
+            ]));
+        }
+        crate::sinks::run_command(command, None)
+            .map(|r| r.into_map())
+            .map_err(|e| crate::script::convert::script_error(&ctx, "command", e))
+    }
+
+    /// Whether `text` matches the glob `pattern`: `*` any run of characters,
+    /// `?` one character; case-insensitive (usernames are).
+    pub fn glob_match(pattern: &str, text: &str) -> bool {
+        crate::script::glob::matches(pattern, text)
+    }
+
+    /// Sets the exit code the run ends with, without stopping it: the script
+    /// finishes and its result is shown. `set_exit_code(4)` reports a partial failure.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn set_exit_code(ctx: NativeCallContext, code: INT) -> RhaiResult<()> {
+        if !(0..=255).contains(&code) {
+            return Err(invalid(
+                &ctx,
+                "code",
+                format!("exit code {code} is not between 0 and 255"),
+            ));
+        }
+        host(&ctx)?
+            .exit_code
+            .store(code as i32, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Whether this is a `--dry-run` (writes are planned, not made).
     #[rhai_fn(return_raw, volatile)]
     pub fn is_dry_run(ctx: NativeCallContext) -> RhaiResult<bool> {

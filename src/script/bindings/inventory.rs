@@ -144,6 +144,23 @@ pub mod api {
         add(ctx, username, Map::new())
     }
 
+    /// Adds an account found on the server to the inventory (source `adopted`).
+    #[rhai_fn(return_raw, volatile)]
+    pub fn adopt(ctx: NativeCallContext, username: &str) -> RhaiResult<Map> {
+        let h = host(&ctx)?;
+        let mut entry = InventoryEntry::new(username);
+        entry.source = Source::Adopted;
+        if h.options.dry_run {
+            h.plan("adopt into inventory", username, None);
+            return Ok(entry_map(&entry));
+        }
+        let store = state(&ctx, &h)?;
+        let stored = store
+            .inventory_upsert(&entry)
+            .map_err(|e| script_error(&ctx, "state", e.0))?;
+        Ok(entry_map(&stored))
+    }
+
     /// Removes `username` from the inventory (the account itself is untouched).
     /// Returns whether it was there.
     #[rhai_fn(return_raw, volatile)]

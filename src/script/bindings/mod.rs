@@ -6,6 +6,7 @@ pub mod dives;
 pub mod ducklings;
 pub mod helpers;
 pub mod inventory;
+pub mod journal;
 pub mod secret;
 pub mod secrets;
 pub mod tokens;
@@ -69,5 +70,6 @@ pub fn modules() -> Vec<(&'static str, rhai::Module)> {
         ("dives", rhai::exported_module!(dives::api)),
         ("inventory", rhai::exported_module!(inventory::api)),
         ("secrets", rhai::exported_module!(secrets::api)),
+        ("journal", rhai::exported_module!(journal::api)),
     ]
 }

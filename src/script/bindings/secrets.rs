@@ -24,12 +24,13 @@ pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> RhaiResult<SecretStrin
     ))
 }
 
-/// Performs (or in a dry run, plans) a delivery and journals it.
+/// Performs (or in a dry run, plans) a delivery and journals it. `write`
+/// returns what the sink held before, if it can tell.
 pub fn deliver(
     ctx: &NativeCallContext,
     sink: String,
     secret: &SecretString,
-    write: impl FnOnce() -> Result<(), String>,
+    write: impl FnOnce() -> Result<Option<SecretString>, String>,
 ) -> RhaiResult<Map> {
     let h = host(ctx)?;
     let mut out = Map::new();
@@ -39,7 +40,9 @@ pub fn deliver(
         h.plan("deliver secret", &sink, Some(format!("{}", secret)));
         return Ok(out);
     }
-    write().map_err(|e| script_error(ctx, "sink", e))?;
+    if let Some(previous) = write().map_err(|e| script_error(ctx, "sink", e))? {
+        out.insert("previous".into(), Dynamic::from(previous));
+    }
     match h.store() {
         Ok(store) => match store.journal_delivered(&store.fingerprint(secret), &sink) {
             Ok(Some(entry)) => {
@@ -65,7 +68,8 @@ pub mod api {
 
     /// Writes the secret (and a newline) to `path`: atomically (a temporary file
     /// renamed into place), with mode 0600, then reads it back to check. The directory
-    /// must exist. Returns `#{sink, fingerprint, token_id}`.
+    /// must exist. Returns `#{sink, fingerprint, token_id, previous}`: `previous` is the
+    /// `Secret` the file held before (to put back if a rotation fails), when there was one.
     #[rhai_fn(return_raw, volatile)]
     pub fn to_file(ctx: NativeCallContext, path: &str, secret: Dynamic) -> RhaiResult<Map> {
         let secret = secret_of(&ctx, &secret)?;
@@ -77,6 +81,7 @@ pub mod api {
 
     /// Sets one `KEY=value` line in the env file at `path` (replacing the line that
     /// sets KEY, or adding one) and keeps every other line; atomic, mode 0600.
+    /// Returns `#{sink, fingerprint, token_id, previous}` like `to_file`.
     #[rhai_fn(return_raw, volatile)]
     pub fn to_env_file(
         ctx: NativeCallContext,
@@ -99,8 +104,43 @@ pub mod api {
         let secret = secret_of(&ctx, &secret)?;
         let cmd = vec![command.to_string()];
         deliver(&ctx, format!("command:{command}"), &secret, || {
-            crate::sinks::to_command(&cmd, &secret)
+            crate::sinks::to_command(&cmd, &secret).map(|_| None)
         })
+    }
+
+    /// Runs `command` through `sh -c` with the secret in environment variable
+    /// `env_key` (for a check such as "can the workload connect with this token?").
+    /// Returns `#{ok, status, stdout, stderr}` with the secret redacted from the output.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn check_command(
+        ctx: NativeCallContext,
+        command: &str,
+        env_key: &str,
+        secret: Dynamic,
+    ) -> RhaiResult<Map> {
+        let secret = secret_of(&ctx, &secret)?;
+        if !crate::sinks::valid_env_key(env_key) {
+            return Err(invalid(
+                &ctx,
+                "env_key",
+                format!("invalid environment variable name {env_key:?}"),
+            ));
+        }
+        let h = host(&ctx)?;
+        if h.options.dry_run {
+            h.plan(
+                "run check",
+                command,
+                Some(format!("with {env_key}={secret}")),
+            );
+            return Ok(crate::script::table::map_of(&[
+                ("ok", true.into()),
+                ("status", Dynamic::from(0_i64)),
+            ]));
+        }
+        let r = crate::sinks::run_command(command, Some((env_key, &secret)))
+            .map_err(|e| script_error(&ctx, "command", e))?;
+        Ok(r.into_map())
     }
 
     /// Runs the program and arguments `[program, arg, ...]` without a shell, with
@@ -117,7 +157,7 @@ pub mod api {
             return Err(invalid(&ctx, "command", "the command array is empty"));
         }
         deliver(&ctx, format!("command:{}", cmd.join(" ")), &secret, || {
-            crate::sinks::to_command(&cmd, &secret)
+            crate::sinks::to_command(&cmd, &secret).map(|_| None)
         })
     }
 }
