@@ -194,6 +194,25 @@ pub fn bridge_for(settings: &Settings, rt: &tokio::runtime::Runtime) -> Bridge {
     )
 }
 
+/// The host of a run or REPL session: the API, the bridge, the options, and
+/// the local state (in memory for the sandbox, whose organization is too).
+pub fn host_for(
+    settings: &Settings,
+    api: ApiAccess,
+    bridge: Bridge,
+    options: RunOptions,
+) -> Arc<Host> {
+    let location = if settings.sandbox {
+        StateLocation::Memory
+    } else {
+        StateLocation::Dir {
+            dir: settings.data_dir.clone(),
+            profile: settings.profile.clone(),
+        }
+    };
+    Arc::new(Host::new(Some(api), bridge, options).with_state(location, settings.profile.clone()))
+}
+
 fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
     let (name, text) = load_script(&args.script)?;
     // A dry run changes nothing and a sandbox run shares nothing: neither needs the lock.
@@ -231,17 +250,7 @@ fn run_script(settings: &Settings, args: RunArgs) -> Result<i32, Failure> {
         concurrency: settings.concurrency,
     };
     let json = options.output == OutputFormat::Json;
-    let location = if settings.sandbox {
-        StateLocation::Memory
-    } else {
-        StateLocation::Dir {
-            dir: settings.data_dir.clone(),
-            profile: settings.profile.clone(),
-        }
-    };
-    let host = Arc::new(
-        Host::new(Some(api), bridge, options).with_state(location, settings.profile.clone()),
-    );
+    let host = host_for(settings, api, bridge, options);
     let sources = Arc::new(Sources::default());
     let print_to = if json {
         PrintTo::Stderr

@@ -10,9 +10,9 @@ pub use complete::{complete, hint, Known};
 pub use redact::for_history;
 pub use session::{is_incomplete, syntax_engine, Reply, Session};
 
-use crate::app::{api_for, bridge_for, cancel_on_ctrl_c, exit, runtime, Failure};
+use crate::app::{api_for, bridge_for, cancel_on_ctrl_c, exit, host_for, runtime, Failure};
 use crate::script::diagnostics::Sources;
-use crate::script::host::{Host, OutputFormat, RunOptions, StateLocation};
+use crate::script::host::{OutputFormat, RunOptions};
 use crate::script::{self, PrintTo};
 use crate::settings::Settings;
 use rustyline::completion::{Completer, Pair};
@@ -114,17 +114,7 @@ pub fn run(settings: &Settings, args: ReplArgs) -> Result<i32, Failure> {
         concurrency: settings.concurrency,
         ..Default::default()
     };
-    let location = if settings.sandbox {
-        StateLocation::Memory
-    } else {
-        StateLocation::Dir {
-            dir: settings.data_dir.clone(),
-            profile: settings.profile.clone(),
-        }
-    };
-    let host = Arc::new(
-        Host::new(Some(api), bridge, options).with_state(location, settings.profile.clone()),
-    );
+    let host = host_for(settings, api, bridge, options);
     let sources = Arc::new(Sources::default());
     let engine = script::engine(Some(host.clone()), sources.clone(), PrintTo::Stdout);
     let mut session = Session::new(engine, host, sources);

@@ -1,0 +1,267 @@
+//! Bulk rotation at scale, beside its floor, and the same under faults.
+//!
+//! 1. An emulator with 20 ms latency per request and 1,000 service accounts with
+//!    two tokens each; `rotate-tokens` at concurrency 1, 8 and 32. Reported: wall
+//!    time, requests per second, and the ratio to the floor
+//!    (requests × latency ÷ concurrency).
+//! 2. Concurrency 32 again with 5% 5xx, 2% 429 (Retry-After 1 s) and 1% dropped
+//!    answers; then every account is checked: exactly one live token, the new one,
+//!    delivered (the sink holds it) and verified (the journal says so), the old
+//!    ones revoked, no orphan.
+//! 3. Peak RSS of `audit-report` over 10,000 accounts.
+//!
+//! Run: `cargo bench --bench rotation` (takes a few minutes: the concurrency-1
+//! run alone is about 5,000 requests × 20 ms).
+
+use mdops::sim::{BackgroundSim, Behaviour, Faults, Seed};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LATENCY: Duration = Duration::from_millis(20);
+
+fn seed(accounts: usize, tokens_each: usize) -> Seed {
+    let mut list = Vec::new();
+    for i in 0..accounts {
+        let tokens: Vec<serde_json::Value> = (0..tokens_each)
+            .map(|k| serde_json::json!({"name": "app", "age": format!("{}d", 100 + k * 50), "ttl": "365d"}))
+            .collect();
+        list.push(serde_json::json!({"username": format!("tenant_{i:05}"), "tokens": tokens}));
+    }
+    let doc = serde_json::json!({"admin_token": "bench-admin", "accounts": list});
+    mdops::sim::seed::parse(&doc.to_string(), "json").unwrap()
+}
+
+struct Run {
+    wall: Duration,
+    code: i32,
+    requests: usize,
+    peak_rss_kb: i64,
+    stderr: String,
+}
+
+// The child is reaped by wait4 (for its own rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn mdops(sim: &BackgroundSim, home: &Path, args: &[&str]) -> Run {
+    let token = home.join("admin.token");
+    std::fs::write(&token, "bench-admin\n").unwrap();
+    let before = sim.requests().len();
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mdops"))
+        .env("MDOPS_HOME", home)
+        .args([
+            "--api-url",
+            &sim.url(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    // wait4 reports this child's own peak RSS (Linux: KiB).
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    Run {
+        wall,
+        code: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
+        requests: sim.requests().len() - before,
+        peak_rss_kb: usage.ru_maxrss,
+        stderr: reader.join().unwrap(),
+    }
+}
+
+/// Every account: exactly one live token, `app.g1`, whose secret is the one in
+/// its sink file and whose journal entry is delivered and verified; every token
+/// it started with revoked. Returns the number of accounts that are not so.
+fn check_converged(sim: &BackgroundSim, home: &Path, sinks: &Path) -> usize {
+    let db = rusqlite::Connection::open(home.join("state.db")).unwrap();
+    let org = sim.shared().org();
+    let mut bad = 0;
+    for (name, user) in org.users.iter() {
+        let ok = user.tokens.len() == 1
+            && {
+                let t = &user.tokens[0];
+                let sink = std::fs::read_to_string(sinks.join(format!("{name}.token")))
+                    .unwrap_or_default();
+                let journaled: Option<(Option<String>, Option<String>, Option<String>)> = db
+                .query_row(
+                    "SELECT delivered_at, verified_at, revoked_at FROM token_journal WHERE token_id = ?1",
+                    [&t.id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .ok();
+                t.name == "app.g1"
+                    && sink == format!("{}\n", t.secret)
+                    && matches!(journaled, Some((Some(_), Some(_), None)))
+            };
+        if !ok {
+            bad += 1;
+        }
+    }
+    // Journal rows of tokens that no longer exist must say they were revoked.
+    let live: std::collections::HashSet<String> = org
+        .users
+        .values()
+        .flat_map(|u| u.tokens.iter().map(|t| t.id.clone()))
+        .collect();
+    let mut stmt = db
+        .prepare("SELECT token_id, revoked_at FROM token_journal")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .unwrap();
+    for row in rows {
+        let (id, revoked) = row.unwrap();
+        if !live.contains(&id) && revoked.is_none() {
+            bad += 1;
+        }
+    }
+    bad
+}
+
+fn rotation_at(concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) {
+    let sim = BackgroundSim::start(&seed(1000, 2), behaviour).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let sinks = tempfile::tempdir().unwrap();
+    let c = concurrency.to_string();
+    let sink_dir = format!("sink_dir={}", sinks.path().display());
+    let args = [
+        "--concurrency",
+        &c,
+        "run",
+        "rotate-tokens",
+        "--arg",
+        "prefix=app",
+        "--arg",
+        &sink_dir,
+    ];
+    let first = mdops(&sim, home.path(), &args);
+    // Under faults an account may exhaust its retries: a rerun must finish it.
+    let mut reruns = 0;
+    let mut code = first.code;
+    while code == 4 && reruns < 3 {
+        reruns += 1;
+        code = mdops(&sim, home.path(), &args).code;
+    }
+    assert_eq!(code, 0, "rotation did not converge: {}", first.stderr);
+    let bad = check_converged(&sim, home.path(), sinks.path());
+    (first, reruns, bad)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("\nRotate 1,000 accounts × 2 tokens, emulator latency 20 ms per request");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "run", "wall", "requests", "req/s", "floor", "ratio", "bad"
+    );
+    // MDOPS_BENCH_ONLY=32,faults (any of 1, 8, 32, faults, audit) runs a part.
+    let only = std::env::var("MDOPS_BENCH_ONLY").unwrap_or_default();
+    let wanted = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
+    let mut runs = Vec::new();
+    for c in [1usize, 8, 32] {
+        if wanted(&c.to_string()) {
+            runs.push((
+                format!("concurrency {c}"),
+                c,
+                rotation_at(
+                    c,
+                    Behaviour {
+                        latency: LATENCY,
+                        ..Default::default()
+                    },
+                ),
+            ));
+        }
+    }
+    let faults = Faults {
+        error_rate: 0.05,
+        throttle_rate: 0.02,
+        drop_rate: 0.01,
+        retry_after: 1,
+        seed: 42,
+        ..Default::default()
+    };
+    if wanted("faults") {
+        runs.push((
+            "concurrency 32, with faults".to_string(),
+            32,
+            rotation_at(
+                32,
+                Behaviour {
+                    latency: LATENCY,
+                    faults,
+                    ..Default::default()
+                },
+            ),
+        ));
+    }
+    for (label, c, (run, reruns, bad)) in &runs {
+        let floor = LATENCY * run.requests as u32 / *c as u32;
+        println!(
+            "{:<28} {:>8.2}s {:>9} {:>9.0} {:>8.2}s {:>7.2}x {:>8}{}",
+            label,
+            run.wall.as_secs_f64(),
+            run.requests,
+            run.requests as f64 / run.wall.as_secs_f64(),
+            floor.as_secs_f64(),
+            run.wall.as_secs_f64() / floor.as_secs_f64(),
+            bad,
+            if *reruns > 0 {
+                format!("  ({reruns} rerun)")
+            } else {
+                String::new()
+            }
+        );
+        if let Some(summary) = run.stderr.lines().last() {
+            println!(
+                "    {summary}  (peak RSS {:.1} MB)",
+                run.peak_rss_kb as f64 / 1024.0
+            );
+        }
+    }
+
+    if !wanted("audit") {
+        return;
+    }
+    println!("\naudit-report over 10,000 accounts (no latency)");
+    let sim = BackgroundSim::start(&seed(10_000, 1), Behaviour::default()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let run = mdops(
+        &sim,
+        home.path(),
+        &[
+            "--concurrency",
+            "8",
+            "run",
+            "audit-report",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    println!(
+        "wall {:.1}s, {} requests, peak RSS {:.1} MB",
+        run.wall.as_secs_f64(),
+        run.requests,
+        run.peak_rss_kb as f64 / 1024.0
+    );
+}
