@@ -256,3 +256,43 @@ fn dry_run_repl_makes_no_writes() {
     assert!(env.sim.writes().is_empty());
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn deleting_in_a_terminal_asks_for_the_username() {
+    let env = Env::new();
+    let script = env.script(
+        "del.rhai",
+        "accounts::delete(\"bi_tool\");\nprint(\"done\");\n",
+    );
+    let spawn = || {
+        let mut c = env.mdops();
+        c.cmd
+            .env("TERM", "xterm")
+            .stdin(Stdio::inherit())
+            .args(["run", script.to_str().unwrap()]);
+        spawn_with_options(
+            c.cmd,
+            Options::new()
+                .timeout_ms(Some(15_000))
+                .strip_ansi_escape_codes(true),
+        )
+        .unwrap()
+    };
+    let mut p = spawn();
+    p.exp_string("Delete account bi_tool and all of its data? This cannot be undone.")
+        .unwrap();
+    p.exp_string("Type bi_tool to confirm: ").unwrap();
+    p.send_line("bi_to").unwrap();
+    p.exp_string("needs confirmation").unwrap();
+    p.exp_eof().unwrap();
+    assert!(
+        env.org().users.contains_key("bi_tool"),
+        "a wrong answer deletes nothing"
+    );
+    let mut p = spawn();
+    p.exp_string("Type bi_tool to confirm: ").unwrap();
+    p.send_line("bi_tool").unwrap();
+    p.exp_string("done").unwrap();
+    p.exp_eof().unwrap();
+    assert!(!env.org().users.contains_key("bi_tool"));
+}

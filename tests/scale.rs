@@ -150,3 +150,33 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(last["fields"]["message"], "run finished");
     assert_eq!(last["fields"]["items_ok"], 3);
 }
+
+#[test]
+fn max_rps_paces_every_request_of_the_run() {
+    let env = Env::new();
+    let path = env.script(
+        "r.rhai",
+        "parallel(range(0, 12), |i| tokens::list(\"bi_tool\").len()).len()",
+    );
+    let started = Instant::now();
+    let out = env
+        .mdops()
+        .args(["--max-rps", "20", "run", path.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 0);
+    // 12 requests (plus none at start) at 20 per second, over 8 workers: at least ~0.55 s.
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "took {:?}",
+        started.elapsed()
+    );
+    let out = env
+        .mdops()
+        .args(["--max-rps", "0", "run", path.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 2);
+    assert_eq!(
+        out.stderr,
+        "error: --max-rps must be a positive number, not 0\n"
+    );
+}

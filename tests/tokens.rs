@@ -168,3 +168,17 @@ fn verbose_logs_never_carry_secrets() {
         assert!(!text.contains(crate::support::ADMIN));
     }
 }
+
+#[test]
+fn path_segments_are_percent_encoded() {
+    let env = Env::new();
+    let out = env.run(
+        "p.rhai",
+        "let r = \"\"; try { tokens::list(\"a/b?c#d\"); } catch (e) { r = `${e.status} ${e.code} ${e.path}`; } r",
+        &[],
+    );
+    assert_exit(&out, 0);
+    // A JSON NOT_FOUND for the user, not the emulator's plain-text "no such route".
+    assert_eq!(out.stdout, "404 NOT_FOUND /v1/users/a%2Fb%3Fc%23d/tokens\n");
+    assert_eq!(env.sim.requests()[0].path, "/v1/users/a%2Fb%3Fc%23d/tokens");
+}
