@@ -37,6 +37,8 @@ struct Run {
     code: i32,
     requests: usize,
     peak_rss_kb: i64,
+    /// CPU seconds (user + system) the mdops process used.
+    cpu: f64,
     stderr: String,
 }
 
@@ -71,6 +73,15 @@ fn mdops(sim: &BackgroundSim, home: &Path, args: &[&str]) -> Run {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
+    if std::env::var_os("MDOPS_BENCH_CPU").is_some() {
+        eprintln!(
+            "user {}.{:06}s system {}.{:06}s",
+            usage.ru_utime.tv_sec,
+            usage.ru_utime.tv_usec,
+            usage.ru_stime.tv_sec,
+            usage.ru_stime.tv_usec
+        );
+    }
     Run {
         wall,
         code: if libc::WIFEXITED(status) {
@@ -80,6 +91,8 @@ fn mdops(sim: &BackgroundSim, home: &Path, args: &[&str]) -> Run {
         },
         requests: sim.requests().len() - before,
         peak_rss_kb: usage.ru_maxrss,
+        cpu: (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as f64
+            + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) as f64 / 1e6,
         stderr: reader.join().unwrap(),
     }
 }
@@ -233,8 +246,9 @@ fn main() {
         );
         if let Some(summary) = run.stderr.lines().last() {
             println!(
-                "    {summary}  (peak RSS {:.1} MB)",
-                run.peak_rss_kb as f64 / 1024.0
+                "    {summary}  (mdops: peak RSS {:.1} MB, CPU {:.2}s)",
+                run.peak_rss_kb as f64 / 1024.0,
+                run.cpu
             );
         }
     }

@@ -17,6 +17,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
+    // The rename is durable only once the directory is: a token revoked after
+    // delivery must not vanish from its sink in a crash.
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 

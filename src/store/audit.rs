@@ -50,20 +50,21 @@ impl Store {
             rec.at.clone()
         };
         self.conn()
-            .execute(
+            .prepare_cached(
                 "INSERT INTO audit (at, profile, api, operation, target, outcome, status, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    at,
-                    rec.profile,
-                    rec.api,
-                    rec.operation,
-                    rec.target,
-                    rec.outcome,
-                    rec.status.map(i64::from),
-                    rec.detail
-                ],
             )
+            .map_err(sql)?
+            .execute(params![
+                at,
+                rec.profile,
+                rec.api,
+                rec.operation,
+                rec.target,
+                rec.outcome,
+                rec.status.map(i64::from),
+                rec.detail
+            ])
             .map_err(sql)?;
         Ok(())
     }

@@ -104,11 +104,9 @@ impl Store {
 
     pub fn inventory_get(&self, username: &str) -> Result<Option<InventoryEntry>> {
         self.conn()
-            .query_row(
-                "SELECT * FROM inventory WHERE username = ?1",
-                [username],
-                from_row,
-            )
+            .prepare_cached("SELECT * FROM inventory WHERE username = ?1")
+            .map_err(sql)?
+            .query_row([username], from_row)
             .optional()
             .map_err(sql)
     }
@@ -119,15 +117,16 @@ impl Store {
         let t = now();
         {
             let conn = self.conn();
-            conn.execute(
-                "INSERT INTO inventory (username, owner, purpose, tags, extra, source, first_seen, last_seen)
+            conn.prepare_cached("INSERT INTO inventory (username, owner, purpose, tags, extra, source, first_seen, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
                  ON CONFLICT (username) DO UPDATE SET
                     owner = COALESCE(excluded.owner, owner),
                     purpose = COALESCE(excluded.purpose, purpose),
                     tags = CASE WHEN excluded.tags = '[]' THEN tags ELSE excluded.tags END,
                     extra = json_patch(extra, excluded.extra),
-                    last_seen = excluded.last_seen",
+                    last_seen = excluded.last_seen")
+            .map_err(sql)?
+            .execute(
                 params![
                     e.username,
                     e.owner,
@@ -146,7 +145,9 @@ impl Store {
     pub fn inventory_remove(&self, username: &str) -> Result<bool> {
         let n = self
             .conn()
-            .execute("DELETE FROM inventory WHERE username = ?1", [username])
+            .prepare_cached("DELETE FROM inventory WHERE username = ?1")
+            .map_err(sql)?
+            .execute([username])
             .map_err(sql)?;
         Ok(n > 0)
     }
@@ -157,11 +158,10 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
         for u in usernames {
-            tx.execute(
-                "UPDATE inventory SET last_seen = ?2 WHERE username = ?1",
-                params![u, t],
-            )
-            .map_err(sql)?;
+            tx.prepare_cached("UPDATE inventory SET last_seen = ?2 WHERE username = ?1")
+                .map_err(sql)?
+                .execute(params![u, t])
+                .map_err(sql)?;
         }
         tx.commit().map_err(sql)
     }

@@ -41,10 +41,11 @@ fn from_row(r: &Row) -> rusqlite::Result<JournalEntry> {
 impl Store {
     pub fn journal_minted(&self, username: &str, token: &Token, fingerprint: &str) -> Result<()> {
         self.conn()
-            .execute(
-                "INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at)
+            .prepare_cached("INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (token_id) DO NOTHING",
+                 ON CONFLICT (token_id) DO NOTHING")
+            .map_err(sql)?
+            .execute(
                 params![
                     username,
                     token.id,
@@ -62,30 +63,31 @@ impl Store {
     /// Records a delivery; returns the token it was for, if mdops minted it.
     pub fn journal_delivered(&self, fingerprint: &str, sink: &str) -> Result<Option<JournalEntry>> {
         self.conn()
-            .execute(
+            .prepare_cached(
                 "UPDATE token_journal SET delivered_at = ?2,
                     sink = CASE WHEN sink IS NULL THEN ?3 ELSE sink || ', ' || ?3 END
                  WHERE fingerprint = ?1",
-                params![fingerprint, now(), sink],
             )
+            .map_err(sql)?
+            .execute(params![fingerprint, now(), sink])
             .map_err(sql)?;
         self.journal_by_fingerprint(fingerprint)
     }
 
     pub fn journal_verified(&self, fingerprint: &str) -> Result<()> {
         self.conn()
-            .execute(
-                "UPDATE token_journal SET verified_at = ?2 WHERE fingerprint = ?1",
-                params![fingerprint, now()],
-            )
+            .prepare_cached("UPDATE token_journal SET verified_at = ?2 WHERE fingerprint = ?1")
+            .map_err(sql)?
+            .execute(params![fingerprint, now()])
             .map_err(sql)?;
         Ok(())
     }
 
     pub fn journal_revoked(&self, token_id: &str) -> Result<()> {
         self.conn()
+            .prepare_cached("UPDATE token_journal SET revoked_at = ?2 WHERE token_id = ?1 COLLATE NOCASE AND revoked_at IS NULL")
+            .map_err(sql)?
             .execute(
-                "UPDATE token_journal SET revoked_at = ?2 WHERE token_id = ?1 COLLATE NOCASE AND revoked_at IS NULL",
                 params![token_id, now()],
             )
             .map_err(sql)?;
@@ -94,22 +96,18 @@ impl Store {
 
     pub fn journal_get(&self, token_id: &str) -> Result<Option<JournalEntry>> {
         self.conn()
-            .query_row(
-                "SELECT * FROM token_journal WHERE token_id = ?1 COLLATE NOCASE",
-                [token_id],
-                from_row,
-            )
+            .prepare_cached("SELECT * FROM token_journal WHERE token_id = ?1 COLLATE NOCASE")
+            .map_err(sql)?
+            .query_row([token_id], from_row)
             .optional()
             .map_err(sql)
     }
 
     pub fn journal_by_fingerprint(&self, fingerprint: &str) -> Result<Option<JournalEntry>> {
         self.conn()
-            .query_row(
-                "SELECT * FROM token_journal WHERE fingerprint = ?1",
-                [fingerprint],
-                from_row,
-            )
+            .prepare_cached("SELECT * FROM token_journal WHERE fingerprint = ?1")
+            .map_err(sql)?
+            .query_row([fingerprint], from_row)
             .optional()
             .map_err(sql)
     }

@@ -106,9 +106,9 @@ pub mod api {
         let h = host(&ctx)?;
         let (users, active) = h
             .call(|c| async move {
-                let users = c.list_users().await?;
-                let active = c.active_accounts().await?;
-                Ok((users, active))
+                // Independent reads: ask both at once.
+                let (users, active) = tokio::join!(c.list_users(), c.active_accounts());
+                Ok((users?, active?))
             })
             .map_err(|e| throw(&ctx, e))?;
         // Keyed by lower case: the service treats usernames case-insensitively.
