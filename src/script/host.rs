@@ -68,10 +68,6 @@ impl Bridge {
         self.token().is_cancelled()
     }
 
-    pub fn handle(&self) -> &tokio::runtime::Handle {
-        &self.handle
-    }
-
     pub fn block_on<T, F>(&self, fut: F) -> Result<T, ApiError>
     where
         F: Future<Output = Result<T, ApiError>>,

@@ -31,7 +31,6 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     conn: Mutex<Connection>,
     key: Vec<u8>,
-    path: Option<PathBuf>,
 }
 
 /// How long a writer waits for another process's transaction before failing.
@@ -60,7 +59,6 @@ impl Store {
         let store = Store {
             conn: Mutex::new(conn),
             key,
-            path: Some(path.clone()),
         };
         store
             .prepare_patiently()
@@ -79,14 +77,9 @@ impl Store {
         let store = Store {
             conn: Mutex::new(conn),
             key: rand::random::<[u8; 32]>().to_vec(),
-            path: None,
         };
         store.prepare()?;
         Ok(store)
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     /// Two first runs at once race to set WAL mode and migrate; SQLite answers
