@@ -180,3 +180,38 @@ fn max_rps_paces_every_request_of_the_run() {
         "error: --max-rps must be a positive number, not 0\n"
     );
 }
+
+#[test]
+fn a_progress_bar_shows_only_on_a_terminal() {
+    use rexpect::reader::Options;
+    use rexpect::session::spawn_with_options;
+    let env = Env::with(
+        SEED,
+        Behaviour {
+            latency: Duration::from_millis(300),
+            ..Default::default()
+        },
+    );
+    let script = env.script(
+        "bar.rhai",
+        "parallel(range(0, 6), |i| tokens::list(\"bi_tool\").len()).len()",
+    );
+    let mut c = env.mdops();
+    c.cmd
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::inherit())
+        .args(["--concurrency", "2", "run", script.to_str().unwrap()]);
+    let mut p = spawn_with_options(
+        c.cmd,
+        Options::new()
+            .timeout_ms(Some(15_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .unwrap();
+    p.exp_regex(r"\d/6 items").unwrap();
+    p.exp_eof().unwrap();
+    // Without a terminal (the other tests): no bar, only the summary line.
+    let out = env.run("bar.rhai", "parallel(range(0, 6), |i| i).len()", &[]);
+    assert_exit(&out, 0);
+    assert!(!out.stderr.contains("items  "), "{out:?}");
+}
