@@ -84,6 +84,22 @@ pub fn entry_from(
     Ok(e)
 }
 
+/// Writes an entry (or, in a dry run, plans it as `action`) and returns it as stored.
+fn upsert(ctx: &NativeCallContext, entry: InventoryEntry, action: &str) -> RhaiResult<Map> {
+    let h = host(ctx)?;
+    crate::api::rules::path_username(&entry.username)
+        .map_err(|v| invalid(ctx, &v.field, v.message))?;
+    if h.options.dry_run {
+        h.plan(action, &entry.username, None);
+        return Ok(entry_map(&entry));
+    }
+    let store = state(ctx, &h)?;
+    let stored = store
+        .inventory_upsert(&entry)
+        .map_err(|e| script_error(ctx, "state", e.0))?;
+    Ok(entry_map(&stored))
+}
+
 #[export_module]
 pub mod api {
     use super::*;
@@ -122,20 +138,9 @@ pub mod api {
     /// entry: keys given replace, keys not given stay. Returns the entry.
     #[rhai_fn(return_raw, volatile)]
     pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> RhaiResult<Map> {
-        let h = host(&ctx)?;
-        crate::api::rules::path_username(username)
-            .map_err(|v| invalid(&ctx, &v.field, v.message))?;
         let mut entry = entry_from(&ctx, username, &meta)?;
         entry.source = Source::Added;
-        if h.options.dry_run {
-            h.plan("add to inventory", username, None);
-            return Ok(entry_map(&entry));
-        }
-        let store = state(&ctx, &h)?;
-        let stored = store
-            .inventory_upsert(&entry)
-            .map_err(|e| script_error(&ctx, "state", e.0))?;
-        Ok(entry_map(&stored))
+        upsert(&ctx, entry, "add to inventory")
     }
 
     /// Adds `username` to the inventory with no metadata (or refreshes its entry).
@@ -147,18 +152,9 @@ pub mod api {
     /// Adds an account found on the server to the inventory (source `adopted`).
     #[rhai_fn(return_raw, volatile)]
     pub fn adopt(ctx: NativeCallContext, username: &str) -> RhaiResult<Map> {
-        let h = host(&ctx)?;
         let mut entry = InventoryEntry::new(username);
         entry.source = Source::Adopted;
-        if h.options.dry_run {
-            h.plan("adopt into inventory", username, None);
-            return Ok(entry_map(&entry));
-        }
-        let store = state(&ctx, &h)?;
-        let stored = store
-            .inventory_upsert(&entry)
-            .map_err(|e| script_error(&ctx, "state", e.0))?;
-        Ok(entry_map(&stored))
+        upsert(&ctx, entry, "adopt into inventory")
     }
 
     /// Removes `username` from the inventory (the account itself is untouched).
