@@ -10,6 +10,17 @@ use crate::store::{AuditFilter, InventoryEntry, Source, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The inventory's columns, in the order `list` and `export` show them.
+const INVENTORY_COLUMNS: [&str; 7] = [
+    "username",
+    "owner",
+    "purpose",
+    "tags",
+    "source",
+    "first_seen",
+    "last_seen",
+];
+
 fn open(settings: &Settings) -> Result<Store, Failure> {
     Store::open(&settings.data_dir, settings.profile.as_deref()).map_err(|e| Failure {
         code: exit::SCRIPT,
@@ -57,19 +68,7 @@ pub fn inventory(settings: &Settings, action: InventoryCmd) -> Result<i32, Failu
     match action {
         InventoryCmd::List { output } => {
             let entries = store.inventory_list().map_err(state_err)?;
-            show(
-                &entries,
-                &[
-                    "username",
-                    "owner",
-                    "purpose",
-                    "tags",
-                    "source",
-                    "first_seen",
-                    "last_seen",
-                ],
-                output,
-            );
+            show(&entries, &INVENTORY_COLUMNS, output);
         }
         InventoryCmd::Add {
             username,
@@ -114,15 +113,7 @@ pub fn inventory(settings: &Settings, action: InventoryCmd) -> Result<i32, Failu
                 )),
                 ExportFormat::Csv => {
                     let mut w = csv::Writer::from_writer(Vec::new());
-                    let _ = w.write_record([
-                        "username",
-                        "owner",
-                        "purpose",
-                        "tags",
-                        "source",
-                        "first_seen",
-                        "last_seen",
-                    ]);
+                    let _ = w.write_record(INVENTORY_COLUMNS);
                     for e in &entries {
                         let _ = w.write_record([
                             e.username.as_str(),
