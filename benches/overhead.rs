@@ -9,8 +9,9 @@
 //! Run: `cargo bench --bench overhead` (release profile).
 
 use mdops::api::{Client, ClientConfig, SecretString};
+use mdops::runtime::{ApiAccess, Bridge, RunOptions, Runtime, StateLocation};
 use mdops::script::diagnostics::Sources;
-use mdops::script::host::{ApiAccess, Bridge, Host, RunOptions};
+use mdops::script::host::Host;
 use mdops::script::{self, PrintTo};
 use mdops::sim::{BackgroundSim, Behaviour, Seed};
 use std::process::{Command, Stdio};
@@ -181,11 +182,13 @@ fn api_overhead() {
         Default::default(),
         Duration::from_secs(60),
     );
-    let host = Arc::new(Host::new(
+    let host = Host::new(Arc::new(Runtime::new(
         Some(ApiAccess::new(config)),
         bridge,
         RunOptions::default(),
-    ));
+        StateLocation::Memory,
+        None,
+    )));
     let sources = Arc::new(Sources::default());
     let engine = script::engine(Some(host), sources.clone(), PrintTo::Stderr);
     let loop_of = |n: u32| {

@@ -1,6 +1,8 @@
-//! Command-line definitions only; meaning is given in `settings` and `app`.
+//! Command-line definitions only; meaning is given in `settings` and the
+//! commands. Knows nothing of the runtime: its one dependency is the output
+//! format, a plain value type.
 
-use crate::script::host::OutputFormat;
+pub use crate::output::Format as OutputFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -12,7 +14,8 @@ use std::path::PathBuf;
     after_help = "The admin token is read from --token-file, MOTHERDUCK_ADMIN_TOKEN, MOTHERDUCK_TOKEN, \
 motherduck_token or the profile, never from the command line.\n\
 Exit codes: 0 ok, 1 script error, 2 usage or configuration, 3 refused by the API (401/403), \
-4 partial failure, 5 locked, 130 interrupted."
+4 partial failure (or --max-writes reached), 5 locked, 6 API unreachable or failing, \
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -38,7 +41,7 @@ pub struct Global {
     /// Where mdops keeps its state and config.toml [env: MDOPS_HOME]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Seconds to wait for one API request
+    /// Seconds to wait for one API request (1 to 3600)
     #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
     /// Retries of a failed request (429, 502-504, connection errors; POST only when safe)
@@ -50,6 +53,18 @@ pub struct Global {
     /// Workers for parallel(): the default and the most a script may ask for
     #[arg(long, global = true, value_name = "N", default_value_t = 8)]
     pub concurrency: u32,
+    /// Stop a run before its N+1-th write (exit 4): a circuit breaker for cron
+    #[arg(long, global = true, value_name = "N")]
+    pub max_writes: Option<u64>,
+    /// Seconds a command (sh, sink and check commands) may run before it is killed (1 to 86400)
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120)]
+    pub command_timeout: u64,
+    /// Largest API response body accepted, in MB (1 to 1024)
+    #[arg(long, global = true, value_name = "MB", default_value_t = 8)]
+    pub max_response_mb: u64,
+    /// Nothing on stderr unless something fails (no summary, progress or warnings)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// Log API calls to stderr (also MDOPS_LOG=debug)
     #[arg(long, short, global = true)]
     pub verbose: bool,
@@ -70,7 +85,7 @@ pub enum Command {
     /// Run a workflow script (a path, or the name of a bundled workflow)
     Run(RunArgs),
     /// Interactive session: explore the organization, try functions, build workflows
-    Repl(crate::repl::ReplArgs),
+    Repl(ReplArgs),
     /// Compile a script without running it; report errors with file:line:col
     Check {
         /// Script path or bundled workflow name
@@ -94,12 +109,37 @@ pub enum Command {
     Audit(AuditArgs),
     /// The journal of tokens mdops minted: delivered, verified, revoked
     Journal {
+        #[command(subcommand)]
+        action: Option<JournalCmd>,
         /// Only this account
         #[arg(long)]
         account: Option<String>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCmd {
+    /// Revoke what runs that died (SIGKILL, a crash) minted and never delivered
+    Resolve {
+        /// Show what would be revoked, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplArgs {
+    /// Make reads, skip writes (each write is printed as a plan line)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm destructive steps without asking
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Do not run $MDOPS_HOME/init.rhai at start
+    #[arg(long)]
+    pub no_init: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,27 +1,119 @@
-//! Files that hold secrets: written whole (temp file + rename) with mode 0600.
+//! Files written whole: a temporary file in the same directory, synced, then
+//! renamed into place, so readers see the old content or the new, never half.
+//!
+//! mdops's own files are created 0600. A file that already exists (an
+//! operator's env file, say) keeps its owner, group and mode: a root cron run
+//! must not leave the app's own env file unreadable to the app.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `data` to `path` atomically with mode 0600: readers see the old file
-/// or the new one, never half of it, and never a moment of wider permissions.
+/// Writes a file only mdops reads (mode 0600), atomically.
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".mdops-")
         .permissions(private())
-        .tempfile_in(dir)?;
+        .tempfile_in(&dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    // The rename is durable only once the directory is: a token revoked after
-    // delivery must not vanish from its sink in a crash.
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
+    sync_dir(&dir);
     Ok(())
+}
+
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The rename is durable only once the directory is synced. A directory that
+/// can be written but not read cannot be opened to sync; the file is still in
+/// place and verified, so that is not a failure of the write.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(dir = %dir.display(), error = %e, "could not sync the directory after a rename");
+    }
+}
+
+/// Where a write to `path` really lands: a symlink is followed (the link stays
+/// a link and its target gets the new content).
+pub fn resolve(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Replaces the content of `path` atomically. A new file gets mode 0600; an
+/// existing one keeps its owner, group and mode (or the write is refused, with
+/// nothing changed, if they cannot be kept).
+pub fn replace(path: &Path, data: &[u8]) -> Result<(), String> {
+    let path = resolve(path);
+    let dir = parent(&path);
+    let existing = std::fs::metadata(&path).ok();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mdops-")
+        .permissions(private())
+        .tempfile_in(&dir)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tmp.write_all(data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    if let Some(meta) = &existing {
+        keep_owner_and_mode(tmp.as_file(), meta).map_err(|e| {
+            format!(
+                "cannot replace {}: {e} (it was left as it was)",
+                path.display()
+            )
+        })?;
+    }
+    tmp.persist(&path)
+        .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
+    sync_dir(&dir);
+    Ok(())
+}
+
+#[cfg(unix)]
+fn keep_owner_and_mode(file: &std::fs::File, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::io::AsRawFd;
+    let (uid, gid) = (meta.uid(), meta.gid());
+    // SAFETY: fchown on a descriptor we own; no memory is shared.
+    let rc = unsafe { libc::fchown(file.as_raw_fd(), uid, gid) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        // SAFETY: plain getters with no arguments.
+        let (me, my_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        if uid != me || gid != my_gid {
+            return Err(format!(
+                "its owner {uid}:{gid} cannot be kept ({err}); run as that user or as root"
+            ));
+        }
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| format!("its mode cannot be kept ({e})"))
+}
+
+/// Holds an advisory lock on a directory while a file in it is read,
+/// changed and written back: other mdops workers and processes that write
+/// there wait their turn.
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
+    let file = std::fs::File::open(dir)
+        .map_err(|e| format!("cannot lock {} for writing: {e}", dir.display()))?;
+    file.lock()
+        .map_err(|e| format!("cannot lock {} for writing: {e}", dir.display()))?;
+    Ok(DirLock { _file: file })
 }
 
 #[cfg(unix)]
@@ -35,4 +127,43 @@ fn private() -> std::fs::Permissions {
     std::fs::metadata(".")
         .map(|m| m.permissions())
         .expect("cwd readable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn new_files_are_private_and_existing_ones_keep_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        replace(&p, b"one").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        replace(&p, b"two").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_symlink_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::write(&real, "old").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        replace(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+    }
 }

@@ -23,15 +23,16 @@ pub enum LockError {
     Io(String),
 }
 
-/// The lock file's name for a script: its bundled name, or its file name plus
-/// a hash of its full path (two `sync.rhai` in different folders do not collide).
+/// The lock file's name for a script: its bundled name, or the file name of
+/// its canonical path plus a hash of that path. Two `sync.rhai` in different
+/// folders do not collide, and a symlink to a script shares the script's lock.
 pub fn key_for(script: &str, bundled: bool) -> String {
     if bundled {
         return script.trim_end_matches(".rhai").to_string();
     }
     let path = Path::new(script);
     let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let stem = path
+    let stem = full
         .file_stem()
         .map(|s| {
             s.to_string_lossy().replace(
@@ -45,18 +46,51 @@ pub fn key_for(script: &str, bundled: bool) -> String {
     format!("{stem}-{short}")
 }
 
+/// Creates `dir` (and missing parents) with mode 0700.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Opens (creating with mode 0600 in a 0700 directory, never through a
+/// symlink) a lock file.
+fn open_lock_file(path: &Path) -> Result<File, String> {
+    if let Some(dir) = path.parent() {
+        private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// Takes the lock on `path` if nobody holds it: `Some(file)` holds it until
+/// dropped, `None` means another live process has it.
+pub fn try_hold(path: &Path) -> Result<Option<File>, String> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
 pub fn acquire(data_dir: &Path, key: &str, script: &str) -> Result<RunLock, LockError> {
     let dir = data_dir.join("locks");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| LockError::Io(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(format!("{key}.lock"));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| LockError::Io(format!("cannot open {}: {e}", path.display())))?;
+    let mut file = open_lock_file(&path).map_err(LockError::Io)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

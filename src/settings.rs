@@ -47,6 +47,11 @@ pub struct Settings {
     pub retry: crate::api::resilience::RetryPolicy,
     pub max_rps: Option<f64>,
     pub concurrency: usize,
+    pub max_writes: Option<u64>,
+    pub command_timeout: std::time::Duration,
+    /// Bytes an API response body may hold.
+    pub max_body: usize,
+    pub quiet: bool,
 }
 
 impl Settings {
@@ -60,14 +65,80 @@ impl Settings {
     }
 }
 
-fn read_token_file(path: &Path) -> Result<SecretString, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
-    let token = text.lines().next().unwrap_or("").trim();
-    if token.is_empty() {
-        return Err(format!("token file {} is empty", path.display()));
+/// What is wrong with a token, without quoting it: it must be one line of
+/// visible ASCII (a header cannot carry anything else).
+fn check_token(token: &str) -> Result<(), String> {
+    if let Some((i, c)) = token
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_graphic())
+    {
+        let what = if c == '\n' || c == '\r' {
+            "a line break".to_string()
+        } else if c.is_whitespace() {
+            "a space".to_string()
+        } else if c.is_control() {
+            "a control character".to_string()
+        } else {
+            "a non-ASCII character".to_string()
+        };
+        return Err(format!("the token holds {what} (at character {})", i + 1));
     }
+    Ok(())
+}
+
+fn read_token_file(path: &Path) -> Result<SecretString, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read token file {}: {}", path.display(), e.kind()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("token file {} is not text", path.display()))?;
+    // Editors on some systems start a file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let token = match lines.as_slice() {
+        [] => return Err(format!("token file {} is empty", path.display())),
+        [one] => *one,
+        _ => {
+            return Err(format!(
+                "token file {} holds more than one line; it must hold only the token",
+                path.display()
+            ))
+        }
+    };
+    check_token(token).map_err(|e| format!("token file {}: {e}", path.display()))?;
     Ok(SecretString::new(token))
+}
+
+/// A TOML error as a position and a message, without the source line it
+/// quotes (that line may hold a credential) or quoted string values.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let mut message = String::new();
+    let mut in_quotes = false;
+    for c in e.message().chars() {
+        if c == '"' {
+            in_quotes = !in_quotes;
+            message.push(c);
+            if !in_quotes {
+                continue;
+            }
+            message.push('…');
+        } else if !in_quotes {
+            message.push(c);
+        }
+    }
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {col}: {}", message.trim())
+        }
+        None => message.trim().to_string(),
+    }
 }
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
@@ -94,8 +165,13 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
             .unwrap_or_else(|| data_dir.join("config.toml")),
     };
     let config: ConfigFile = match std::fs::read_to_string(&config_path) {
-        Ok(text) => toml::from_str(&text)
-            .map_err(|e| format!("invalid config file {}: {e}", config_path.display()))?,
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            format!(
+                "invalid config file {}: {}",
+                config_path.display(),
+                toml_error(&text, &e)
+            )
+        })?,
         Err(e)
             if matches!(
                 e.kind(),
@@ -131,13 +207,20 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
             )
         })?,
     };
-    let raw_url = global
-        .api_url
-        .clone()
-        .or_else(|| nonempty("MOTHERDUCK_API_BASE_URL"))
-        .or(profile.api_url.clone())
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-    let api_url = base_url::parse(&raw_url)?;
+    let (raw_url, url_source) = if let Some(u) = &global.api_url {
+        (u.clone(), "--api-url".to_string())
+    } else if let Some(u) = nonempty("MOTHERDUCK_API_BASE_URL") {
+        (u, "$MOTHERDUCK_API_BASE_URL".to_string())
+    } else if let Some(u) = &profile.api_url {
+        (
+            u.clone(),
+            format!("profile {}", profile_name.clone().unwrap_or_default()),
+        )
+    } else {
+        (DEFAULT_BASE_URL.to_string(), "the default".to_string())
+    };
+    let api_url =
+        base_url::parse(&raw_url).map_err(|e| format!("{e} (the URL comes from {url_source})"))?;
 
     let (token, token_source) = if let Some(path) = &global.token_file {
         (
@@ -146,10 +229,9 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
         )
     } else if let Some((var, value)) = TOKEN_VARS.iter().find_map(|v| nonempty(v).map(|x| (*v, x)))
     {
-        (
-            Some(SecretString::new(value.trim())),
-            Some(format!("${var}")),
-        )
+        let value = value.trim().trim_start_matches('\u{feff}');
+        check_token(value).map_err(|e| format!("${var}: {e}"))?;
+        (Some(SecretString::new(value)), Some(format!("${var}")))
     } else if let Some(path) = &profile.token_file {
         let path = expand_home(path);
         (
@@ -162,13 +244,30 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
     } else {
         (None, None)
     };
-    if global.timeout == 0 {
-        return Err("--timeout must be at least 1 second".into());
+    if !(1..=3600).contains(&global.timeout) {
+        return Err(format!(
+            "--timeout must be 1 to 3600 seconds, not {}",
+            global.timeout
+        ));
     }
     if let Some(r) = global.max_rps {
-        if !(r > 0.0 && r.is_finite()) {
-            return Err(format!("--max-rps must be a positive number, not {r}"));
+        if !(0.01..=100_000.0).contains(&r) {
+            return Err(format!(
+                "--max-rps must be between 0.01 and 100000, not {r}"
+            ));
         }
+    }
+    if !(1..=86_400).contains(&global.command_timeout) {
+        return Err(format!(
+            "--command-timeout must be 1 to 86400 seconds, not {}",
+            global.command_timeout
+        ));
+    }
+    if !(1..=1024).contains(&global.max_response_mb) {
+        return Err(format!(
+            "--max-response-mb must be 1 to 1024, not {}",
+            global.max_response_mb
+        ));
     }
     if !(1..=256).contains(&global.concurrency) {
         return Err(format!(
@@ -194,6 +293,10 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
         },
         max_rps: global.max_rps,
         concurrency: global.concurrency as usize,
+        max_writes: global.max_writes,
+        command_timeout: std::time::Duration::from_secs(global.command_timeout),
+        max_body: (global.max_response_mb as usize) << 20,
+        quiet: global.quiet,
     })
 }
 
@@ -226,6 +329,8 @@ mod tests {
             timeout: 30,
             retries: 4,
             concurrency: 8,
+            command_timeout: 120,
+            max_response_mb: 8,
             ..Default::default()
         };
         (dir, g)

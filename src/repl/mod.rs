@@ -3,6 +3,7 @@
 //! history that never keeps a secret.
 
 mod complete;
+mod history;
 mod redact;
 mod session;
 
@@ -10,9 +11,12 @@ pub use complete::{complete, hint, Known};
 pub use redact::for_history;
 pub use session::{is_incomplete, syntax_engine, Reply, Session};
 
-use crate::app::{api_for, bridge_for, cancel_on_ctrl_c, exit, host_for, runtime, Failure};
+pub use crate::cli::ReplArgs;
+use crate::context::{Context, OnSignal};
+use crate::failure::{exit, Failure};
+use crate::runtime::Runtime;
 use crate::script::diagnostics::Sources;
-use crate::script::host::{OutputFormat, RunOptions};
+use crate::script::host::Host;
 use crate::script::{self, PrintTo};
 use crate::settings::Settings;
 use rustyline::completion::{Completer, Pair};
@@ -20,24 +24,11 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::{DefaultHistory, History};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Editor, Helper};
+use rustyline::{Editor, Helper};
 use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReplArgs {
-    /// Make reads, skip writes (each write is printed as a plan line)
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Confirm destructive steps without asking
-    #[arg(long, short)]
-    pub yes: bool,
-    /// Do not run $MDOPS_HOME/init.rhai at start
-    #[arg(long)]
-    pub no_init: bool,
-}
 
 /// The rustyline helper: reads the shared snapshot of what the session knows.
 pub struct ReplHelper {
@@ -52,7 +43,7 @@ impl Completer for ReplHelper {
         &self,
         line: &str,
         pos: usize,
-        _: &Context<'_>,
+        _: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let (start, words) = complete(&known, line, pos);
@@ -71,7 +62,7 @@ impl Completer for ReplHelper {
 
 impl Hinter for ReplHelper {
     type Hint = String;
-    fn hint(&self, line: &str, pos: usize, _: &Context<'_>) -> Option<String> {
+    fn hint(&self, line: &str, pos: usize, _: &rustyline::Context<'_>) -> Option<String> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         hint(&known, line, pos)
     }
@@ -99,34 +90,37 @@ impl Validator for ReplHelper {
 
 impl Helper for ReplHelper {}
 
-pub fn run(settings: &Settings, args: ReplArgs) -> Result<i32, Failure> {
-    let rt = runtime()?;
-    let (api, _sim) = api_for(settings, &rt)?;
-    let url = api.config().base_url.to_string();
-    let bridge = bridge_for(settings, &rt);
-    cancel_on_ctrl_c(&rt, &bridge, false);
+pub fn run(settings: Settings, args: ReplArgs) -> Result<i32, Failure> {
+    let ctx = Context::new(settings, OnSignal::Session)?;
+    let url = crate::api::base_url::shown(&ctx.client.base_url);
     let interactive = std::io::stdin().is_terminal();
-    let options = RunOptions {
-        dry_run: args.dry_run,
-        yes: args.yes,
-        interactive: interactive && std::io::stderr().is_terminal(),
-        output: OutputFormat::Text,
-        concurrency: settings.concurrency,
-        ..Default::default()
-    };
-    let host = host_for(settings, api, bridge, options);
+    let mut options = ctx.options();
+    options.dry_run = args.dry_run;
+    options.yes = args.yes;
+    options.interactive = interactive && std::io::stderr().is_terminal();
+    let rt = ctx.runtime(options, "repl");
+    {
+        // SIGTERM at the prompt: the session still revokes what it left undelivered.
+        let rt = rt.clone();
+        ctx.on_terminate(move || {
+            settle(&rt);
+        });
+    }
+    let host = Host::new(rt.clone());
     let sources = Arc::new(Sources::default());
     let engine = script::engine(Some(host.clone()), sources.clone(), PrintTo::Stdout);
     let mut session = Session::new(engine, host, sources);
-    let init = settings.data_dir.join("init.rhai");
+    let data_dir = ctx.settings.data_dir.clone();
+    let init = data_dir.join("init.rhai");
     let init = (!args.no_init && init.is_file()).then_some(init);
-    if interactive {
-        let target = if settings.sandbox {
+    let code = if interactive {
+        let target = if ctx.settings.sandbox {
             format!("the sandbox organization at {url}")
         } else {
             url
         };
-        let profile = settings
+        let profile = ctx
+            .settings
             .profile
             .as_deref()
             .map(|p| format!(" (profile {p})"))
@@ -143,13 +137,33 @@ pub fn run(settings: &Settings, args: ReplArgs) -> Result<i32, Failure> {
         if let Some(init) = &init {
             emit(session.load(&init.display().to_string()));
         }
-        interactive_loop(&mut session, &settings.data_dir)
+        interactive_loop(&mut session, &data_dir)?
     } else {
         if let Some(init) = &init {
             emit(session.load(&init.display().to_string()));
         }
-        piped(&mut session)
+        piped(&mut session)?
+    };
+    let unsettled = settle(&rt);
+    Ok(if unsettled && code == exit::OK {
+        exit::PARTIAL
+    } else {
+        code
+    })
+}
+
+/// The end of a session: every token minted in it and neither delivered,
+/// revealed nor revoked is revoked now, and reported.
+fn settle(rt: &Runtime) -> bool {
+    let settled = rt.ledger.settle(rt);
+    for s in &settled {
+        eprintln!(
+            "warning: {} was minted in this session but never delivered, revealed or released: {}",
+            s.what(),
+            s.outcome
+        );
     }
+    !settled.is_empty()
 }
 
 fn emit(reply: Reply) -> bool {
@@ -190,38 +204,6 @@ fn piped(session: &mut Session) -> Result<i32, Failure> {
     Ok(if failed { exit::SCRIPT } else { exit::OK })
 }
 
-fn history_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("repl_history")
-}
-
-/// Creates the history file with mode 0600 before anything is written to it.
-fn prepare_history(path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            b.mode(0o700);
-        }
-        b.create(dir)?;
-    }
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
-}
-
 fn interactive_loop(session: &mut Session, data_dir: &Path) -> Result<i32, Failure> {
     let config = rustyline::Config::builder()
         .auto_add_history(false)
@@ -239,18 +221,20 @@ fn interactive_loop(session: &mut Session, data_dir: &Path) -> Result<i32, Failu
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)
         .map_err(|e| Failure::usage(format!("cannot start the line editor: {e}")))?;
     editor.set_helper(Some(helper));
-    let history = history_path(data_dir);
-    let history_ok = match prepare_history(&history) {
-        Ok(()) => {
-            let _ = editor.load_history(&history);
-            true
+    let path = data_dir.join("repl_history");
+    let history = match history::History::open(path.clone()) {
+        Ok(h) => {
+            for entry in h.load() {
+                let _ = editor.history_mut().add(&entry);
+            }
+            Some(h)
         }
         Err(e) => {
             eprintln!(
                 "warning: history is off: cannot use {}: {e}",
-                history.display()
+                path.display()
             );
-            false
+            None
         }
     };
     loop {
@@ -259,10 +243,10 @@ fn interactive_loop(session: &mut Session, data_dir: &Path) -> Result<i32, Failu
                 if line.trim().is_empty() {
                     continue;
                 }
-                if history_ok {
-                    let stored = for_history(&line, &session.host().seen_secrets());
+                if let Some(h) = &history {
+                    let stored = for_history(&line);
                     let _ = editor.history_mut().add(&stored);
-                    let _ = editor.save_history(&history);
+                    let _ = h.append(&stored);
                 }
                 let reply = session.input(&line);
                 let quit = reply.quit;

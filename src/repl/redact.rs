@@ -1,7 +1,6 @@
 //! Keeps secrets out of the REPL history: a line that holds a secret this
-//! session has seen, or anything shaped like a token, is stored redacted.
-
-use crate::api::SecretString;
+//! process has seen (see `crate::redact`), or anything shaped like a token,
+//! is stored redacted.
 
 const REDACTED: &str = "<redacted>";
 
@@ -21,13 +20,8 @@ fn looks_like_token(word: &str) -> bool {
 }
 
 /// The line as it may be stored: known secrets and token-like values replaced.
-pub fn for_history(line: &str, secrets: &[SecretString]) -> String {
-    let mut out = line.to_string();
-    for s in secrets {
-        if !s.expose().is_empty() && out.contains(s.expose()) {
-            out = out.replace(s.expose(), REDACTED);
-        }
-    }
+pub fn for_history(line: &str) -> String {
+    let out = crate::redact::clean_with(line, REDACTED).into_owned();
     let mut result = String::with_capacity(out.len());
     let mut word = String::new();
     let flush = |word: &mut String, result: &mut String| {
@@ -56,25 +50,22 @@ mod tests {
 
     #[test]
     fn redacts_known_secrets_and_token_shapes() {
-        let known = [SecretString::new("plain-known-value")];
+        crate::redact::register("plain-known-value");
         assert_eq!(
-            for_history("secrets::to_file(\"x\", \"plain-known-value\")", &known),
+            for_history("secrets::to_file(\"x\", \"plain-known-value\")"),
             "secrets::to_file(\"x\", \"<redacted>\")"
         );
         assert_eq!(
-            for_history(
-                "tokens::verify(\"a\", \"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig123\")",
-                &[]
-            ),
+            for_history("tokens::verify(\"a\", \"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig123\")"),
             "tokens::verify(\"a\", \"<redacted>\")"
         );
         assert_eq!(
-            for_history("let k = \"Xk29dk3LmQ8zPw02nVb7Rt5Yq1Ws4Ed6\";", &[]),
+            for_history("let k = \"Xk29dk3LmQ8zPw02nVb7Rt5Yq1Ws4Ed6\";"),
             "let k = \"<redacted>\";"
         );
         let ordinary =
             "let t = tokens::create(\"etl_pipeline\", #{name: \"airflow-2026\", ttl: \"90d\"});";
-        assert_eq!(for_history(ordinary, &[]), ordinary);
-        assert_eq!(for_history("t.token.reveal()", &[]), "t.token.reveal()");
+        assert_eq!(for_history(ordinary), ordinary);
+        assert_eq!(for_history("t.token.reveal()"), "t.token.reveal()");
     }
 }

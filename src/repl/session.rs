@@ -4,8 +4,7 @@
 use super::complete::Known;
 use crate::script::diagnostics::{self, Sources};
 use crate::script::host::Host;
-use crate::script::table::render_text;
-use crate::script::{self, convert::to_json, docs};
+use crate::script::{self, docs};
 use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 use std::sync::Arc;
 
@@ -147,7 +146,10 @@ impl Session {
         // Dry-run plan lines were printed as they happened; do not let them pile up.
         self.host.take_plan();
         match result {
-            Ok(v) => Reply::out(self.show(&v)),
+            Ok(v) => match self.show(&v) {
+                Ok(text) => Reply::out(text),
+                Err(e) => Reply::err(format!("error: cannot show the result: {e}\n")),
+            },
             Err(e) => Reply::err(self.describe(&e, name)),
         }
     }
@@ -155,7 +157,7 @@ impl Session {
     fn describe(&self, e: &EvalAltResult, name: &str) -> String {
         if let EvalAltResult::ErrorTerminated(v, _) = e {
             if let Some(m) = v.read_lock::<rhai::Map>() {
-                if let Some(code) = m.get(script::bindings::helpers::EXIT_CODE_KEY) {
+                if let Some(code) = m.get(script::convert::EXIT_CODE_KEY) {
                     return format!(
                         "(the script asked to exit with code {code}; the session goes on)\n"
                     );
@@ -174,22 +176,23 @@ impl Session {
         script::register_imports(&mut self.engine, &imports, &self.sources, ast.source());
     }
 
-    fn show(&self, v: &Dynamic) -> String {
+    fn show(&self, v: &Dynamic) -> Result<String, String> {
         if v.is_unit() {
-            return String::new();
+            return Ok(String::new());
         }
-        if self.json {
-            return format!(
-                "{}\n",
-                serde_json::to_string_pretty(&to_json(v)).unwrap_or_default()
-            );
-        }
-        let text = render_text(v);
         // Strings are shown quoted so "" and () can be told apart.
-        if v.is_string() {
-            return format!("{:?}\n", v.clone().into_string().unwrap_or_default());
+        if v.is_string() && !self.json {
+            return Ok(format!(
+                "{:?}\n",
+                v.clone().into_string().unwrap_or_default()
+            ));
         }
-        text
+        let doc = crate::script::convert::to_doc(v)?;
+        Ok(if self.json {
+            crate::output::json(&doc.to_json())
+        } else {
+            doc.to_text()
+        })
     }
 
     fn command(&mut self, cmd: &str) -> Reply {
@@ -280,7 +283,7 @@ impl Session {
             .scope
             .iter()
             .map(|(name, _, v)| {
-                let mut shown = crate::script::table::cell(&v);
+                let mut shown = crate::output::cell(&crate::script::convert::to_json(&v));
                 if shown.chars().count() > 60 {
                     shown = shown.chars().take(57).collect::<String>() + "...";
                 }

@@ -1,57 +1,107 @@
-//! Conversions between API values and Rhai values, and API errors as Rhai errors.
+//! Between Rhai and the rest: API values into Rhai values, Rhai values into
+//! JSON and into the output module's documents, and runtime errors into the
+//! errors scripts catch.
 
 use crate::api::{ApiError, SecretString};
+use crate::output::{Doc, Table as OutTable};
+use crate::runtime::Error;
 use crate::script::table::Table;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext, Position};
+
+/// What a binding returns: a value, or the error the script sees.
+pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 use serde::Serialize;
 use serde_json::Value;
 
-pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+/// Values nested deeper than this are refused when converted (printing or
+/// serializing them recursively could overflow the stack).
+pub const MAX_DEPTH: usize = 128;
 
 /// Any serializable API value as a Rhai value (objects become maps, null `()`).
 pub fn to_dynamic<T: Serialize>(value: &T) -> Dynamic {
     rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
 }
 
-/// A Rhai value as JSON, for API bodies and `--output json`. Secrets become
-/// their redacted form; they never reach JSON output.
+/// A Rhai value as JSON, for API bodies and output. Secrets become their
+/// redacted form; they never reach JSON. Too deep a value is an error.
+pub fn to_json_checked(value: &Dynamic) -> Result<Value, String> {
+    json_at(value, 0)
+}
+
+/// [`to_json_checked`] where depth cannot be an issue (or `null` if it is).
 pub fn to_json(value: &Dynamic) -> Value {
+    json_at(value, 0).unwrap_or(Value::Null)
+}
+
+fn too_deep() -> String {
+    format!("the value is nested more than {MAX_DEPTH} levels deep")
+}
+
+fn json_at(value: &Dynamic, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep());
+    }
     if value.is_unit() {
-        return Value::Null;
+        return Ok(Value::Null);
     }
     if let Some(b) = value.clone().try_cast::<bool>() {
-        return Value::Bool(b);
+        return Ok(Value::Bool(b));
     }
     if let Ok(i) = value.as_int() {
-        return Value::from(i);
+        return Ok(Value::from(i));
     }
     if let Ok(f) = value.as_float() {
-        return serde_json::Number::from_f64(f)
+        return Ok(serde_json::Number::from_f64(f)
             .map(Value::Number)
-            .unwrap_or(Value::Null);
+            .unwrap_or(Value::Null));
     }
     if value.is_string() {
-        return Value::String(value.clone().into_string().unwrap_or_default());
+        return Ok(Value::String(
+            value.clone().into_string().unwrap_or_default(),
+        ));
     }
-    if value.is_array() {
-        let arr = value.read_lock::<Array>().expect("array");
-        return Value::Array(arr.iter().map(to_json).collect());
+    if let Some(arr) = value.read_lock::<Array>() {
+        return arr
+            .iter()
+            .map(|v| json_at(v, depth + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
     }
-    if value.is_map() {
-        let map = value.read_lock::<Map>().expect("map");
-        return Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.to_string(), to_json(v)))
-                .collect(),
-        );
+    if let Some(map) = value.read_lock::<Map>() {
+        let mut out = serde_json::Map::new();
+        for (k, v) in map.iter() {
+            out.insert(k.to_string(), json_at(v, depth + 1)?);
+        }
+        return Ok(Value::Object(out));
     }
     if let Some(s) = value.read_lock::<SecretString>() {
-        return Value::String(s.redacted());
+        return Ok(Value::String(s.redacted()));
     }
     if let Some(t) = value.read_lock::<Table>() {
-        return t.to_json();
+        return t.to_output(depth).map(|t| t.to_json());
     }
-    Value::String(value.to_string())
+    Ok(Value::String(value.to_string()))
+}
+
+/// A script's result as an output document: a `table()`, an array of maps
+/// (shown as a table), or any other value.
+pub fn to_doc(value: &Dynamic) -> Result<Doc, String> {
+    if let Some(t) = value.read_lock::<Table>() {
+        return t.to_output(0).map(Doc::Table);
+    }
+    to_json_checked(value).map(Doc::value)
+}
+
+/// Rows of a Rhai table as the output module's table.
+impl Table {
+    pub fn to_output(&self, depth: usize) -> Result<OutTable, String> {
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| json_at(r, depth + 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OutTable::new(rows, self.columns.clone()))
+    }
 }
 
 /// The error map scripts catch: `#{kind, status, code, message, issues, field,
@@ -96,6 +146,7 @@ pub fn error_map(e: &ApiError) -> Map {
         ),
         ApiError::Decode { method, path, .. }
         | ApiError::Network { method, path, .. }
+        | ApiError::TooLarge { method, path, .. }
         | ApiError::Timeout { method, path, .. } => {
             (e.to_string(), vec![], None, Some(method), Some(path))
         }
@@ -118,6 +169,11 @@ pub fn error_map(e: &ApiError) -> Map {
     m
 }
 
+/// The key under which a termination value carries the exit code `exit(code)` asked for.
+pub const EXIT_CODE_KEY: &str = "mdops_exit_code";
+/// The key under which a termination value says the runtime stopped the run.
+pub const STOP_KEY: &str = "mdops_stop";
+
 /// An API error thrown at the script position that made the call. Cancellation
 /// terminates the script outright: `try`/`catch` cannot swallow Ctrl-C.
 pub fn throw_at(pos: Position, e: ApiError) -> Box<EvalAltResult> {
@@ -129,6 +185,26 @@ pub fn throw_at(pos: Position, e: ApiError) -> Box<EvalAltResult> {
 
 pub fn throw(ctx: &NativeCallContext, e: ApiError) -> Box<EvalAltResult> {
     throw_at(ctx.call_position(), e)
+}
+
+/// A runtime failure as the script sees it: API errors as error maps, other
+/// failures as `#{kind, message}` maps, a stop of the run as a termination
+/// that no `catch` intercepts.
+pub fn fail(ctx: &NativeCallContext, e: Error) -> Box<EvalAltResult> {
+    match e {
+        Error::Api(api) => throw(ctx, *api),
+        Error::State(m) => script_error(ctx, "state", m),
+        Error::Confirmation(m) => script_error(ctx, "confirmation", m),
+        Error::Sink(m) => script_error(ctx, "sink", m),
+        Error::Stop(stop) => {
+            let mut m = Map::new();
+            m.insert(STOP_KEY.into(), stop.to_string().into());
+            Box::new(EvalAltResult::ErrorTerminated(
+                m.into(),
+                ctx.call_position(),
+            ))
+        }
+    }
 }
 
 /// A failure that is not the API's: `#{kind, message, summary}` with the
@@ -172,7 +248,7 @@ pub fn seconds_of(value: &Dynamic) -> Result<i64, String> {
         return Ok(i);
     }
     if let Ok(f) = value.as_float() {
-        if f.fract() == 0.0 {
+        if f.fract() == 0.0 && f.abs() < 1e15 {
             return Ok(f as i64);
         }
         return Err(format!("{f} is not a whole number of seconds"));
@@ -184,4 +260,9 @@ pub fn seconds_of(value: &Dynamic) -> Result<i64, String> {
         "expected seconds or a duration string such as \"90d\", got {}",
         value.type_name()
     ))
+}
+
+/// `Ok` for runtime results in bindings: `rt_result(&ctx, h.list_tokens(u))?`.
+pub fn check<T>(ctx: &NativeCallContext, r: Result<T, Error>) -> ScriptResult<T> {
+    r.map_err(|e| fail(ctx, e))
 }

@@ -46,12 +46,7 @@ impl Sources {
 }
 
 /// How a failure maps onto the exit codes cron depends on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    Script,
-    Auth,
-    Interrupted,
-}
+pub type Category = crate::failure::Kind;
 
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
@@ -180,12 +175,22 @@ pub fn from_eval(
         EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Map>() {
             Some(m) if m.contains_key("summary") => {
                 let status = m.get("status").and_then(|s| s.as_int().ok());
-                if matches!(status, Some(401 | 403)) {
-                    category = Category::Auth;
-                }
+                let kind = m.get("kind").map(|k| k.to_string()).unwrap_or_default();
+                category = match (kind.as_str(), status) {
+                    (_, Some(401 | 403)) => Category::Auth,
+                    ("usage", _) => Category::Usage,
+                    ("network" | "timeout", _) => Category::Unavailable,
+                    ("api", Some(s)) if s >= 500 || s == 429 => Category::Unavailable,
+                    _ => Category::Script,
+                };
                 m["summary"].to_string()
             }
-            _ if value.is_string() => format!("uncaught exception: {value}"),
+            _ if value.is_string() => {
+                format!(
+                    "uncaught exception: {}",
+                    crate::output::escape(&value.to_string())
+                )
+            }
             _ => format!(
                 "uncaught exception: {}",
                 crate::script::convert::to_json(value)

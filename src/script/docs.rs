@@ -64,14 +64,9 @@ fn friendly(ty: &str) -> String {
         "FnPtr" | "rhai::FnPtr" => "fn".into(),
         "SecretString" | "crate::api::SecretString" => "Secret".into(),
         "()" => "()".into(),
-        other => other
-            .trim_start_matches("RhaiResult<")
-            .trim_start_matches("Result<")
-            .trim_end_matches('>')
-            .rsplit("::")
-            .next()
-            .unwrap_or(other)
-            .to_string(),
+        t if t.starts_with("Range<") || t.starts_with("std::ops::Range<") => "range".into(),
+        t if t.contains("RangeInclusive<") => "range".into(),
+        other => other.rsplit("::").next().unwrap_or(other).to_string(),
     }
 }
 
@@ -87,9 +82,9 @@ fn render(qualified: &str, f: &FnMeta) -> FnDoc {
         })
         .collect();
     let mut signature = format!("{qualified}({})", params.join(", "));
-    let ret = friendly(&f.return_type);
+    let ret = friendly_ret(&f.return_type);
     if !f.return_type.is_empty() && ret != "()" {
-        signature.push_str(&format!(" -> {}", friendly_ret(&f.return_type)));
+        signature.push_str(&format!(" -> {ret}"));
     }
     let doc = f
         .doc_comments
@@ -114,14 +109,60 @@ fn render(qualified: &str, f: &FnMeta) -> FnDoc {
 }
 
 fn friendly_ret(ty: &str) -> String {
-    // `RhaiResult<Map>` / `Result<Array, Box<EvalAltResult>>` → inner type.
-    let inner = ty
-        .trim()
-        .strip_prefix("RhaiResult<")
-        .or_else(|| ty.trim().strip_prefix("Result<"))
-        .map(|r| r.trim_end_matches('>').split(',').next().unwrap_or(r))
-        .unwrap_or(ty);
+    // `ScriptResult<Map>` / `Result<Array, Box<EvalAltResult>>` → the inner type.
+    let t = ty.trim();
+    let inner = t
+        .strip_prefix("ScriptResult<")
+        .or_else(|| t.strip_prefix("Result<"))
+        .map(|r| {
+            let r = r.strip_suffix('>').unwrap_or(r);
+            r.split(", Box<").next().unwrap_or(r)
+        })
+        .unwrap_or(t);
     friendly(inner)
+}
+
+/// Every function name a script can call: this project's and Rhai's own
+/// (from the engine's metadata; operators and internal names left out).
+pub fn callable_names(engine: &Engine) -> Vec<String> {
+    let json = engine
+        .gen_fn_metadata_to_json(true)
+        .expect("metadata serializes");
+    let meta: Meta = serde_json::from_str(&json).expect("metadata has the documented shape");
+    let plain =
+        |n: &str| n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && !n.contains('$');
+    let mut names: Vec<String> = meta
+        .functions
+        .iter()
+        .map(|f| f.name.clone())
+        .filter(|n| plain(n))
+        .collect();
+    for (ns, m) in &meta.modules {
+        names.extend(
+            m.functions
+                .iter()
+                .filter(|f| plain(&f.name))
+                .map(|f| format!("{ns}::{}", f.name)),
+        );
+    }
+    names.extend(
+        [
+            "print",
+            "debug",
+            "type_of",
+            "is_def_fn",
+            "is_def_var",
+            "eval",
+            "Fn",
+            "call",
+            "curry",
+            "is_shared",
+        ]
+        .map(String::from),
+    );
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Every function this project registers (not Rhai's standard library), sorted

@@ -7,10 +7,7 @@ use rhai::{ASTNode, Engine, Expr, Stmt, AST};
 use std::collections::HashSet;
 
 pub fn check(engine: &Engine, ast: &AST, src: &str) -> Result<(), Diagnostic> {
-    let known: Vec<String> = crate::script::docs::functions(engine)
-        .into_iter()
-        .map(|f| f.qualified)
-        .collect();
+    let known: Vec<String> = crate::script::docs::callable_names(engine);
     let namespaces: HashSet<&str> = crate::script::bindings::modules()
         .into_iter()
         .map(|(n, _)| n)

@@ -1,5 +1,6 @@
-//! The Rhai side: engine factory, host (API access for scripts), diagnostics,
-//! module resolution, output rendering.
+//! The Rhai side: engine factory, host (what bindings run against),
+//! bindings, declared parameters, diagnostics, lint, module resolution, and
+//! the conversion of script values into output and errors.
 
 pub mod bindings;
 pub mod convert;
@@ -8,7 +9,7 @@ pub mod docs;
 pub mod glob;
 pub mod host;
 pub mod lint;
-pub mod prompt;
+pub mod params;
 pub mod resolver;
 pub mod table;
 
@@ -49,8 +50,9 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         .register_fn("to_string", |t: &mut Table| t.render())
         .register_fn("to_debug", |t: &mut Table| t.render())
         .register_fn("len", |t: &mut Table| t.rows.len() as rhai::INT);
-    engine.register_global_module(rhai::exported_module!(bindings::secret::api).into());
-    engine.register_global_module(rhai::exported_module!(bindings::helpers::api).into());
+    for module in bindings::globals() {
+        engine.register_global_module(module.into());
+    }
     for (name, module) in bindings::modules() {
         engine.register_static_module(name, module.into());
     }
@@ -91,7 +93,7 @@ pub fn compile(
 
 /// `#!/usr/bin/env mdops run` lines are allowed so scripts can be executable.
 /// The line is blanked, not removed, so positions stay right.
-fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
     match text.strip_prefix("#!") {
         Some(rest) => match rest.find('\n') {
             Some(i) => std::borrow::Cow::Owned(rest[i..].to_string()),
@@ -135,55 +137,10 @@ pub fn register_imports(
     }
 }
 
-/// Names a misspelt call may have meant: every registered function plus the
-/// script's own.
+/// Names a misspelt call may have meant: every function the engine knows
+/// (Rhai's own included, from its metadata) plus the script's own.
 pub fn known_names(engine: &Engine, ast: Option<&AST>) -> Vec<String> {
-    let mut names: Vec<String> = docs::functions(engine)
-        .into_iter()
-        .map(|f| f.qualified)
-        .collect();
-    names.extend(
-        [
-            "print",
-            "debug",
-            "len",
-            "push",
-            "keys",
-            "values",
-            "contains",
-            "to_string",
-            "type_of",
-            "is_empty",
-            "filter",
-            "map",
-            "reduce",
-            "sort",
-            "join",
-            "split",
-            "starts_with",
-            "ends_with",
-            "to_upper",
-            "to_lower",
-            "trim",
-            "sub_string",
-            "index_of",
-            "parse_int",
-            "parse_float",
-            "timestamp",
-            "remove",
-            "insert",
-            "append",
-            "retain",
-            "some",
-            "all",
-            "find",
-            "for_each",
-            "to_json",
-            "parse_json",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    let mut names = docs::callable_names(engine);
     if let Some(ast) = ast {
         names.extend(ast.iter_functions().map(|f| f.name.to_string()));
     }

@@ -92,6 +92,18 @@ fn from_row(r: &Row) -> rusqlite::Result<InventoryEntry> {
     })
 }
 
+/// Metadata given replaces, metadata not given stays; `first_seen` and the
+/// original source stay.
+const UPSERT: &str =
+    "INSERT INTO inventory (username, owner, purpose, tags, extra, source, first_seen, last_seen)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+     ON CONFLICT (username) DO UPDATE SET
+        owner = COALESCE(excluded.owner, owner),
+        purpose = COALESCE(excluded.purpose, purpose),
+        tags = CASE WHEN excluded.tags = '[]' THEN tags ELSE excluded.tags END,
+        extra = json_patch(extra, excluded.extra),
+        last_seen = excluded.last_seen";
+
 impl Store {
     pub fn inventory_list(&self) -> Result<Vec<InventoryEntry>> {
         let conn = self.conn();
@@ -117,17 +129,9 @@ impl Store {
         let t = now();
         {
             let conn = self.conn();
-            conn.prepare_cached("INSERT INTO inventory (username, owner, purpose, tags, extra, source, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-                 ON CONFLICT (username) DO UPDATE SET
-                    owner = COALESCE(excluded.owner, owner),
-                    purpose = COALESCE(excluded.purpose, purpose),
-                    tags = CASE WHEN excluded.tags = '[]' THEN tags ELSE excluded.tags END,
-                    extra = json_patch(extra, excluded.extra),
-                    last_seen = excluded.last_seen")
-            .map_err(sql)?
-            .execute(
-                params![
+            conn.prepare_cached(UPSERT)
+                .map_err(sql)?
+                .execute(params![
                     e.username,
                     e.owner,
                     e.purpose,
@@ -135,11 +139,32 @@ impl Store {
                     serde_json::to_string(&e.extra).expect("extra serializes"),
                     e.source.as_str(),
                     t,
-                ],
-            )
-            .map_err(sql)?;
+                ])
+                .map_err(sql)?;
         }
         Ok(self.inventory_get(&e.username)?.expect("just written"))
+    }
+
+    /// Upserts every entry in one transaction: all of them, or none.
+    pub fn inventory_upsert_all(&self, entries: &[InventoryEntry]) -> Result<()> {
+        let t = now();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        for e in entries {
+            tx.prepare_cached(UPSERT)
+                .map_err(sql)?
+                .execute(params![
+                    e.username,
+                    e.owner,
+                    e.purpose,
+                    serde_json::to_string(&e.tags).expect("tags serialize"),
+                    serde_json::to_string(&e.extra).expect("extra serializes"),
+                    e.source.as_str(),
+                    t,
+                ])
+                .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
     }
 
     pub fn inventory_remove(&self, username: &str) -> Result<bool> {

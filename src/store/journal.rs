@@ -20,6 +20,10 @@ pub struct JournalEntry {
     pub revoked_at: Option<String>,
     /// Where the secret went: `file:PATH`, `env-file:PATH#KEY`, `command:CMD`.
     pub sink: Option<String>,
+    /// When the script took the value itself (`reveal()`).
+    pub revealed_at: Option<String>,
+    /// The run that minted it.
+    pub run_id: Option<String>,
 }
 
 fn from_row(r: &Row) -> rusqlite::Result<JournalEntry> {
@@ -35,29 +39,71 @@ fn from_row(r: &Row) -> rusqlite::Result<JournalEntry> {
         verified_at: r.get("verified_at")?,
         revoked_at: r.get("revoked_at")?,
         sink: r.get("sink")?,
+        revealed_at: r.get("revealed_at")?,
+        run_id: r.get("run_id")?,
     })
 }
 
 impl Store {
-    pub fn journal_minted(&self, username: &str, token: &Token, fingerprint: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached("INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    /// Records a minted token and closes the attempt that minted it, in one
+    /// transaction: afterwards the journal knows the token by id.
+    pub fn journal_minted(
+        &self,
+        run_id: &str,
+        attempt: Option<i64>,
+        username: &str,
+        token: &Token,
+        fingerprint: &str,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        tx.prepare_cached("INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (token_id) DO NOTHING")
             .map_err(sql)?
-            .execute(
-                params![
-                    username,
-                    token.id,
-                    token.name,
-                    token.token_type.as_str(),
-                    token.expire_at,
-                    fingerprint,
-                    now()
-                ],
+            .execute(params![
+                username,
+                token.id,
+                token.name,
+                token.token_type.as_str(),
+                token.expire_at,
+                fingerprint,
+                now(),
+                run_id
+            ])
+            .map_err(sql)?;
+        if let Some(attempt) = attempt {
+            tx.prepare_cached(
+                "UPDATE token_attempts SET token_id = ?2, resolved_at = ?3, outcome = 'minted' WHERE id = ?1",
             )
+            .map_err(sql)?
+            .execute(params![attempt, token.id, now()])
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Records that the script took the value itself (`reveal()`).
+    pub fn journal_revealed(&self, token_id: &str) -> Result<()> {
+        self.conn()
+            .prepare_cached("UPDATE token_journal SET revealed_at = ?2 WHERE token_id = ?1 AND revealed_at IS NULL")
+            .map_err(sql)?
+            .execute(params![token_id, now()])
             .map_err(sql)?;
         Ok(())
+    }
+
+    /// Tokens a run minted and never settled: not delivered, revealed or revoked.
+    pub fn journal_unsettled(&self, run_id: &str) -> Result<Vec<JournalEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT * FROM token_journal WHERE run_id = ?1 AND delivered_at IS NULL
+                   AND revealed_at IS NULL AND revoked_at IS NULL ORDER BY id",
+            )
+            .map_err(sql)?;
+        let rows = stmt.query_map([run_id], from_row).map_err(sql)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
     }
 
     /// Records a delivery; returns the token it was for, if mdops minted it.

@@ -7,13 +7,16 @@
 //! per-install key.
 
 mod audit;
+pub mod import;
 mod inventory;
 mod journal;
+mod runs;
 mod schema;
 
 pub use audit::{AuditFilter, AuditRecord};
 pub use inventory::{InventoryEntry, Source};
 pub use journal::JournalEntry;
+pub use runs::{Attempt, RunRecord};
 
 use crate::api::SecretString;
 use hmac::{KeyInit, Mac};
@@ -55,6 +58,18 @@ impl Store {
         create_private_dir(dir)?;
         let path = db_path(dir, profile);
         let key = install_key(dir)?;
+        // Created 0600 before SQLite opens it (its -wal and -shm files take the same mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path);
+        }
         let conn = Connection::open(&path).map_err(|e| describe(&path, e))?;
         let store = Store {
             conn: Mutex::new(conn),
@@ -142,14 +157,7 @@ fn describe(path: &Path, e: rusqlite::Error) -> StoreError {
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| {
+    crate::lock::private_dir(dir).map_err(|e| {
         StoreError(format!(
             "cannot create the data directory {}: {e}",
             dir.display()

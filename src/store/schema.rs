@@ -47,6 +47,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_target ON audit (target);
     CREATE INDEX audit_at ON audit (at);
     "#,
+    // 2: runs and token-create attempts, so that a run that dies while a token
+    // create is in flight (or before delivering what it minted) leaves a record
+    // that the next run resolves.
+    r#"
+    ALTER TABLE token_journal ADD COLUMN run_id TEXT;
+    ALTER TABLE token_journal ADD COLUMN revealed_at TEXT;
+    CREATE INDEX token_journal_run ON token_journal (run_id);
+    CREATE TABLE runs (
+        run_id     TEXT NOT NULL PRIMARY KEY,
+        pid        INTEGER NOT NULL,
+        script     TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at   TEXT,
+        note       TEXT
+    );
+    CREATE INDEX runs_open ON runs (ended_at);
+    CREATE TABLE token_attempts (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL,
+        username    TEXT NOT NULL COLLATE NOCASE,
+        name        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        token_id    TEXT,
+        resolved_at TEXT,
+        outcome     TEXT
+    );
+    CREATE INDEX token_attempts_run ON token_attempts (run_id);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

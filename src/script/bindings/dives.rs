@@ -1,8 +1,9 @@
 //! `dives::` — embed sessions for Dives.
 
 use crate::api::{EmbedRequest, SecretString};
-use crate::script::bindings::{host, mutate};
-use crate::script::convert::{throw, RhaiResult};
+use crate::script::bindings::host;
+use crate::script::convert::check;
+use crate::script::convert::ScriptResult;
 use rhai::plugin::*;
 use rhai::NativeCallContext;
 
@@ -18,7 +19,7 @@ pub mod api {
         ctx: NativeCallContext,
         dive_id: &str,
         username: &str,
-    ) -> RhaiResult<SecretString> {
+    ) -> ScriptResult<SecretString> {
         session(&ctx, dive_id, username, None)
     }
 
@@ -30,50 +31,21 @@ pub mod api {
         dive_id: &str,
         username: &str,
         hint: &str,
-    ) -> RhaiResult<SecretString> {
+    ) -> ScriptResult<SecretString> {
         session(&ctx, dive_id, username, Some(hint.to_string()))
     }
 }
 
-pub fn session(
+fn session(
     ctx: &NativeCallContext,
     dive_id: &str,
     username: &str,
     session_hint: Option<String>,
-) -> RhaiResult<SecretString> {
+) -> ScriptResult<SecretString> {
     let h = host(ctx)?;
     let req = EmbedRequest {
         username: username.to_string(),
         session_hint,
     };
-    crate::api::rules::dive_id(dive_id)
-        .and_then(|_| crate::api::rules::path_username(username))
-        .and_then(|_| {
-            req.session_hint
-                .as_deref()
-                .map_or(Ok(()), crate::api::rules::session_hint)
-        })
-        .map_err(|v| throw(ctx, v.into()))?;
-    if h.options.dry_run {
-        h.plan(
-            "create embed session",
-            &format!("dive {dive_id} as {username}"),
-            None,
-        );
-        return Ok(SecretString::new(format!(
-            "dry-run-{}",
-            uuid::Uuid::new_v4()
-        )));
-    }
-    mutate(
-        ctx,
-        &h,
-        "create embed session",
-        username,
-        Some(format!("dive {dive_id}")),
-        |c| {
-            let req = &req;
-            async move { c.embed_session(dive_id, req).await }
-        },
-    )
+    check(ctx, h.embed_session(dive_id, &req))
 }

@@ -1,11 +1,11 @@
 //! `inventory::` — the service accounts this organization keeps track of.
 
-use rhai::plugin::*;
-
-use crate::script::bindings::{host, state};
-use crate::script::convert::{invalid, script_error, to_dynamic, RhaiResult};
+use crate::script::bindings::host;
+use crate::script::convert::ScriptResult;
+use crate::script::convert::{check, invalid, to_dynamic};
 use crate::store::{InventoryEntry, Source};
-use rhai::{Dynamic, Map};
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 /// An entry as a script map: its fields, with extra metadata alongside them.
 pub fn entry_map(e: &InventoryEntry) -> Map {
@@ -36,13 +36,9 @@ pub fn entry_map(e: &InventoryEntry) -> Map {
 }
 
 /// Reads `#{owner, purpose, tags, ...}` into an entry; other keys are kept as extra metadata.
-pub fn entry_from(
-    ctx: &NativeCallContext,
-    username: &str,
-    meta: &Map,
-) -> RhaiResult<InventoryEntry> {
+fn entry_from(ctx: &NativeCallContext, username: &str, meta: &Map) -> ScriptResult<InventoryEntry> {
     let mut e = InventoryEntry::new(username);
-    let text = |key: &str, v: &Dynamic| -> RhaiResult<Option<String>> {
+    let text = |key: &str, v: &Dynamic| -> ScriptResult<Option<String>> {
         if v.is_unit() {
             return Ok(None);
         }
@@ -84,37 +80,17 @@ pub fn entry_from(
     Ok(e)
 }
 
-/// Writes an entry (or, in a dry run, plans it as `action`) and returns it as stored.
-fn upsert(ctx: &NativeCallContext, entry: InventoryEntry, action: &str) -> RhaiResult<Map> {
-    let h = host(ctx)?;
-    crate::api::rules::path_username(&entry.username)
-        .map_err(|v| invalid(ctx, &v.field, v.message))?;
-    if h.options.dry_run {
-        h.plan(action, &entry.username, None);
-        return Ok(entry_map(&entry));
-    }
-    let store = state(ctx, &h)?;
-    let stored = store
-        .inventory_upsert(&entry)
-        .map_err(|e| script_error(ctx, "state", e.0))?;
-    Ok(entry_map(&stored))
-}
-
 #[export_module]
 pub mod api {
     use super::*;
-    use rhai::{Array, NativeCallContext};
 
     /// Every inventory entry, sorted by username: maps with `username, owner,
     /// purpose, tags, source` (created, added, imported, adopted), `first_seen`,
     /// `last_seen`, and any extra metadata.
     #[rhai_fn(return_raw, volatile)]
-    pub fn list(ctx: NativeCallContext) -> RhaiResult<Array> {
+    pub fn list(ctx: NativeCallContext) -> ScriptResult<Array> {
         let h = host(&ctx)?;
-        let store = state(&ctx, &h)?;
-        let entries = store
-            .inventory_list()
-            .map_err(|e| script_error(&ctx, "state", e.0))?;
+        let entries = check(&ctx, h.inventory_list())?;
         Ok(entries
             .iter()
             .map(|e| Dynamic::from_map(entry_map(e)))
@@ -123,12 +99,9 @@ pub mod api {
 
     /// The inventory entry of `username` (case-insensitive), or `()`.
     #[rhai_fn(return_raw, volatile)]
-    pub fn get(ctx: NativeCallContext, username: &str) -> RhaiResult<Dynamic> {
+    pub fn get(ctx: NativeCallContext, username: &str) -> ScriptResult<Dynamic> {
         let h = host(&ctx)?;
-        let store = state(&ctx, &h)?;
-        let entry = store
-            .inventory_get(username)
-            .map_err(|e| script_error(&ctx, "state", e.0))?;
+        let entry = check(&ctx, h.inventory_get(username))?;
         Ok(entry
             .map(|e| Dynamic::from_map(entry_map(&e)))
             .unwrap_or(Dynamic::UNIT))
@@ -137,39 +110,39 @@ pub mod api {
     /// Adds `username` with metadata `#{owner, purpose, tags, ...}`, or updates its
     /// entry: keys given replace, keys not given stay. Returns the entry.
     #[rhai_fn(return_raw, volatile)]
-    pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> RhaiResult<Map> {
+    pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> ScriptResult<Map> {
+        let h = host(&ctx)?;
         let mut entry = entry_from(&ctx, username, &meta)?;
         entry.source = Source::Added;
-        upsert(&ctx, entry, "add to inventory")
+        Ok(entry_map(&check(
+            &ctx,
+            h.inventory_put(entry, "add to inventory"),
+        )?))
     }
 
     /// Adds `username` to the inventory with no metadata (or refreshes its entry).
     #[rhai_fn(name = "add", return_raw, volatile)]
-    pub fn add_bare(ctx: NativeCallContext, username: &str) -> RhaiResult<Map> {
+    pub fn add_bare(ctx: NativeCallContext, username: &str) -> ScriptResult<Map> {
         add(ctx, username, Map::new())
     }
 
     /// Adds an account found on the server to the inventory (source `adopted`).
     #[rhai_fn(return_raw, volatile)]
-    pub fn adopt(ctx: NativeCallContext, username: &str) -> RhaiResult<Map> {
+    pub fn adopt(ctx: NativeCallContext, username: &str) -> ScriptResult<Map> {
+        let h = host(&ctx)?;
         let mut entry = InventoryEntry::new(username);
         entry.source = Source::Adopted;
-        upsert(&ctx, entry, "adopt into inventory")
+        Ok(entry_map(&check(
+            &ctx,
+            h.inventory_put(entry, "adopt into inventory"),
+        )?))
     }
 
     /// Removes `username` from the inventory (the account itself is untouched).
     /// Returns whether it was there.
     #[rhai_fn(return_raw, volatile)]
-    pub fn remove(ctx: NativeCallContext, username: &str) -> RhaiResult<bool> {
+    pub fn remove(ctx: NativeCallContext, username: &str) -> ScriptResult<bool> {
         let h = host(&ctx)?;
-        if h.options.dry_run {
-            h.plan("remove from inventory", username, None);
-            let store = state(&ctx, &h)?;
-            return Ok(store.inventory_get(username).ok().flatten().is_some());
-        }
-        let store = state(&ctx, &h)?;
-        store
-            .inventory_remove(username)
-            .map_err(|e| script_error(&ctx, "state", e.0))
+        check(&ctx, h.inventory_remove(username))
     }
 }

@@ -1,22 +1,27 @@
-//! Script-visible functions, one file per namespace. Each function's doc
-//! comment is what `mdops doc` and the REPL's help show.
+//! Script-visible functions, one file per namespace (and one per group of
+//! global helpers). Each is thin: Rhai values in, a call to the run's
+//! [`Runtime`](crate::runtime::Runtime), Rhai values out. The rules (dry run,
+//! `--max-writes`, journal, audit, no orphan secret) live in the runtime.
+//! Each function's doc comment is what `mdops doc` and the REPL's help show.
 
 pub mod accounts;
+pub mod args;
 pub mod dives;
 pub mod ducklings;
-pub mod helpers;
+pub mod exit;
+pub mod files;
 pub mod inventory;
 pub mod journal;
+pub mod pool;
+pub mod process;
 pub mod secret;
 pub mod secrets;
+pub mod tables;
+pub mod time;
 pub mod tokens;
 
-use crate::api::{ApiError, Client};
-use crate::script::convert::{script_error, throw};
 use crate::script::host::Host;
-use crate::store::Store;
 use rhai::{Dynamic, EvalAltResult, NativeCallContext};
-use std::future::Future;
 use std::sync::Arc;
 
 /// The run's host, carried in the engine's default tag.
@@ -25,40 +30,10 @@ pub fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
         .and_then(|t| t.clone().try_cast::<Arc<Host>>())
         .ok_or_else(|| {
             Box::new(EvalAltResult::ErrorRuntime(
-                Dynamic::from("internal error: this engine has no host"),
+                Dynamic::from("this function needs a run (it cannot be called here)"),
                 ctx.call_position(),
             ))
         })
-}
-
-/// The local store, or a thrown `#{kind: "state"}` error.
-pub fn state(ctx: &NativeCallContext, h: &Host) -> Result<Arc<Store>, Box<EvalAltResult>> {
-    h.store()
-        .map_err(|e| script_error(ctx, "state", format!("the local state is unavailable: {e}")))
-}
-
-/// A mutating API call: the local state must work first (so that the call can
-/// be audited, and a minted secret journaled), then the call, then its audit record.
-pub fn mutate<'a, T, F, Fut>(
-    ctx: &NativeCallContext,
-    h: &'a Host,
-    operation: &str,
-    target: &str,
-    detail: Option<String>,
-    f: F,
-) -> Result<T, Box<EvalAltResult>>
-where
-    F: FnOnce(Arc<Client>) -> Fut,
-    Fut: Future<Output = Result<T, ApiError>> + 'a,
-{
-    state(ctx, h)?;
-    let result = h.call(f);
-    match &result {
-        Err(ApiError::Validation { .. }) | Err(ApiError::Cancelled) => {}
-        Ok(_) => h.audit(operation, target, Ok(()), detail),
-        Err(e) => h.audit(operation, target, Err(e), detail),
-    }
-    result.map_err(|e| throw(ctx, e))
 }
 
 /// The namespaces scripts see, with their modules.
@@ -71,5 +46,19 @@ pub fn modules() -> Vec<(&'static str, rhai::Module)> {
         ("inventory", rhai::exported_module!(inventory::api)),
         ("secrets", rhai::exported_module!(secrets::api)),
         ("journal", rhai::exported_module!(journal::api)),
+    ]
+}
+
+/// The global helpers (no namespace), with their modules.
+pub fn globals() -> Vec<rhai::Module> {
+    vec![
+        rhai::exported_module!(secret::api),
+        rhai::exported_module!(args::api),
+        rhai::exported_module!(time::api),
+        rhai::exported_module!(exit::api),
+        rhai::exported_module!(process::api),
+        rhai::exported_module!(files::api),
+        rhai::exported_module!(tables::api),
+        rhai::exported_module!(pool::api),
     ]
 }

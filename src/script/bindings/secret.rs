@@ -5,6 +5,7 @@ use rhai::plugin::*;
 #[export_module]
 pub mod api {
     use crate::api::SecretString;
+    use rhai::NativeCallContext;
 
     /// Redacted text form: `<secret 1a2b3c4d5e6f>` (the fingerprint, never the value).
     #[rhai_fn(global, name = "to_string", pure)]
@@ -18,9 +19,13 @@ pub mod api {
         secret.redacted()
     }
 
-    /// The secret's value, explicitly. Whatever you do with it is yours to keep safe.
+    /// The secret's value, explicitly. Whatever you do with it is yours to keep safe:
+    /// a token revealed this way counts as delivered (the run will not revoke it).
     #[rhai_fn(global, pure)]
-    pub fn reveal(secret: &mut SecretString) -> String {
+    pub fn reveal(ctx: NativeCallContext, secret: &mut SecretString) -> String {
+        if let Ok(h) = crate::script::bindings::host(&ctx) {
+            h.reveal(secret);
+        }
         secret.expose().to_string()
     }
 

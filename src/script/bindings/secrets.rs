@@ -1,14 +1,17 @@
 //! `secrets::` — deliver a secret somewhere safe: a file, an env file, a command.
 
-use rhai::plugin::*;
-
 use crate::api::SecretString;
+use crate::process::Program;
+use crate::runtime::deliver::{Delivery, Target};
 use crate::script::bindings::host;
-use crate::script::convert::{invalid, script_error, RhaiResult};
-use rhai::{Dynamic, Map};
+use crate::script::convert::ScriptResult;
+use crate::script::convert::{check, invalid, script_error};
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Map, NativeCallContext};
+use std::path::PathBuf;
 
 /// A `Secret`, or a plain string the script already revealed.
-pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> RhaiResult<SecretString> {
+pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<SecretString> {
     if let Some(s) = v.read_lock::<SecretString>() {
         return Ok(s.clone());
     }
@@ -24,101 +27,185 @@ pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> RhaiResult<SecretStrin
     ))
 }
 
-/// Performs (or in a dry run, plans) a delivery and journals it. `write`
-/// returns what the sink held before, if it can tell.
-pub fn deliver(
-    ctx: &NativeCallContext,
-    sink: String,
-    secret: &SecretString,
-    write: impl FnOnce() -> Result<Option<SecretString>, String>,
-) -> RhaiResult<Map> {
-    let h = host(ctx)?;
+/// A command: a string (run by `sh -c`) or an array (program and arguments, no shell).
+pub fn program_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<Program> {
+    if v.is_string() {
+        let s = v.clone().into_string().unwrap_or_default();
+        if s.trim().is_empty() {
+            return Err(invalid(ctx, "command", "the command is empty"));
+        }
+        return Ok(Program::Shell(s));
+    }
+    if let Some(a) = v.read_lock::<Array>() {
+        let argv: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+        if argv.is_empty() {
+            return Err(invalid(ctx, "command", "the command array is empty"));
+        }
+        return Ok(Program::Argv(argv));
+    }
+    Err(invalid(
+        ctx,
+        "command",
+        format!("a command is a string or an array, not {}", v.type_name()),
+    ))
+}
+
+fn delivered(d: Delivery, secret: &SecretString) -> Map {
     let mut out = Map::new();
-    out.insert("sink".into(), sink.clone().into());
+    out.insert("sink".into(), d.label.into());
     out.insert("fingerprint".into(), secret.fingerprint().into());
-    if h.options.dry_run {
-        h.plan("deliver secret", &sink, Some(format!("{}", secret)));
-        return Ok(out);
+    if let Some(id) = d.token_id {
+        out.insert("token_id".into(), id.into());
     }
-    if let Some(previous) = write().map_err(|e| script_error(ctx, "sink", e))? {
-        out.insert("previous".into(), Dynamic::from(previous));
+    if let Some(p) = d.previous {
+        out.insert("previous".into(), Dynamic::from(p));
     }
-    match h.store() {
-        Ok(store) => match store.journal_delivered(&store.fingerprint(secret), &sink) {
-            Ok(Some(entry)) => {
-                out.insert("token_id".into(), entry.token_id.into());
-            }
-            Ok(None) => {}
-            Err(e) => h.warn(&format!(
-                "delivered to {sink} but the journal could not record it: {}",
-                e.0
-            )),
-        },
-        Err(e) => h.warn(&format!(
-            "delivered to {sink} but the journal is unavailable: {e}"
-        )),
+    out
+}
+
+fn deliver(ctx: &NativeCallContext, target: Target, secret: &Dynamic) -> ScriptResult<Map> {
+    let secret = secret_of(ctx, secret)?;
+    let h = host(ctx)?;
+    let d = check(ctx, h.deliver(&target, &secret))?;
+    Ok(delivered(d, &secret))
+}
+
+/// A target from `#{file, mkdir}`, `#{env_file, key}` or `#{command}`.
+fn target_of(ctx: &NativeCallContext, m: &Map) -> ScriptResult<Target> {
+    let text = |k: &str| m.get(k).filter(|v| !v.is_unit()).map(|v| v.to_string());
+    if let Some(path) = text("file") {
+        let mkdir = m
+            .get("mkdir")
+            .and_then(|v| v.as_bool().ok())
+            .unwrap_or(false);
+        return Ok(Target::File {
+            path: PathBuf::from(path),
+            mkdir,
+        });
     }
-    Ok(out)
+    if let Some(path) = text("env_file") {
+        let key =
+            text("key").ok_or_else(|| invalid(ctx, "key", "an env_file target needs a key"))?;
+        return Ok(Target::EnvFile {
+            path: PathBuf::from(path),
+            key,
+        });
+    }
+    if let Some(cmd) = m.get("command").filter(|v| !v.is_unit()) {
+        return Ok(Target::Command(program_of(ctx, cmd)?));
+    }
+    Err(invalid(
+        ctx,
+        "target",
+        "a target is #{file: PATH}, #{env_file: PATH, key: KEY} or #{command: CMD}",
+    ))
 }
 
 #[export_module]
 pub mod api {
     use super::*;
-    use rhai::{Array, NativeCallContext};
 
     /// Writes the secret (and a newline) to `path`: atomically (a temporary file
-    /// renamed into place), with mode 0600, then reads it back to check. The directory
-    /// must exist. Returns `#{sink, fingerprint, token_id, previous}`: `previous` is the
-    /// `Secret` the file held before (to put back if a rotation fails), when there was one.
+    /// renamed into place, an existing file keeps its owner and mode, a new one is
+    /// 0600), then reads it back to check. The directory must exist. Returns
+    /// `#{sink, fingerprint, token_id, previous}`: `previous` is the `Secret` the file
+    /// held before (to put back if a rotation fails), when there was one.
     #[rhai_fn(return_raw, volatile)]
-    pub fn to_file(ctx: NativeCallContext, path: &str, secret: Dynamic) -> RhaiResult<Map> {
-        let secret = secret_of(&ctx, &secret)?;
-        let p = std::path::PathBuf::from(path);
-        deliver(&ctx, format!("file:{path}"), &secret, || {
-            crate::sinks::to_file(&p, &secret)
-        })
+    pub fn to_file(ctx: NativeCallContext, path: &str, secret: Dynamic) -> ScriptResult<Map> {
+        deliver(
+            &ctx,
+            Target::File {
+                path: PathBuf::from(path),
+                mkdir: false,
+            },
+            &secret,
+        )
     }
 
-    /// Sets one `KEY=value` line in the env file at `path` (replacing the line that
-    /// sets KEY, or adding one) and keeps every other line; atomic, mode 0600.
-    /// Returns `#{sink, fingerprint, token_id, previous}` like `to_file`.
+    /// `to_file(path, secret)` with options `#{mkdir: true}`: create a missing
+    /// directory (mode 0700) first.
+    #[rhai_fn(name = "to_file", return_raw, volatile)]
+    pub fn to_file_with(
+        ctx: NativeCallContext,
+        path: &str,
+        secret: Dynamic,
+        options: Map,
+    ) -> ScriptResult<Map> {
+        let mut mkdir = false;
+        for (k, v) in &options {
+            match k.as_str() {
+                "mkdir" => {
+                    mkdir = v
+                        .as_bool()
+                        .map_err(|_| invalid(&ctx, "mkdir", "mkdir must be true or false"))?
+                }
+                other => {
+                    return Err(invalid(
+                        &ctx,
+                        other,
+                        format!("unknown option {other:?} (expected mkdir)"),
+                    ))
+                }
+            }
+        }
+        deliver(
+            &ctx,
+            Target::File {
+                path: PathBuf::from(path),
+                mkdir,
+            },
+            &secret,
+        )
+    }
+
+    /// Sets one `KEY=value` entry in the env file at `path` (replacing the entry that
+    /// sets KEY, or adding one). Every other line stays byte for byte; the entry keeps
+    /// its `export ` prefix and line ending; the file keeps its owner and mode. Writers
+    /// to one file take turns. Returns `#{sink, fingerprint, token_id, previous}` like `to_file`.
     #[rhai_fn(return_raw, volatile)]
     pub fn to_env_file(
         ctx: NativeCallContext,
         path: &str,
         key: &str,
         secret: Dynamic,
-    ) -> RhaiResult<Map> {
-        let secret = secret_of(&ctx, &secret)?;
-        let p = std::path::PathBuf::from(path);
-        deliver(&ctx, format!("env-file:{path}#{key}"), &secret, || {
-            crate::sinks::to_env_file(&p, key, &secret)
-        })
+    ) -> ScriptResult<Map> {
+        deliver(
+            &ctx,
+            Target::EnvFile {
+                path: PathBuf::from(path),
+                key: key.to_string(),
+            },
+            &secret,
+        )
     }
 
-    /// Runs `command` through `sh -c` with the secret on its standard input (never
-    /// in its arguments or environment). A non-zero exit is an error that carries the
-    /// command's stderr.
+    /// Runs `command` with the secret on its standard input (never in its arguments
+    /// or environment): a string runs through `sh -c`; an array `[program, arg, ...]`
+    /// is executed directly, without a shell. A non-zero exit, or running past the
+    /// command timeout (`--command-timeout`), is an error carrying its stderr (redacted).
     #[rhai_fn(name = "to_command", return_raw, volatile)]
-    pub fn to_command(ctx: NativeCallContext, command: &str, secret: Dynamic) -> RhaiResult<Map> {
-        let secret = secret_of(&ctx, &secret)?;
-        let cmd = vec![command.to_string()];
-        deliver(&ctx, format!("command:{command}"), &secret, || {
-            crate::sinks::to_command(&cmd, &secret).map(|_| None)
-        })
+    pub fn to_command(
+        ctx: NativeCallContext,
+        command: Dynamic,
+        secret: Dynamic,
+    ) -> ScriptResult<Map> {
+        let program = program_of(&ctx, &command)?;
+        deliver(&ctx, Target::Command(program), &secret)
     }
 
-    /// Runs `command` through `sh -c` with the secret in environment variable
-    /// `env_key` (for a check such as "can the workload connect with this token?").
-    /// Returns `#{ok, status, stdout, stderr}` with the secret redacted from the output.
+    /// Runs `command` (a string through `sh -c`, or an array without a shell) with the
+    /// secret in environment variable `env_key` (for a check such as "can the workload
+    /// connect with this token?"). Returns `#{ok, status, stdout, stderr}` with known
+    /// secrets redacted from the output.
     #[rhai_fn(return_raw, volatile)]
     pub fn check_command(
         ctx: NativeCallContext,
-        command: &str,
+        command: Dynamic,
         env_key: &str,
         secret: Dynamic,
-    ) -> RhaiResult<Map> {
+    ) -> ScriptResult<Map> {
         let secret = secret_of(&ctx, &secret)?;
+        let program = program_of(&ctx, &command)?;
         if !crate::sinks::valid_env_key(env_key) {
             return Err(invalid(
                 &ctx,
@@ -127,37 +214,58 @@ pub mod api {
             ));
         }
         let h = host(&ctx)?;
-        if h.options.dry_run {
-            h.plan(
-                "run check",
-                command,
-                Some(format!("with {env_key}={secret}")),
-            );
-            return Ok(crate::script::table::map_of(&[
-                ("ok", true.into()),
-                ("status", Dynamic::from(0_i64)),
-            ]));
-        }
-        let r = crate::sinks::run_command(command, Some((env_key, &secret)))
-            .map_err(|e| script_error(&ctx, "command", e))?;
-        Ok(r.into_map())
+        let outcome = check(
+            &ctx,
+            h.run_command("run check", program, vec![(env_key.to_string(), secret)]),
+        )?;
+        Ok(crate::script::bindings::process::outcome_map(
+            outcome.as_ref(),
+            h.options.command_timeout,
+        ))
     }
 
-    /// Runs the program and arguments `[program, arg, ...]` without a shell, with
-    /// the secret on its standard input.
-    #[rhai_fn(name = "to_command", return_raw, volatile)]
-    pub fn to_command_argv(
-        ctx: NativeCallContext,
-        command: Array,
-        secret: Dynamic,
-    ) -> RhaiResult<Map> {
-        let secret = secret_of(&ctx, &secret)?;
-        let cmd: Vec<String> = command.iter().map(|a| a.to_string()).collect();
-        if cmd.is_empty() {
-            return Err(invalid(&ctx, "command", "the command array is empty"));
+    /// Checks, before anything is minted, that each target can take its secret:
+    /// no two entries go to the same place, and every file's directory exists and is
+    /// writable. `targets` is an array of `#{for, file, mkdir}`, `#{for, env_file, key}`
+    /// or `#{for, command}` (`for` names the token, for the message). Fails as a usage
+    /// error (exit 2) listing every problem.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn check_targets(ctx: NativeCallContext, targets: Array) -> ScriptResult<()> {
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        let mut problems = Vec::new();
+        for t in &targets {
+            let Some(m) = t.read_lock::<Map>().map(|m| m.clone()) else {
+                return Err(invalid(&ctx, "targets", "each target is a map"));
+            };
+            let who = m
+                .get("for")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "a token".into());
+            let target = target_of(&ctx, &m)?;
+            if let Err(e) = target.check() {
+                problems.push(format!("{who}: {e}"));
+            }
+            if let Some(other) = seen.insert(target.identity(), who.clone()) {
+                problems.push(format!(
+                    "{other} and {who} would both go to {}: give each token group its own target (use {{name}} in the template)",
+                    target.label()
+                ));
+            }
         }
-        deliver(&ctx, format!("command:{}", cmd.join(" ")), &secret, || {
-            crate::sinks::to_command(&cmd, &secret).map(|_| None)
-        })
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(script_error(
+            &ctx,
+            "usage",
+            format!(
+                "refusing to mint anything: {}",
+                problems
+                    .iter()
+                    .map(|p| crate::output::escape(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ))
     }
 }

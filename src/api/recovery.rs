@@ -1,0 +1,197 @@
+//! Creates without idempotency keys. The API has none, so a create whose
+//! answer was lost (timeout, dropped connection, 502–504) is never replayed
+//! blindly: the client looks at what happened first. One loop serves both
+//! creates; each says how to look.
+
+use super::endpoints::Username;
+use super::error::ApiError;
+use super::rules;
+use super::transport::{describe_json_error, Client};
+use super::{CreatedToken, NewToken, SecretString, Token};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+
+#[derive(Serialize)]
+struct NewUser<'a> {
+    username: &'a str,
+}
+
+/// What looking after an ambiguous failure found.
+enum Found<T> {
+    /// The create had happened: its result.
+    Done(T),
+    /// It had not (or its orphans were cleaned up): try again.
+    Retry,
+    /// Cannot tell: report the original failure.
+    Unknown,
+}
+
+impl Client {
+    /// Runs `create` until it succeeds, fails definitely, or retries run out;
+    /// after each ambiguous failure, `look` decides what happened.
+    async fn create_resolving<T, C, CF, L, LF>(
+        &self,
+        mut create: C,
+        mut look: L,
+    ) -> Result<T, ApiError>
+    where
+        C: FnMut() -> CF,
+        CF: std::future::Future<Output = Result<T, ApiError>>,
+        L: FnMut() -> LF,
+        LF: std::future::Future<Output = Found<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let err = match create().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_ambiguous() && attempt < self.retry.max_attempts => e,
+                Err(e) => return Err(e),
+            };
+            match look().await {
+                Found::Done(v) => return Ok(v),
+                Found::Retry => {}
+                Found::Unknown => return Err(err),
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.retry.backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// `POST /v1/users`: create a service account. After an ambiguous failure
+    /// the account is looked up before anything is retried.
+    pub async fn create_user(&self, username: &str) -> Result<String, ApiError> {
+        rules::username(username)?;
+        self.create_resolving(
+            || async move {
+                self.call::<Username, _>(
+                    Method::POST,
+                    &["v1", "users"],
+                    Some(&NewUser { username }),
+                )
+                .await
+                .map(|r| r.username)
+            },
+            || async move {
+                match self.get_ducklings(username).await {
+                    Ok(_) => {
+                        tracing::info!(
+                            username,
+                            "the create went through before the connection failed"
+                        );
+                        Found::Done(username.to_string())
+                    }
+                    Err(n) if n.is_not_found() => Found::Retry,
+                    Err(_) => Found::Unknown,
+                }
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/users/{username}/tokens`: mint a token; the secret comes back once.
+    ///
+    /// After an ambiguous failure, any token of this name created since the
+    /// request began is an orphan whose secret nobody received: it is revoked,
+    /// then a fresh token is minted. So a retry never leaves a duplicate behind.
+    pub async fn create_token(
+        &self,
+        username: &str,
+        new: &NewToken,
+    ) -> Result<CreatedToken, ApiError> {
+        rules::new_token(username, new)?;
+        let segments = ["v1", "users", username, "tokens"];
+        let began = std::cell::Cell::new(chrono::Utc::now());
+        self.create_resolving(
+            || {
+                // Clocks differ a little between us and the server: look back a minute.
+                began.set(chrono::Utc::now() - chrono::Duration::seconds(60));
+                async move {
+                    let body = self
+                        .call::<serde_json::Map<String, Value>, _>(Method::POST, &segments, Some(new))
+                        .await?;
+                    self.created(username, body, &segments).await
+                }
+            },
+            || async {
+                let since = began.get();
+                let orphans: Vec<Token> = match self.list_tokens(username).await {
+                    Ok(tokens) => tokens
+                        .into_iter()
+                        .filter(|t| t.name.as_deref() == Some(new.name.as_str()))
+                        .filter(|t| {
+                            chrono::DateTime::parse_from_rfc3339(&t.created_ts)
+                                .map(|c| c >= since)
+                                .unwrap_or(false)
+                        })
+                        .collect(),
+                    Err(_) => return Found::Unknown,
+                };
+                for orphan in orphans {
+                    tracing::warn!(username, token_id = %crate::output::escape(&orphan.id), "revoking a token minted by a request whose answer was lost");
+                    match self.delete_token(username, &orphan.id).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(_) => return Found::Unknown,
+                    }
+                }
+                Found::Retry
+            },
+        )
+        .await
+    }
+
+    /// The secret and metadata from a create's answer. An answer that minted
+    /// a token but does not add up (no secret, metadata that does not decode)
+    /// must not leave that token live: it is revoked when its id is known.
+    async fn created(
+        &self,
+        username: &str,
+        mut body: serde_json::Map<String, Value>,
+        segments: &[&str],
+    ) -> Result<CreatedToken, ApiError> {
+        let path = self.url(segments)?.path().to_string();
+        let secret = match body.remove("token") {
+            Some(Value::String(s)) if !s.is_empty() => Some(SecretString::new(s)),
+            _ => None,
+        };
+        if let Some(s) = &secret {
+            crate::redact::register(s.expose());
+        }
+        let id = body.get("id").and_then(Value::as_str).map(str::to_string);
+        let meta = serde_json::from_value::<Token>(Value::Object(body));
+        match (secret, meta) {
+            (Some(token), Ok(meta)) => Ok(CreatedToken { meta, token }),
+            (secret, meta) => {
+                let why = match (&secret, &meta) {
+                    (None, _) => "the response has no `token` field".to_string(),
+                    (_, Err(e)) => describe_json_error(e),
+                    _ => unreachable!("both present is Ok above"),
+                };
+                let undone = match id.as_deref() {
+                    Some(id) => match self.delete_token(username, id).await {
+                        Ok(()) => format!(
+                            "; the token it minted ({}) was revoked",
+                            crate::output::escape(id)
+                        ),
+                        Err(e) => format!(
+                            "; the token it minted ({}) could not be revoked: {e}",
+                            crate::output::escape(id)
+                        ),
+                    },
+                    None => {
+                        "; if a token was minted, the run's clean-up looks for it by name".into()
+                    }
+                };
+                Err(ApiError::Decode {
+                    method: "POST".into(),
+                    path,
+                    status: 200,
+                    detail: format!("{why}{undone}"),
+                })
+            }
+        }
+    }
+}

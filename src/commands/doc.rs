@@ -1,0 +1,82 @@
+//! `mdops doc [NAME]` and `mdops scripts`: the reference, read from the
+//! engine's metadata (each binding's doc comment) and from the bundled
+//! scripts' headers and parameter declarations.
+
+use crate::failure::{exit, Failure};
+use crate::output::out;
+use crate::script::diagnostics::Sources;
+use crate::script::{self, docs, PrintTo};
+use std::sync::Arc;
+
+pub fn list_scripts() -> Result<i32, Failure> {
+    let width = crate::catalog::SCRIPTS
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for (name, body) in crate::catalog::SCRIPTS {
+        text.push_str(&format!(
+            "{name:<width$}  {}\n",
+            crate::catalog::summary(body)
+        ));
+    }
+    out(&text);
+    Ok(exit::OK)
+}
+
+/// A workflow's page: its header, then its declared parameters.
+pub fn script_page(name: &str, text: &str) -> String {
+    let mut page = format!("{}\n", crate::catalog::header(text));
+    match script::params::extract(text, name) {
+        Ok(Some(p)) => {
+            page.push('\n');
+            page.push_str(&p.render());
+        }
+        Ok(None) => {}
+        Err(d) => page.push_str(&format!(
+            "\n(its parameter declaration is invalid: {})\n",
+            d.message
+        )),
+    }
+    page
+}
+
+pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
+    let sources = Arc::new(Sources::default());
+    let engine = script::engine(None, sources, PrintTo::Stderr);
+    let all = docs::functions(&engine);
+    let render = |f: &docs::FnDoc| {
+        let body: String = f.doc.lines().map(|l| format!("    {l}\n")).collect();
+        format!("{}\n{body}\n", f.signature)
+    };
+    let Some(name) = name else {
+        out(&all.iter().map(render).collect::<String>());
+        return Ok(exit::OK);
+    };
+    let name = name.trim_end_matches("::");
+    let matches: Vec<&docs::FnDoc> = all
+        .iter()
+        .filter(|f| f.qualified == name || f.qualified.starts_with(&format!("{name}::")))
+        .collect();
+    if !matches.is_empty() {
+        out(&matches.into_iter().map(render).collect::<String>());
+        return Ok(exit::OK);
+    }
+    if let Some(text) = crate::catalog::script(name) {
+        out(&script_page(&format!("scripts/{name}.rhai"), text));
+        return Ok(exit::OK);
+    }
+    if let Some(text) = script::resolver::stdlib(name) {
+        out(&format!("{}\n", crate::catalog::header(text)));
+        return Ok(exit::OK);
+    }
+    let names: Vec<String> = all.iter().map(|f| f.qualified.clone()).collect();
+    let hint = crate::script::diagnostics::suggest(name, &names)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Err(Failure::usage(format!(
+        "no function, namespace or workflow named {:?}{hint}",
+        crate::output::escape(name)
+    )))
+}

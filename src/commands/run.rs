@@ -1,0 +1,390 @@
+//! `mdops run SCRIPT`: check the script and its arguments, take the run
+//! lock, resolve what dead runs left behind, run, clean up, and end with the
+//! exit code that says what happened.
+
+use crate::cli::RunArgs;
+use crate::context::{Context, OnSignal};
+use crate::failure::{exit, Failure, Kind};
+use crate::output::{self, Format};
+use crate::runtime::ledger::Settled;
+use crate::runtime::Runtime;
+use crate::script::bindings::exit::MESSAGE_KEY;
+use crate::script::convert::{to_doc, EXIT_CODE_KEY, STOP_KEY};
+use crate::script::diagnostics::{Diagnostic, Sources};
+use crate::script::host::{Host, Program};
+use crate::script::{self, PrintTo};
+use crate::settings::Settings;
+use rhai::{Dynamic, EvalAltResult, Map, Scope};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+/// A script to run: its display name (used in error positions) and text.
+pub fn load_script(spec: &str) -> Result<(String, String), Failure> {
+    let path = std::path::Path::new(spec);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read script {spec}: {e}")))?;
+        return Ok((spec.to_string(), text));
+    }
+    if let Some(text) = crate::catalog::script(spec) {
+        let name = spec.strip_suffix(".rhai").unwrap_or(spec);
+        return Ok((format!("scripts/{name}.rhai"), text.to_string()));
+    }
+    Err(Failure::usage(format!(
+        "no script file {:?} and no bundled workflow of that name (see `mdops scripts`)",
+        output::escape(spec)
+    )))
+}
+
+/// How a script run ended, before the exit code is decided.
+enum Ending {
+    Value(Dynamic),
+    Failed(Diagnostic),
+    /// `exit(code[, message])`, or the pool stopping the run (401/403).
+    Exit(i32, Option<String>),
+    /// The runtime stopped it (`--max-writes`).
+    Stopped(String),
+    /// Ctrl-C or SIGTERM.
+    Interrupted(Diagnostic),
+}
+
+pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
+    let (name, text) = load_script(&args.script)?;
+    let sources = Arc::new(Sources::default());
+    sources.add(&name, &text);
+    let json = args.output == Format::Json;
+    // Declared parameters are checked before anything is locked, opened or sent.
+    let declared = script::params::extract(&text, &name).map_err(|d| fail(&d, &sources, json))?;
+    let params = match &declared {
+        Some(p) => Some(p.bind(&args.args).map_err(|problems| {
+            let body = problems.join("\n  ");
+            let help = format!("`mdops doc {}` lists its parameters", args.script);
+            if json {
+                output::out(&output::json(&serde_json::json!({"error": {"message": problems.join("; "), "exit_code": exit::USAGE}})));
+            }
+            Failure::rendered(
+                Kind::Usage,
+                format!("error: invalid arguments for {name}:\n  {body}\n  = help: {help}\n"),
+            )
+        })?),
+        None => None,
+    };
+    // A dry run changes nothing and a sandbox run shares nothing: neither needs the lock.
+    let _lock = if args.dry_run || settings.sandbox {
+        None
+    } else {
+        let bundled = name.starts_with("scripts/") && !std::path::Path::new(&args.script).is_file();
+        let key = crate::lock::key_for(&args.script, bundled);
+        match crate::lock::acquire(&settings.data_dir, &key, &name) {
+            Ok(lock) => Some(lock),
+            Err(crate::lock::LockError::Held { path, holder }) => {
+                return Err(Failure::new(
+                    Kind::Locked,
+                    format!(
+                        "another run of {name} is in progress ({holder}); its lock is {}",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(crate::lock::LockError::Io(e)) => return Err(Failure::usage(e)),
+        }
+    };
+    let started = std::time::Instant::now();
+    let data_dir = settings.data_dir.clone();
+    let profile = settings.profile.clone();
+    let ctx = Context::new(settings, OnSignal::Run)?;
+    let mut options = ctx.options();
+    options.args = args.args.iter().cloned().collect();
+    options.dry_run = args.dry_run;
+    options.yes = args.yes;
+    options.interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    options.output = args.output;
+    let quiet = options.quiet;
+    let rt = ctx.runtime(options, &name);
+    if let Some(values) = params {
+        rt.set_params(values);
+    }
+    let host = Host::new(rt.clone());
+    let print_to = if json {
+        PrintTo::Stderr
+    } else {
+        PrintTo::Stdout
+    };
+    let engine = script::engine(Some(host.clone()), sources.clone(), print_to);
+    let ast = script::compile(&engine, &name, &text, &sources)
+        .and_then(|ast| script::lint::check(&engine, &ast, &name).map(|_| ast))
+        .map_err(|d| fail(&d, &sources, json))?;
+    let mut functions = ast.clone_functions_only();
+    functions.set_source(name.as_str());
+    host.set_program(Program {
+        ast: Arc::new(functions),
+        imports: script::top_level_imports(&ast),
+        sources: sources.clone(),
+        print_to,
+    });
+    let has_state =
+        !ctx.is_sandbox() && crate::store::db_path(&data_dir, profile.as_deref()).exists();
+    if has_state {
+        resolve_dead_runs(&rt, args.dry_run);
+    }
+    let result = eval_deep(&engine, &ast);
+    let settled = rt.ledger.settle(&rt);
+    let ending = match result {
+        Ok(v) => Ending::Value(v),
+        Err(e) => ending_of(*e, &engine, &ast, &name, &sources),
+    };
+    let mut code = match &ending {
+        Ending::Value(_) => success_code(&rt),
+        Ending::Failed(d) => d.category.code(),
+        Ending::Exit(c, _) => *c,
+        Ending::Stopped(_) => exit::PARTIAL,
+        Ending::Interrupted(d) => d.category.code(),
+    };
+    if let Some(kind) = ctx.interrupted() {
+        code = kind.code();
+    }
+    let unsettled = settled.iter().any(|s| s.token_id.is_some() || !s.revoked);
+    if unsettled && code == exit::OK {
+        code = exit::PARTIAL;
+    }
+    let failed = code != exit::OK;
+    // What the run printed: the result, then what went wrong, then the summary.
+    let mut errors = String::new();
+    match &ending {
+        Ending::Value(v) => match to_doc(v) {
+            Ok(doc) => emit_result(&rt, doc, json, args.dry_run),
+            Err(e) => {
+                code = exit::SCRIPT;
+                errors.push_str(&format!("error: cannot show the result: {e}\n"));
+            }
+        },
+        Ending::Failed(d) | Ending::Interrupted(d) => {
+            if json {
+                emit_json_error(d, d.category.code());
+            }
+            errors.push_str(&d.render(&sources));
+        }
+        Ending::Exit(c, message) => {
+            if let Some(m) = message {
+                if json {
+                    output::out(&output::json(
+                        &serde_json::json!({"error": {"message": m, "exit_code": c}}),
+                    ));
+                }
+                errors.push_str(&format!("error: {}\n", output::escape(m)));
+            }
+        }
+        Ending::Stopped(why) => errors.push_str(&format!("error: {why}\n")),
+    }
+    if !quiet || failed {
+        for w in rt.take_warnings() {
+            eprintln!("{w}");
+        }
+    }
+    for s in &settled {
+        errors.push_str(&format!(
+            "warning: {} was minted in this run but never delivered, revealed or released: {}\n",
+            s.what(),
+            s.outcome
+        ));
+    }
+    eprint!("{errors}");
+    if !quiet || failed {
+        summary(&rt, &name, started, &ending, &settled);
+    }
+    Ok(code)
+}
+
+/// The code of a script that ran to its end: what it asked for, or 4 when
+/// items of `parallel()` failed (6 when all of them failed because the API
+/// could not be reached and none succeeded).
+fn success_code(rt: &Runtime) -> i32 {
+    use std::sync::atomic::Ordering;
+    if let Some(c) = rt.exit_code() {
+        return c;
+    }
+    let ok = rt.stats.items_ok.load(Ordering::Relaxed);
+    let failed = rt.stats.items_failed.load(Ordering::Relaxed);
+    let unavailable = rt.stats.items_unavailable.load(Ordering::Relaxed);
+    if failed == 0 {
+        exit::OK
+    } else if ok == 0 && unavailable == failed {
+        exit::UNAVAILABLE
+    } else {
+        exit::PARTIAL
+    }
+}
+
+/// Runs the script on a thread with room for deep recursion (Rhai recurses
+/// over deeply nested values when it prints or drops them).
+fn eval_deep(engine: &rhai::Engine, ast: &rhai::AST) -> Result<Dynamic, Box<EvalAltResult>> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("mdops-script".into())
+            .stack_size(SCRIPT_STACK)
+            .spawn_scoped(s, || {
+                engine.eval_ast_with_scope::<Dynamic>(&mut Scope::new(), ast)
+            })
+            .expect("the script thread starts")
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Box::new(EvalAltResult::ErrorRuntime(
+                    "internal error: the script thread panicked".into(),
+                    rhai::Position::NONE,
+                )))
+            })
+    })
+}
+
+/// Stack for script threads: deep values are refused long before this runs out.
+pub const SCRIPT_STACK: usize = 256 << 20;
+
+fn ending_of(
+    e: EvalAltResult,
+    engine: &rhai::Engine,
+    ast: &rhai::AST,
+    name: &str,
+    sources: &Sources,
+) -> Ending {
+    let innermost = {
+        let mut cur = &e;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) = cur
+        {
+            cur = inner;
+        }
+        cur
+    };
+    if let EvalAltResult::ErrorTerminated(v, _) = innermost {
+        if let Some(m) = v.read_lock::<Map>() {
+            if let Some(code) = m.get(EXIT_CODE_KEY).and_then(|c| c.as_int().ok()) {
+                let message = m.get(MESSAGE_KEY).map(|s| s.to_string());
+                return Ending::Exit(code as i32, message);
+            }
+            if let Some(why) = m.get(STOP_KEY) {
+                return Ending::Stopped(why.to_string());
+            }
+        }
+    }
+    let candidates = script::known_names(engine, Some(ast));
+    let d = crate::script::diagnostics::from_eval(&e, name, sources, &candidates);
+    if d.category == Kind::Interrupted {
+        Ending::Interrupted(d)
+    } else {
+        Ending::Failed(d)
+    }
+}
+
+fn emit_result(rt: &Runtime, doc: output::Doc, json: bool, dry_run: bool) {
+    if json {
+        let result = doc.to_json();
+        let value = if dry_run {
+            serde_json::json!({"dry_run": true, "plan": rt.take_plan(), "result": result})
+        } else {
+            result
+        };
+        output::out(&output::json(&value));
+    } else {
+        output::out(&doc.render(rt.options.output));
+    }
+}
+
+fn emit_json_error(d: &Diagnostic, code: i32) {
+    let location =
+        d.at.as_ref().filter(|(_, p)| !p.is_none()).map(
+            |(src, p)| serde_json::json!({"file": src, "line": p.line(), "column": p.position()}),
+        );
+    output::out(&output::json(
+        &serde_json::json!({"error": {"message": d.message, "location": location, "exit_code": code}}),
+    ));
+}
+
+/// What runs that died without cleaning up left behind is revoked before this
+/// run starts (reported, never silently). A dry run only says so.
+fn resolve_dead_runs(rt: &Runtime, dry_run: bool) {
+    if dry_run {
+        return;
+    }
+    match crate::runtime::ledger::resolve_dead_runs(rt) {
+        Ok(done) => {
+            for (run, settled) in done {
+                for s in settled
+                    .iter()
+                    .filter(|s| s.token_id.is_some() || !s.revoked)
+                {
+                    rt.warn(&format!(
+                        "a run of {} (pid {}, started {}) died before settling {}",
+                        run.script,
+                        run.pid,
+                        run.started_at,
+                        s.describe()
+                    ));
+                }
+            }
+        }
+        Err(e) => rt.warn(&format!("could not check for interrupted runs: {e}")),
+    }
+}
+
+/// One line on stderr after bulk work or a stop: items, writes, requests,
+/// retries, time. A structured event with `--log-format json`.
+fn summary(
+    rt: &Runtime,
+    name: &str,
+    started: std::time::Instant,
+    ending: &Ending,
+    settled: &[Settled],
+) {
+    use std::sync::atomic::Ordering;
+    let ok = rt.stats.items_ok.load(Ordering::Relaxed);
+    let failed = rt.stats.items_failed.load(Ordering::Relaxed);
+    let stopped = matches!(ending, Ending::Stopped(_));
+    if ok + failed == 0 && !stopped && settled.is_empty() {
+        return;
+    }
+    let writes = rt.stats.writes.load(Ordering::Relaxed);
+    let (requests, retries) = rt.api_stats();
+    let secs = started.elapsed().as_secs_f64();
+    let revoked = settled
+        .iter()
+        .filter(|s| s.revoked && s.token_id.is_some())
+        .count();
+    let why = match ending {
+        Ending::Stopped(why) => format!("; {why}"),
+        _ => String::new(),
+    };
+    if tracing::enabled!(tracing::Level::INFO) {
+        tracing::info!(
+            script = name,
+            items_ok = ok,
+            items_failed = failed,
+            writes,
+            requests,
+            retries,
+            orphans_revoked = revoked,
+            seconds = secs,
+            stopped = why.trim_start_matches("; "),
+            "run finished"
+        );
+    } else {
+        let orphans = if revoked > 0 {
+            format!("; {revoked} undelivered token(s) revoked")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{name}: {ok} items ok, {failed} failed; {writes} writes, {requests} requests, {retries} retries; {secs:.1}s{orphans}{why}"
+        );
+    }
+}
+
+pub fn fail(d: &Diagnostic, sources: &Sources, json: bool) -> Failure {
+    let code = d.category.code();
+    if json {
+        emit_json_error(d, code);
+    }
+    Failure {
+        code,
+        message: d.render(sources),
+    }
+}

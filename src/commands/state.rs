@@ -1,0 +1,349 @@
+//! `mdops inventory`, `mdops audit`, `mdops journal`: the local state from
+//! the command line.
+
+use crate::cli::{AuditArgs, ExportFormat, InventoryCmd, JournalCmd};
+use crate::context::{Context, OnSignal};
+use crate::failure::{exit, Failure};
+use crate::output::{out, Doc, Format, Table};
+use crate::settings::Settings;
+use crate::store::{AuditFilter, InventoryEntry, Source, Store};
+use serde::Serialize;
+
+/// The inventory's columns, in the order `list` and `export` show them.
+const INVENTORY_COLUMNS: [&str; 7] = [
+    "username",
+    "owner",
+    "purpose",
+    "tags",
+    "source",
+    "first_seen",
+    "last_seen",
+];
+
+fn open(settings: &Settings) -> Result<Store, Failure> {
+    Store::open(&settings.data_dir, settings.profile.as_deref()).map_err(Failure::state)
+}
+
+/// Rows as a table or CSV of these columns, or as one JSON document with
+/// every field; `(none)` for an empty table in text.
+fn show<T: Serialize>(rows: &[T], columns: &[&str], format: Format) {
+    match format {
+        Format::Json => out(&crate::output::json(
+            &serde_json::to_value(rows).unwrap_or_default(),
+        )),
+        Format::Text if rows.is_empty() => out("(none)\n"),
+        _ => out(&Doc::Table(Table::of(rows, columns)).render(format)),
+    }
+}
+
+pub fn inventory(settings: &Settings, action: InventoryCmd) -> Result<i32, Failure> {
+    if let InventoryCmd::Reconcile { adopt, output } = action {
+        return reconcile(settings, adopt, output);
+    }
+    let store = open(settings)?;
+    match action {
+        InventoryCmd::List { output } => {
+            let entries = store.inventory_list()?;
+            show(&entries, &INVENTORY_COLUMNS, output);
+        }
+        InventoryCmd::Add {
+            username,
+            owner,
+            purpose,
+            tags,
+        } => {
+            crate::api::rules::path_username(&username).map_err(|v| Failure::usage(v.message))?;
+            let mut e = InventoryEntry::new(&username);
+            e.owner = owner;
+            e.purpose = purpose;
+            e.tags = tags;
+            let stored = store.inventory_upsert(&e)?;
+            out(&format!(
+                "added {}\n",
+                crate::output::escape(&stored.username)
+            ));
+        }
+        InventoryCmd::Remove { username } => {
+            if !store.inventory_remove(&username)? {
+                return Err(Failure::usage(format!(
+                    "{} is not in the inventory",
+                    crate::output::escape(&username)
+                )));
+            }
+            out(&format!("removed {}\n", crate::output::escape(&username)));
+        }
+        InventoryCmd::Import { file } => {
+            let entries = crate::store::import::read(&file).map_err(Failure::usage)?;
+            // All or nothing: one transaction.
+            store.inventory_upsert_all(&entries)?;
+            out(&format!(
+                "imported {} entries from {}\n",
+                entries.len(),
+                file.display()
+            ));
+        }
+        InventoryCmd::Export { format } => {
+            let entries = store.inventory_list()?;
+            match format {
+                ExportFormat::Json => out(&crate::output::json(
+                    &serde_json::to_value(&entries).unwrap_or_default(),
+                )),
+                ExportFormat::Csv => {
+                    let mut w = csv::Writer::from_writer(Vec::new());
+                    let _ = w.write_record(INVENTORY_COLUMNS);
+                    for e in &entries {
+                        let _ = w.write_record([
+                            e.username.as_str(),
+                            e.owner.as_deref().unwrap_or(""),
+                            e.purpose.as_deref().unwrap_or(""),
+                            &e.tags.join(";"),
+                            e.source.as_str(),
+                            &e.first_seen,
+                            &e.last_seen,
+                        ]);
+                    }
+                    out(&String::from_utf8_lossy(
+                        &w.into_inner().unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        InventoryCmd::Reconcile { .. } => unreachable!("handled above"),
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct Reconciled {
+    /// On the server (user list or running Ducklings) but not in the inventory.
+    missing_from_inventory: Vec<String>,
+    /// In the inventory, but the server no longer has the account.
+    gone_from_server: Vec<String>,
+    adopted: Vec<String>,
+}
+
+fn reconcile(settings: &Settings, adopt: bool, output: Format) -> Result<i32, Failure> {
+    let ctx = Context::new(settings.clone(), OnSignal::Run)?;
+    let rt = ctx.runtime(ctx.options(), "inventory reconcile");
+    let server = rt.service_accounts().map_err(runtime_failure)?;
+    let inventory = rt.inventory_list().map_err(runtime_failure)?;
+    let mut gone = Vec::new();
+    for e in &inventory {
+        if server.server.contains_key(&e.username.to_lowercase()) {
+            continue;
+        }
+        // Not listed (the API may have no user list): ask about this account directly.
+        if !rt.account_exists(&e.username).map_err(runtime_failure)? {
+            gone.push(e.username.clone());
+        }
+    }
+    let known: std::collections::HashSet<String> = inventory
+        .iter()
+        .map(|e| e.username.to_lowercase())
+        .collect();
+    let missing: Vec<String> = server
+        .server
+        .iter()
+        .filter(|(k, _)| !known.contains(*k))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut adopted = Vec::new();
+    if adopt {
+        for name in &missing {
+            let mut e = InventoryEntry::new(name);
+            e.source = Source::Adopted;
+            rt.inventory_put(e, "adopt into inventory")
+                .map_err(runtime_failure)?;
+            adopted.push(name.clone());
+        }
+    }
+    let store = rt.store().map_err(runtime_failure)?;
+    store.inventory_touch(&server.server.values().cloned().collect::<Vec<_>>())?;
+    if !server.complete {
+        eprintln!("warning: this API has no list of users (GET /v1/users): only accounts with running Ducklings were found on the server");
+    }
+    let report = Reconciled {
+        missing_from_inventory: missing,
+        gone_from_server: gone,
+        adopted,
+    };
+    match output {
+        Format::Json => out(&crate::output::json(
+            &serde_json::to_value(&report).unwrap_or_default(),
+        )),
+        Format::Text | Format::Csv => {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    crate::output::escape(&v.join(", ")).into_owned()
+                }
+            };
+            let mut text = format!(
+                "on the server, not in the inventory: {}\nin the inventory, gone from the server: {}\n",
+                list(&report.missing_from_inventory),
+                list(&report.gone_from_server)
+            );
+            if adopt {
+                text.push_str(&format!("adopted: {}\n", list(&report.adopted)));
+            }
+            out(&text);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn runtime_failure(e: crate::runtime::Error) -> Failure {
+    match e {
+        crate::runtime::Error::Api(a) => Failure::api(&a),
+        other => Failure::script(other.to_string()),
+    }
+}
+
+pub fn audit(settings: &Settings, args: AuditArgs) -> Result<i32, Failure> {
+    let since = match &args.since {
+        None => None,
+        Some(s) => Some(parse_since(s).map_err(Failure::usage)?),
+    };
+    let store = open(settings)?;
+    let records = store.audit_list(&AuditFilter {
+        account: args.account,
+        since,
+        limit: args.limit,
+    })?;
+    show(
+        &records,
+        &[
+            "at",
+            "operation",
+            "target",
+            "outcome",
+            "status",
+            "detail",
+            "profile",
+        ],
+        args.output,
+    );
+    Ok(exit::OK)
+}
+
+pub fn journal(
+    settings: &Settings,
+    action: Option<JournalCmd>,
+    account: Option<String>,
+    output: Format,
+) -> Result<i32, Failure> {
+    if let Some(JournalCmd::Resolve { dry_run }) = action {
+        return resolve(settings, dry_run, output);
+    }
+    let store = open(settings)?;
+    let entries = store.journal_list(account.as_deref())?;
+    show(
+        &entries,
+        &[
+            "username",
+            "token_id",
+            "name",
+            "minted_at",
+            "delivered_at",
+            "verified_at",
+            "revealed_at",
+            "revoked_at",
+            "sink",
+        ],
+        output,
+    );
+    Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct Resolved {
+    run: String,
+    script: String,
+    pid: i64,
+    account: String,
+    token: String,
+    outcome: String,
+}
+
+/// `mdops journal resolve`: what runs that died left behind, revoked now.
+fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Failure> {
+    let store = open(settings)?;
+    if dry_run {
+        let mut rows = Vec::new();
+        for run in store.runs_open()? {
+            for j in store.journal_unsettled(&run.run_id)? {
+                rows.push(Resolved {
+                    run: run.run_id.clone(),
+                    script: run.script.clone(),
+                    pid: run.pid,
+                    account: j.username,
+                    token: format!("{} ({})", j.name.unwrap_or_default(), j.token_id),
+                    outcome: "would be revoked if the run is dead".into(),
+                });
+            }
+            for a in store.attempts_open(&run.run_id)? {
+                rows.push(Resolved {
+                    run: run.run_id.clone(),
+                    script: run.script.clone(),
+                    pid: run.pid,
+                    account: a.username,
+                    token: a.name,
+                    outcome: "answer never came: a token of this name minted then would be revoked"
+                        .into(),
+                });
+            }
+        }
+        show(
+            &rows,
+            &["script", "pid", "account", "token", "outcome"],
+            output,
+        );
+        return Ok(exit::OK);
+    }
+    drop(store);
+    let ctx = Context::new(settings.clone(), OnSignal::Run)?;
+    let rt = ctx.runtime(ctx.options(), "journal resolve");
+    let done = crate::runtime::ledger::resolve_dead_runs(&rt).map_err(runtime_failure)?;
+    let mut rows = Vec::new();
+    let mut clean = true;
+    for (run, settled) in done {
+        for s in settled {
+            clean &= s.revoked || s.token_id.is_none();
+            rows.push(Resolved {
+                run: run.run_id.clone(),
+                script: run.script.clone(),
+                pid: run.pid,
+                account: s.username.clone(),
+                token: format!(
+                    "{} ({})",
+                    s.name.clone().unwrap_or_default(),
+                    s.token_id.clone().unwrap_or_else(|| "-".into())
+                ),
+                outcome: s.outcome.clone(),
+            });
+        }
+    }
+    show(
+        &rows,
+        &["script", "pid", "account", "token", "outcome"],
+        output,
+    );
+    Ok(if clean { exit::OK } else { exit::PARTIAL })
+}
+
+/// `7d` (that long ago) or an RFC 3339 time, as the RFC 3339 UTC form the log stores.
+fn parse_since(s: &str) -> Result<String, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    let secs = crate::duration::parse_seconds(s)
+        .map_err(|e| format!("--since takes a duration such as 7d or an RFC 3339 time: {e}"))?;
+    if secs < 0 {
+        return Err("--since takes a positive duration".into());
+    }
+    Ok((chrono::Utc::now() - chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}

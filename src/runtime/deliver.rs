@@ -1,0 +1,168 @@
+//! Delivering secrets and running commands, with the run's rules: a dry run
+//! only plans; a target that already holds another live token of this run is
+//! refused before anything is written; a delivery that succeeded settles the
+//! token in the ledger and the journal.
+
+use super::{Error, Runtime};
+use crate::api::SecretString;
+use crate::process::{Outcome, Program, Spec};
+use std::path::PathBuf;
+
+/// Where a secret goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// The whole file; `mkdir` creates a missing directory (0700).
+    File { path: PathBuf, mkdir: bool },
+    /// One `KEY=value` entry of an env file.
+    EnvFile { path: PathBuf, key: String },
+    /// A command's standard input.
+    Command(Program),
+}
+
+impl Target {
+    /// How the journal and messages name it: `file:PATH`, `env-file:PATH#KEY`, `command:CMD`.
+    pub fn label(&self) -> String {
+        match self {
+            Target::File { path, .. } => format!("file:{}", path.display()),
+            Target::EnvFile { path, key } => format!("env-file:{}#{key}", path.display()),
+            Target::Command(p) => format!("command:{}", p.shown()),
+        }
+    }
+
+    /// Identity for telling two deliveries to one place apart (absolute paths).
+    pub fn identity(&self) -> String {
+        match self {
+            Target::File { path, .. } => crate::sinks::target_id("file", path, None),
+            Target::EnvFile { path, key } => crate::sinks::target_id("env-file", path, Some(key)),
+            Target::Command(p) => format!("command:{}", p.shown()),
+        }
+    }
+
+    /// Whether it could be written now (the directory exists and is writable).
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Target::File { path, mkdir } => crate::sinks::check_writable(path, *mkdir)
+                .map_err(|e| format!("cannot write {}: {e}", path.display())),
+            Target::EnvFile { path, key } => {
+                if !crate::sinks::valid_env_key(key) {
+                    return Err(format!(
+                        "invalid env key {key:?}: use letters, digits and _, not starting with a digit"
+                    ));
+                }
+                crate::sinks::check_writable(path, false)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }
+            Target::Command(Program::Argv(a)) if a.is_empty() => {
+                Err("the command array is empty".into())
+            }
+            Target::Command(_) => Ok(()),
+        }
+    }
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub label: String,
+    /// The token this run minted that was delivered, if it was one.
+    pub token_id: Option<String>,
+    /// What the target held before, when the sink can tell.
+    pub previous: Option<SecretString>,
+}
+
+impl Runtime {
+    pub fn deliver(&self, target: &Target, secret: &SecretString) -> Result<Delivery, Error> {
+        let label = target.label();
+        crate::redact::register(secret.expose());
+        if self.options.dry_run {
+            self.plan("deliver secret", &label, Some(secret.redacted()));
+            return Ok(Delivery {
+                label,
+                token_id: None,
+                previous: None,
+            });
+        }
+        if self.bridge.is_cancelled() {
+            return Err(crate::api::ApiError::Cancelled.into());
+        }
+        let identity = target.identity();
+        self.ledger
+            .check_target(&identity, secret)
+            .map_err(Error::Sink)?;
+        let previous = match target {
+            Target::File { path, mkdir } => crate::sinks::to_file(path, secret, *mkdir),
+            Target::EnvFile { path, key } => crate::sinks::to_env_file(path, key, secret),
+            Target::Command(program) => {
+                let cancelled = || self.bridge.is_cancelled();
+                crate::sinks::to_command(program, secret, self.options.command_timeout, &cancelled)
+                    .map(|_| None)
+            }
+        }
+        .map_err(Error::Sink)?;
+        let token_id = self.ledger.delivered(&identity, secret, previous.as_ref());
+        match self.store() {
+            Ok(store) => {
+                if let Err(e) = store.journal_delivered(&store.fingerprint(secret), &label) {
+                    self.warn(&format!(
+                        "delivered to {label} but the journal could not record it: {}",
+                        e.0
+                    ));
+                }
+            }
+            Err(e) => self.warn(&format!(
+                "delivered to {label} but the journal is unavailable: {e}"
+            )),
+        }
+        Ok(Delivery {
+            label,
+            token_id,
+            previous,
+        })
+    }
+
+    /// The script took a secret's value: if this run minted it, it is settled.
+    pub fn reveal(&self, secret: &SecretString) {
+        if let Some(id) = self.ledger.revealed(secret) {
+            if let Ok(store) = self.store() {
+                let _ = store.journal_revealed(&id);
+            }
+        }
+    }
+
+    /// Runs a command for the script (`sh`, `secrets::check_command`) with the
+    /// run's timeout; Ctrl-C and SIGTERM kill it. `None` in a dry run, where
+    /// commands are only planned (`action`).
+    pub fn run_command(
+        &self,
+        action: &str,
+        program: Program,
+        env: Vec<(String, SecretString)>,
+    ) -> Result<Option<Outcome>, Error> {
+        if self.options.dry_run {
+            let detail = env
+                .first()
+                .map(|(k, v)| format!("with {k}={}", v.redacted()));
+            self.plan(action, &program.shown(), detail);
+            return Ok(None);
+        }
+        if self.bridge.is_cancelled() {
+            return Err(crate::api::ApiError::Cancelled.into());
+        }
+        for (_, v) in &env {
+            crate::redact::register(v.expose());
+        }
+        let cancelled = || self.bridge.is_cancelled();
+        let outcome = crate::process::run(Spec {
+            program,
+            stdin: None,
+            env,
+            timeout: self.options.command_timeout,
+            cancelled: &cancelled,
+        })
+        .map_err(Error::Sink)?;
+        if outcome.cancelled {
+            return Err(crate::api::ApiError::Cancelled.into());
+        }
+        Ok(Some(outcome))
+    }
+}

@@ -1,0 +1,203 @@
+//! Reads, seen through the dry-run overlay, and the one definition of "the
+//! organization's service accounts".
+
+use super::overlay::Known;
+use super::{Error, Runtime};
+use crate::api::{ActiveAccount, ApiError, DucklingConfig, Token, User};
+use crate::store::{InventoryEntry, JournalEntry};
+use std::collections::BTreeMap;
+
+/// A 404 the way the API answers for an account that does not exist.
+fn no_such_account(method: &str, path: String, username: &str) -> Error {
+    Error::from(ApiError::Status {
+        method: method.into(),
+        path,
+        status: 404,
+        code: Some("NOT_FOUND".into()),
+        message: format!("User {username} not found (deleted earlier in this dry run)"),
+        issues: vec![],
+    })
+}
+
+/// The organization's service accounts, as one merge of every source.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceAccounts {
+    /// On the server: the user list's service accounts (not deprovisioned)
+    /// and accounts with running Ducklings, by lower-cased name.
+    pub server: BTreeMap<String, String>,
+    /// False when the server has no user list (`GET /v1/users`): then
+    /// `server` holds only accounts with running Ducklings.
+    pub complete: bool,
+}
+
+impl Runtime {
+    pub fn list_tokens(&self, username: &str) -> Result<Vec<Token>, Error> {
+        crate::api::rules::path_username(username)?;
+        let server = match self.planned(username) {
+            Some(Known::Planned) => Vec::new(),
+            Some(Known::Deleted) => {
+                return Err(no_such_account(
+                    "GET",
+                    format!("/v1/users/{username}/tokens"),
+                    username,
+                ))
+            }
+            _ => self.call(|c| async move { c.list_tokens(username).await })?,
+        };
+        Ok(match self.overlay() {
+            Some(o) => o.tokens(username, server),
+            None => server,
+        })
+    }
+
+    pub fn get_ducklings(&self, username: &str) -> Result<DucklingConfig, Error> {
+        crate::api::rules::path_username(username)?;
+        if let Some(Known::Deleted) = self.planned(username) {
+            return Err(no_such_account(
+                "GET",
+                format!("/v1/users/{username}/instances"),
+                username,
+            ));
+        }
+        if let Some(planned) = self.planned_ducklings(username) {
+            return Ok(planned);
+        }
+        Ok(self.call(|c| async move { c.get_ducklings(username).await })?)
+    }
+
+    /// Whether the account exists (case-insensitive).
+    pub fn account_exists(&self, username: &str) -> Result<bool, Error> {
+        crate::api::rules::path_username(username)?;
+        match self.planned(username) {
+            Some(Known::Planned) => return Ok(true),
+            Some(Known::Deleted) => return Ok(false),
+            _ => {}
+        }
+        match self.call(|c| async move { c.get_ducklings(username).await }) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn active_accounts(&self) -> Result<Vec<ActiveAccount>, Error> {
+        let mut active = self.call(|c| async move { c.active_accounts().await })?;
+        if let Some(o) = self.overlay() {
+            active.retain(|a| o.account(&a.username) != Known::Deleted);
+        }
+        Ok(active)
+    }
+
+    /// Every member from `GET /v1/users`, or `None` when the API has no user list.
+    pub fn users(&self) -> Result<Option<Vec<User>>, Error> {
+        Ok(self.call(|c| async move { c.list_users().await })?)
+    }
+
+    /// The service accounts the server knows of (user list ∪ running Ducklings),
+    /// with a dry run's planned accounts added and deleted ones removed.
+    pub fn service_accounts(&self) -> Result<ServiceAccounts, Error> {
+        let (users, active) = self.call(|c| async move {
+            // Independent reads: ask both at once.
+            let (users, active) = tokio::join!(c.list_users(), c.active_accounts());
+            Ok((users?, active?))
+        })?;
+        let complete = users.is_some();
+        let mut server = BTreeMap::new();
+        for u in users.unwrap_or_default() {
+            if u.is_service_account == Some(true) && u.is_deprovisioned != Some(true) {
+                server
+                    .entry(u.username.to_lowercase())
+                    .or_insert(u.username);
+            }
+        }
+        for a in active {
+            server
+                .entry(a.username.to_lowercase())
+                .or_insert(a.username);
+        }
+        if let Some(o) = self.overlay() {
+            server = o.accounts(server);
+        }
+        Ok(ServiceAccounts { server, complete })
+    }
+
+    /// Usernames of every known service account: the server's (see
+    /// [`Runtime::service_accounts`]) and the inventory's, sorted.
+    pub fn account_names(&self) -> Result<Vec<String>, Error> {
+        let accounts = self.service_accounts()?;
+        let mut names = accounts.server.clone();
+        match self.inventory_list_touching(&names.values().cloned().collect::<Vec<_>>()) {
+            Ok(entries) => {
+                for e in entries {
+                    names.entry(e.username.to_lowercase()).or_insert(e.username);
+                }
+            }
+            Err(e) => self.warn(&format!(
+                "the inventory is unavailable, listing server accounts only: {e}"
+            )),
+        }
+        Ok(names.into_values().collect())
+    }
+
+    fn inventory_list_touching(&self, seen: &[String]) -> Result<Vec<InventoryEntry>, Error> {
+        let store = self.store()?;
+        if !self.options.dry_run {
+            store.inventory_touch(seen).map_err(|e| Error::State(e.0))?;
+        }
+        self.inventory_list()
+    }
+
+    pub fn inventory_list(&self) -> Result<Vec<InventoryEntry>, Error> {
+        let stored = self
+            .store()?
+            .inventory_list()
+            .map_err(|e| Error::State(e.0))?;
+        Ok(match self.overlay() {
+            Some(o) => o.inventory(stored),
+            None => stored,
+        })
+    }
+
+    pub fn inventory_get(&self, username: &str) -> Result<Option<InventoryEntry>, Error> {
+        if let Some(change) = self.overlay().and_then(|o| o.inventory_entry(username)) {
+            return Ok(change);
+        }
+        self.store()?
+            .inventory_get(username)
+            .map_err(|e| Error::State(e.0))
+    }
+
+    pub fn journal_get(&self, token_id: &str) -> Result<Option<JournalEntry>, Error> {
+        self.store()?
+            .journal_get(token_id)
+            .map_err(|e| Error::State(e.0))
+    }
+
+    pub fn journal_list(&self, username: Option<&str>) -> Result<Vec<JournalEntry>, Error> {
+        self.store()?
+            .journal_list(username)
+            .map_err(|e| Error::State(e.0))
+    }
+}
+
+impl Runtime {
+    /// Whether `secret` authenticates as `username`; a verified token that
+    /// mdops minted is marked so in the journal. A dry run's placeholder passes.
+    pub fn verify_token(
+        &self,
+        username: &str,
+        secret: &crate::api::SecretString,
+    ) -> Result<bool, Error> {
+        if self.options.dry_run && secret.expose().starts_with("dry-run-") {
+            return Ok(true);
+        }
+        crate::redact::register(secret.expose());
+        let ok = self.call(|c| async move { c.verify_token(username, secret).await })?;
+        if ok {
+            if let Ok(store) = self.store() {
+                let _ = store.journal_verified(&store.fingerprint(secret));
+            }
+        }
+        Ok(ok)
+    }
+}

@@ -1,0 +1,332 @@
+//! One `KEY=value` entry of an env file, set in place.
+//!
+//! The file keeps its shape: every other line byte for byte; the replaced
+//! entry keeps its indentation, its `export ` prefix and its line ending
+//! (CRLF stays CRLF); a quoted value that spans lines is replaced whole;
+//! later entries for the same key (which would override it) are removed.
+
+use super::{check_dir, verify_readback};
+use crate::api::SecretString;
+use std::path::Path;
+
+pub fn valid_env_key(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One logical entry: one or more physical lines (a quoted value may span lines).
+struct Entry<'a> {
+    /// The physical lines, each with its line ending.
+    text: &'a str,
+    assignment: Option<Assignment<'a>>,
+}
+
+struct Assignment<'a> {
+    indent: &'a str,
+    export: &'a str,
+    key: &'a str,
+    /// Everything after `=` up to (not including) the final line ending.
+    value: &'a str,
+    ending: &'a str,
+}
+
+/// Splits a file into logical entries; concatenating their texts gives the file back.
+fn entries(content: &str) -> Vec<Entry<'_>> {
+    let mut out = Vec::new();
+    let mut rest = content;
+    while !rest.is_empty() {
+        let line_end = |s: &str| s.find('\n').map(|i| i + 1).unwrap_or(s.len());
+        let first = &rest[..line_end(rest)];
+        let Some(head) = assignment_head(first) else {
+            out.push(Entry {
+                text: first,
+                assignment: None,
+            });
+            rest = &rest[first.len()..];
+            continue;
+        };
+        // Scan the value for quotes that stay open past the end of the line,
+        // then take the line ending of the physical line it ends on.
+        let value_start = head.3;
+        let mut len = value_end(&rest[value_start..]) + value_start;
+        len += line_end(&rest[len..]);
+        let text = &rest[..len];
+        let body = text.trim_end_matches(['\n', '\r']);
+        let ending = &text[body.len()..];
+        out.push(Entry {
+            text,
+            assignment: Some(Assignment {
+                indent: head.0,
+                export: head.1,
+                key: head.2,
+                value: &body[value_start..],
+                ending,
+            }),
+        });
+        rest = &rest[len..];
+    }
+    out
+}
+
+/// `(indent, export prefix, key, offset of the value)` for a line that assigns.
+fn assignment_head(line: &str) -> Option<(&str, &str, &str, usize)> {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    let indent = &line[..line.len() - trimmed.len()];
+    let (export, after) = match trimmed.strip_prefix("export") {
+        Some(r) if r.starts_with([' ', '\t']) => {
+            let r2 = r.trim_start_matches([' ', '\t']);
+            (&trimmed[..trimmed.len() - r2.len()], r2)
+        }
+        _ => ("", trimmed),
+    };
+    let key_len = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    let key = &after[..key_len];
+    if !valid_env_key(key) {
+        return None;
+    }
+    let rest = after[key_len..].trim_start_matches([' ', '\t']);
+    let value = rest.strip_prefix('=')?;
+    Some((indent, export, key, line.len() - value.len()))
+}
+
+/// Where a value ends (byte offset into `s`): the end of the line it ends on,
+/// following quotes across line breaks.
+fn value_end(s: &str) -> usize {
+    #[derive(PartialEq)]
+    enum Q {
+        None,
+        Single,
+        Double,
+    }
+    let mut q = Q::None;
+    let mut chars = s.char_indices().peekable();
+    let mut prev_space = false;
+    while let Some((i, c)) = chars.next() {
+        match q {
+            Q::None => match c {
+                '\n' => return i,
+                '\\' => {
+                    chars.next();
+                }
+                '\'' => q = Q::Single,
+                '"' => q = Q::Double,
+                '#' if prev_space => {
+                    // A comment runs to the end of the line.
+                    return s[i..].find('\n').map(|j| i + j).unwrap_or(s.len());
+                }
+                _ => {}
+            },
+            Q::Single => {
+                if c == '\'' {
+                    q = Q::None;
+                }
+            }
+            Q::Double => match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => q = Q::None,
+                _ => {}
+            },
+        }
+        prev_space = c == ' ' || c == '\t';
+    }
+    s.len()
+}
+
+/// The value as a shell would read it: quotes removed, escapes applied, a
+/// trailing comment dropped.
+fn unquote(raw: &str) -> String {
+    let mut out = String::new();
+    let mut chars = raw.trim().chars().peekable();
+    let mut prev_space = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    out.push(c);
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some(n @ ('"' | '\\' | '$' | '`')) => out.push(n),
+                            Some('\n') => {}
+                            Some(n) => {
+                                out.push('\\');
+                                out.push(n);
+                            }
+                            None => out.push('\\'),
+                        },
+                        c => out.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '#' if prev_space => break,
+            c => out.push(c),
+        }
+        prev_space = c == ' ' || c == '\t';
+    }
+    out.trim_end().to_string()
+}
+
+/// The value as it goes into the file: bare when that is safe, single-quoted otherwise.
+fn quoted(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/+@%=~".contains(c));
+    if safe {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+/// The file with `key` set to `value`, and the value it had before.
+pub fn edit(content: &str, key: &str, value: &str) -> (String, Option<String>) {
+    let mut out = String::with_capacity(content.len() + key.len() + value.len() + 2);
+    let mut previous = None;
+    for entry in entries(content) {
+        match &entry.assignment {
+            Some(a) if a.key == key => {
+                if previous.is_none() {
+                    previous = Some(unquote(a.value));
+                    out.push_str(&format!(
+                        "{}{}{key}={}{}",
+                        a.indent,
+                        a.export,
+                        quoted(value),
+                        a.ending
+                    ));
+                }
+            }
+            _ => out.push_str(entry.text),
+        }
+    }
+    if previous.is_none() {
+        let ending = if content.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push_str(ending);
+        }
+        out.push_str(&format!("{key}={}{ending}", quoted(value)));
+    }
+    (out, previous)
+}
+
+/// Sets `KEY=value` in an env file under the directory's lock (read, change,
+/// write, read back), keeping the file's shape, owner and mode (a new file is
+/// 0600). Returns the value KEY had before, if any.
+pub fn to_env_file(
+    path: &Path,
+    key: &str,
+    secret: &SecretString,
+) -> Result<Option<SecretString>, String> {
+    if !valid_env_key(key) {
+        return Err(format!(
+            "invalid env key {key:?}: use letters, digits and _, not starting with a digit"
+        ));
+    }
+    let value = secret.expose();
+    if value.contains(['\n', '\r', '\0']) {
+        return Err("the secret contains a line break and cannot go in an env file".into());
+    }
+    let dir = check_dir(path, false)?;
+    let _lock = crate::fsutil::lock_dir(&dir)?;
+    let existing = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "{} is not UTF-8 text; it was left as it was",
+                path.display()
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let (content, previous) = edit(&existing, key, value);
+    crate::fsutil::replace(path, content.as_bytes())?;
+    verify_readback(path, content.as_bytes())?;
+    Ok(previous.filter(|p| !p.is_empty()).map(SecretString::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_one_entry_and_keeps_every_other_byte() {
+        let before = "# app\r\nA=1\r\nexport MD_TOKEN=old\r\nB='two words'\r\nMD_TOKEN=dup\r\nC=3";
+        let (after, prev) = edit(before, "MD_TOKEN", "new.value");
+        assert_eq!(prev.as_deref(), Some("old"));
+        assert_eq!(
+            after,
+            "# app\r\nA=1\r\nexport MD_TOKEN=new.value\r\nB='two words'\r\nC=3"
+        );
+    }
+
+    #[test]
+    fn a_multi_line_value_is_replaced_whole() {
+        let before = "A=1\nMD_TOKEN=\"line one\nMD_TOKEN=not-a-key\nend\"\nB=2\n";
+        let (after, prev) = edit(before, "MD_TOKEN", "t");
+        assert_eq!(after, "A=1\nMD_TOKEN=t\nB=2\n");
+        assert_eq!(prev.as_deref(), Some("line one\nMD_TOKEN=not-a-key\nend"));
+        // A key-looking line inside another entry's quoted value is left alone.
+        let before = "NOTE='see\nMD_TOKEN=inside'\n";
+        let (after, prev) = edit(before, "MD_TOKEN", "t");
+        assert_eq!(after, "NOTE='see\nMD_TOKEN=inside'\nMD_TOKEN=t\n");
+        assert_eq!(prev, None);
+    }
+
+    #[test]
+    fn appends_with_the_files_own_line_ending() {
+        assert_eq!(edit("A=1", "K", "v").0, "A=1\nK=v\n");
+        assert_eq!(edit("A=1\r\n", "K", "v").0, "A=1\r\nK=v\r\n");
+        assert_eq!(edit("", "K", "it's").0, "K='it'\\''s'\n");
+    }
+
+    #[test]
+    fn previous_values_are_read_as_a_shell_would() {
+        assert_eq!(unquote("'a b' # c"), "a b");
+        assert_eq!(unquote("\"x\\\"y\""), "x\"y");
+        assert_eq!(unquote("plain"), "plain");
+        assert_eq!(unquote("'it'\\''s'"), "it's");
+    }
+
+    #[test]
+    fn file_keeps_its_mode_and_rejects_bad_keys() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.env");
+        std::fs::write(&p, "KEEP=1\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        to_env_file(&p, "MD", &SecretString::new("v")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "KEEP=1\nMD=v\n");
+        assert!(to_env_file(&p, "1BAD", &SecretString::new("x")).is_err());
+        let fresh = dir.path().join("new.env");
+        to_env_file(&fresh, "MD", &SecretString::new("v")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

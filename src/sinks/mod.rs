@@ -1,0 +1,120 @@
+//! Where a secret goes when a script delivers it: a whole file, one entry of
+//! an env file, or a command's standard input. Every write reads back what
+//! landed; file writes hold a lock on the directory while they read, change
+//! and write, so concurrent workers and processes never lose each other's
+//! update. Each returns what the target held before, so a failed rotation
+//! can put it back.
+//!
+//! Knows nothing of scripts or of the run: the runtime decides whether a
+//! delivery may happen (dry run, target already used) and records it.
+
+mod command;
+mod env_file;
+mod file;
+
+pub use command::to_command;
+pub use env_file::{to_env_file, valid_env_key};
+pub use file::to_file;
+
+use std::path::{Path, PathBuf};
+
+/// The identity of a target, for telling two deliveries to one place apart:
+/// the absolute path (symlinks resolved), plus the key for env files.
+pub fn target_id(kind: &str, path: &Path, key: Option<&str>) -> String {
+    let abs = absolute(path);
+    match key {
+        Some(k) => format!("{kind}:{}#{k}", abs.display()),
+        None => format!("{kind}:{}", abs.display()),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    let resolved = crate::fsutil::resolve(path);
+    let abs = std::path::absolute(&resolved).unwrap_or(resolved);
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(abs),
+        _ => abs,
+    }
+}
+
+/// The directory a file lands in must exist, unless `mkdir` may create it.
+fn check_dir(path: &Path, mkdir: bool) -> Result<PathBuf, String> {
+    let dir = match crate::fsutil::resolve(path).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    if mkdir {
+        crate::lock::private_dir(&dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        return Ok(dir);
+    }
+    Err(format!(
+        "cannot write {}: directory {} does not exist",
+        path.display(),
+        dir.display()
+    ))
+}
+
+/// Whether a file could be written at `path` now: its directory exists and is
+/// writable, or (with `mkdir`) its nearest existing ancestor is.
+pub fn check_writable(path: &Path, mkdir: bool) -> Result<(), String> {
+    let mut dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        if !mkdir {
+            return Err(format!("directory {} does not exist", dir.display()));
+        }
+        while !dir.is_dir() {
+            match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+                _ => {
+                    dir = PathBuf::from(".");
+                    break;
+                }
+            }
+        }
+    }
+    if !writable(&dir) {
+        return Err(format!("directory {} is not writable", dir.display()));
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.is_dir() {
+            return Err(format!("{} is a directory", path.display()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) reads a NUL-terminated path we own.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn writable(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+}
+
+fn verify_readback(path: &Path, expected: &[u8]) -> Result<(), String> {
+    let back = std::fs::read(path)
+        .map_err(|e| format!("wrote {} but cannot read it back: {e}", path.display()))?;
+    if back != expected {
+        return Err(format!(
+            "wrote {} but it reads back differently (another writer outside mdops?)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
