@@ -95,11 +95,11 @@ fn rotate_tokens_replaces_delivers_verifies_and_revokes() {
     let life = a.expires.unwrap() - a.created;
     assert_eq!(life.num_days(), 365, "same lifetime as the old token");
     assert_eq!(
-        std::fs::read_to_string(sinks.path().join("tenant_a.token")).unwrap(),
+        std::fs::read_to_string(sinks.path().join("tenant_a/app.token")).unwrap(),
         format!("{}\n", a.secret)
     );
     assert_eq!(
-        std::fs::read_to_string(sinks.path().join("tenant_b.token")).unwrap(),
+        std::fs::read_to_string(sinks.path().join("tenant_b/app.token")).unwrap(),
         format!("{}\n", b.secret)
     );
     // The delivered secret authenticates as its account.
@@ -246,7 +246,7 @@ fn assert_converged(env: &Env, sinks: &std::path::Path) {
     let current = &tokens[0];
     assert!(current.name.starts_with("app.g"), "{}", current.name);
     assert_eq!(
-        std::fs::read_to_string(sinks.join("tenant_a.token")).unwrap(),
+        std::fs::read_to_string(sinks.join("tenant_a/app.token")).unwrap(),
         format!("{}\n", current.secret),
         "the sink holds the live token"
     );
@@ -283,13 +283,16 @@ fn rotation_after_a_failing_sink_keeps_the_old_token_then_converges() {
             "--arg",
             "prefix=app",
             "--arg",
-            "sink_dir=/nonexistent/dir",
+            "sink=command",
+            "--arg",
+            "sink_command=cat >/dev/null; echo vault is sealed >&2; exit 3",
         ],
     );
     assert_exit(&out, 4);
     assert!(
-        out.stdout
-            .contains("delivery failed: cannot write /nonexistent/dir/tenant_a.token"),
+        out.stdout.contains(
+            "delivery failed: sink command `cat >/dev/null; echo vault is sealed >&2; exit 3` failed with exit code 3: vault is sealed"
+        ),
         "{out:?}"
     );
     assert_eq!(
@@ -315,7 +318,8 @@ fn rotation_after_a_failing_sink_keeps_the_old_token_then_converges() {
 fn rotation_after_a_failing_verify_restores_the_sink_then_converges() {
     let env = Env::with_seed(ROT_SEED);
     let sinks = tempfile::tempdir().unwrap();
-    let file = sinks.path().join("tenant_a.token");
+    std::fs::create_dir(sinks.path().join("tenant_a")).unwrap();
+    let file = sinks.path().join("tenant_a/app.token");
     std::fs::write(&file, "old-secret-a-000000000000000000\n").unwrap();
     let base = [
         "--arg",
@@ -460,7 +464,13 @@ fn cleanup_tokens_by_age_keeps_the_newest() {
     let out = run(
         &env,
         "cleanup-tokens",
-        &["--arg", "older_than=365d", "--dry-run"],
+        &[
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=365d",
+            "--dry-run",
+        ],
     );
     assert_exit(&out, 0);
     assert!(
@@ -468,7 +478,11 @@ fn cleanup_tokens_by_age_keeps_the_newest() {
         "{out:?}"
     );
     assert!(env.sim.writes().is_empty());
-    let out = run(&env, "cleanup-tokens", &["--arg", "older_than=365d"]);
+    let out = run(
+        &env,
+        "cleanup-tokens",
+        &["--arg", "accounts=all", "--arg", "older_than=365d"],
+    );
     assert_exit(&out, 0);
     // old-expiring is 400 days old but expired at 365: the API no longer lists it.
     assert_eq!(
@@ -483,7 +497,11 @@ fn cleanup_tokens_by_age_keeps_the_newest() {
         ["only"],
         "an account's newest token is kept"
     );
-    assert_idempotent(&env, "cleanup-tokens", &["--arg", "older_than=365d"]);
+    assert_idempotent(
+        &env,
+        "cleanup-tokens",
+        &["--arg", "accounts=all", "--arg", "older_than=365d"],
+    );
     let out = run(
         &env,
         "cleanup-tokens",
@@ -521,9 +539,15 @@ fn cleanup_tokens_never_expiring_by_name() {
         names(&env, "svc_one").contains(&"ancient".to_string()),
         "the name pattern limits it"
     );
-    let out = run(&env, "cleanup-tokens", &[]);
-    assert_exit(&out, 1);
+    let before = env.sim.requests().len();
+    let out = run(&env, "cleanup-tokens", &["--arg", "accounts=svc_one"]);
+    assert_exit(&out, 2);
     assert!(out.stderr.contains("give a policy"), "{out:?}");
+    assert_eq!(
+        env.sim.requests().len(),
+        before,
+        "refused before any request"
+    );
 }
 
 #[test]
@@ -563,7 +587,7 @@ fn provision_account_is_idempotent() {
     assert_eq!(user.tokens.len(), 1);
     assert_eq!(user.tokens[0].name, "app.g1");
     assert_eq!(
-        std::fs::read_to_string(sinks.path().join("tenant_new.token")).unwrap(),
+        std::fs::read_to_string(sinks.path().join("tenant_new/app.token")).unwrap(),
         format!("{}\n", user.tokens[0].secret)
     );
     drop(org);
@@ -686,16 +710,23 @@ fn set_ducklings_applies_a_patch_to_many() {
         assert_eq!(c.read_write.cooldown_seconds, Some(600));
     }
     assert_idempotent(&env, "set-ducklings", &args);
+    let before = env.sim.requests().len();
     let out = run(
         &env,
         "set-ducklings",
         &["--arg", "accounts=svc_one", "--arg", "rs_size=huge"],
     );
-    assert_exit(&out, 4);
+    assert_exit(&out, 2);
     assert!(
-        out.stdout
-            .contains("failed: instance_size \"huge\" is not one of"),
+        out.stderr.contains(
+            "argument rs_size=\"huge\": \"huge\" is not a Duckling size (pulse, standard, jumbo, mega, giga)"
+        ),
         "{out:?}"
+    );
+    assert_eq!(
+        env.sim.requests().len(),
+        before,
+        "refused before any request"
     );
 }
 
@@ -711,7 +742,14 @@ fn reconcile_inventory_adopts_and_flags() {
     let out = run(
         &env,
         "reconcile-inventory",
-        &["--arg", "adopt=true", "--arg", "forget_gone=true"],
+        &[
+            "--arg",
+            "adopt=true",
+            "--arg",
+            "forget_gone=true",
+            "--arg",
+            "accounts=all",
+        ],
     );
     assert_exit(&out, 0);
     assert_eq!(out.stdout, "account     state\n----------  --------------\nghost_acct  removed (gone)\nsvc_one     adopted\nsvc_two     adopted\n");

@@ -6,7 +6,7 @@ use crate::context::{Context, OnSignal};
 use crate::failure::{exit, Failure};
 use crate::output::{out, Doc, Format, Table};
 use crate::settings::Settings;
-use crate::store::{AuditFilter, InventoryEntry, Source, Store};
+use crate::store::{AuditFilter, InventoryEntry, Store};
 use serde::Serialize;
 
 /// The inventory's columns, in the order `list` and `export` show them.
@@ -122,50 +122,29 @@ struct Reconciled {
     adopted: Vec<String>,
 }
 
+/// The same reconciliation as the `reconcile-inventory` workflow, shown as
+/// two lists (or one JSON document).
 fn reconcile(settings: &Settings, adopt: bool, output: Format) -> Result<i32, Failure> {
     let ctx = Context::new(settings.clone(), OnSignal::Run)?;
     let rt = ctx.runtime(ctx.options(), "inventory reconcile");
-    let server = rt.service_accounts().map_err(runtime_failure)?;
-    let inventory = rt.inventory_list().map_err(runtime_failure)?;
-    let mut gone = Vec::new();
-    for e in &inventory {
-        if server.server.contains_key(&e.username.to_lowercase()) {
-            continue;
-        }
-        // Not listed (the API may have no user list): ask about this account directly.
-        if !rt.account_exists(&e.username).map_err(runtime_failure)? {
-            gone.push(e.username.clone());
-        }
-    }
-    let known: std::collections::HashSet<String> = inventory
-        .iter()
-        .map(|e| e.username.to_lowercase())
-        .collect();
-    let missing: Vec<String> = server
-        .server
-        .iter()
-        .filter(|(k, _)| !known.contains(*k))
-        .map(|(_, v)| v.clone())
-        .collect();
-    let mut adopted = Vec::new();
-    if adopt {
-        for name in &missing {
-            let mut e = InventoryEntry::new(name);
-            e.source = Source::Adopted;
-            rt.inventory_put(e, "adopt into inventory")
-                .map_err(runtime_failure)?;
-            adopted.push(name.clone());
-        }
-    }
-    let store = rt.store().map_err(runtime_failure)?;
-    store.inventory_touch(&server.server.values().cloned().collect::<Vec<_>>())?;
-    if !server.complete {
+    let found = rt
+        .reconcile(adopt, false, &|_| true)
+        .map_err(runtime_failure)?;
+    if !found.complete {
         eprintln!("warning: this API has no list of users (GET /v1/users): only accounts with running Ducklings were found on the server");
     }
+    let names = |states: &[&str]| -> Vec<String> {
+        found
+            .rows
+            .iter()
+            .filter(|r| states.contains(&r.state))
+            .map(|r| r.account.clone())
+            .collect()
+    };
     let report = Reconciled {
-        missing_from_inventory: missing,
-        gone_from_server: gone,
-        adopted,
+        missing_from_inventory: names(&["untracked", "adopted"]),
+        gone_from_server: names(&["gone"]),
+        adopted: names(&["adopted"]),
     };
     match output {
         Format::Json => out(&crate::output::json(
@@ -181,7 +160,7 @@ fn reconcile(settings: &Settings, adopt: bool, output: Format) -> Result<i32, Fa
             };
             let mut text = format!(
                 "on the server, not in the inventory: {}\nin the inventory, gone from the server: {}\n",
-                list(&report.missing_from_inventory),
+                list(if adopt { &[] } else { &report.missing_from_inventory }),
                 list(&report.gone_from_server)
             );
             if adopt {

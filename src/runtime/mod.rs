@@ -17,6 +17,7 @@ pub mod error;
 pub mod ledger;
 pub mod overlay;
 pub mod reads;
+pub mod reconcile;
 pub mod writes;
 
 pub use bridge::Bridge;

@@ -384,24 +384,13 @@ impl Param {
                 }
                 Ok(Value::Array(items.into_iter().map(Value::String).collect()))
             }
-            Kind::Template => {
-                let mut rest = raw;
-                while let Some(i) = rest.find('{') {
-                    let after = &rest[i..];
-                    let end = after
-                        .find('}')
-                        .ok_or_else(|| format!("{raw:?} has a {{ that is not closed"))?;
-                    let ph = &after[..=end];
-                    if !PLACEHOLDERS.contains(&ph) {
-                        return Err(format!(
-                            "{raw:?} uses {ph}, which is not one of {}",
-                            PLACEHOLDERS.join(" ")
-                        ));
-                    }
-                    rest = &after[end + 1..];
-                }
-                Ok(Value::String(raw.to_string()))
-            }
+            Kind::Template => match crate::sinks::template::misspelt_placeholder(raw) {
+                Some(bad) => Err(format!(
+                    "{bad} is not a placeholder (they are {})",
+                    PLACEHOLDERS.join(" ")
+                )),
+                None => Ok(Value::String(raw.to_string())),
+            },
         }
     }
 }
@@ -671,5 +660,6 @@ mod tests {
         };
         assert!(t.check("{account}/{name}.token").is_ok());
         assert!(t.check("{acount}.token").unwrap_err().contains("{acount}"));
+        assert!(t.check("awk '{print}' ${HOME}").is_ok());
     }
 }

@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 /// Bundled modules: `import "NAME" as x;` finds `stdlib/NAME.rhai`.
 pub const STDLIB: &[(&str, &str)] = &[
     ("report", include_str!("../../stdlib/report.rhai")),
+    ("results", include_str!("../../stdlib/results.rhai")),
     ("rotation", include_str!("../../stdlib/rotation.rhai")),
     ("select", include_str!("../../stdlib/select.rhai")),
+    ("sizing", include_str!("../../stdlib/sizing.rhai")),
 ];
 
 pub fn stdlib(name: &str) -> Option<&'static str> {
@@ -91,5 +93,22 @@ impl ModuleResolver for Resolver {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, module.clone());
         Ok(module)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A bundled module is compiled only when imported: check them all here.
+    #[test]
+    fn every_stdlib_module_compiles() {
+        let sources = std::sync::Arc::new(super::Sources::default());
+        let engine = crate::script::engine(None, sources.clone(), crate::script::PrintTo::Stderr);
+        for (name, text) in super::STDLIB {
+            let ast =
+                crate::script::compile(&engine, &format!("stdlib/{name}.rhai"), text, &sources)
+                    .unwrap_or_else(|d| panic!("stdlib/{name}.rhai: {}", d.message));
+            crate::script::lint::check(&engine, &ast, name)
+                .unwrap_or_else(|d| panic!("stdlib/{name}.rhai: {}", d.message));
+        }
     }
 }

@@ -11,6 +11,7 @@
 mod command;
 mod env_file;
 mod file;
+pub mod template;
 
 pub use command::to_command;
 pub use env_file::{to_env_file, valid_env_key};
@@ -72,6 +73,12 @@ pub fn check_writable(path: &Path, mkdir: bool) -> Result<(), String> {
             return Err(format!("directory {} does not exist", dir.display()));
         }
         while !dir.is_dir() {
+            if dir.exists() {
+                return Err(format!(
+                    "{} is in the way: it is not a directory",
+                    dir.display()
+                ));
+            }
             match dir.parent() {
                 Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
                 _ => {

@@ -138,6 +138,63 @@ pub mod api {
         )?))
     }
 
+    /// Compares the inventory with the server: rows `#{account, state}` with state `ok`,
+    /// `untracked` (on the server, not in the inventory), `adopted`, `gone` (in the
+    /// inventory, not on the server) or `removed (gone)`. Options `#{adopt, forget_gone,
+    /// accounts}`: `adopt` adds untracked accounts, `forget_gone` removes gone entries,
+    /// `accounts` (a list or patterns) limits it. `mdops inventory reconcile` shows the same.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn reconcile(ctx: NativeCallContext, options: Map) -> ScriptResult<Array> {
+        let h = host(&ctx)?;
+        let flag = |k: &str| -> ScriptResult<bool> {
+            match options.get(k) {
+                None => Ok(false),
+                Some(v) if v.is_unit() => Ok(false),
+                Some(v) => v
+                    .as_bool()
+                    .map_err(|_| invalid(&ctx, k, format!("{k} must be true or false"))),
+            }
+        };
+        for k in options.keys() {
+            if !["adopt", "forget_gone", "accounts"].contains(&k.as_str()) {
+                return Err(invalid(
+                    &ctx,
+                    k,
+                    format!("unknown option {k:?} (expected adopt, forget_gone, accounts)"),
+                ));
+            }
+        }
+        let (adopt, forget) = (flag("adopt")?, flag("forget_gone")?);
+        let spec = options
+            .get("accounts")
+            .filter(|v| !v.is_unit())
+            .map(|v| v.to_string())
+            .filter(|s| s != "all");
+        let patterns: Vec<String> = spec
+            .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
+            .unwrap_or_default();
+        let wanted = |name: &str| {
+            patterns.is_empty()
+                || patterns
+                    .iter()
+                    .any(|p| crate::script::glob::matches(p, name))
+        };
+        let found = check(&ctx, h.reconcile(adopt, forget, &wanted))?;
+        if !found.complete {
+            h.warn("this API has no list of users (GET /v1/users): only accounts with running Ducklings were found on the server");
+        }
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| {
+                let mut m = Map::new();
+                m.insert("account".into(), r.account.clone().into());
+                m.insert("state".into(), r.state.into());
+                Dynamic::from_map(m)
+            })
+            .collect())
+    }
+
     /// Removes `username` from the inventory (the account itself is untouched).
     /// Returns whether it was there.
     #[rhai_fn(return_raw, volatile)]

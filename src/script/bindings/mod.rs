@@ -16,7 +16,7 @@ pub mod pool;
 pub mod process;
 pub mod secret;
 pub mod secrets;
-pub mod tables;
+pub mod text;
 pub mod time;
 pub mod tokens;
 
@@ -58,7 +58,7 @@ pub fn globals() -> Vec<rhai::Module> {
         rhai::exported_module!(exit::api),
         rhai::exported_module!(process::api),
         rhai::exported_module!(files::api),
-        rhai::exported_module!(tables::api),
+        rhai::exported_module!(text::api),
         rhai::exported_module!(pool::api),
     ]
 }

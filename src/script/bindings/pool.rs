@@ -32,7 +32,7 @@ pub mod api {
     pub fn parallel(ctx: NativeCallContext, items: Array, f: FnPtr) -> ScriptResult<Array> {
         let h = host(&ctx)?;
         let n = h.options.concurrency.max(1);
-        run_all(&ctx, items, &f, n)
+        run_counted(&ctx, items, &f, n, true)
     }
 
     /// `parallel(items, f)` over a range of integers (`0..n`).
@@ -55,8 +55,9 @@ pub mod api {
         parallel(ctx, range.map(Dynamic::from).collect(), f)
     }
 
-    /// `parallel(items, f)` with options `#{concurrency}`: at most that many at a
-    /// time (capped by `--concurrency`).
+    /// `parallel(items, f)` with options `#{concurrency, count}`: at most `concurrency`
+    /// at a time (capped by `--concurrency`); `count: false` leaves these items out of
+    /// the run's summary and exit code (for a read-only pass that plans the real one).
     #[rhai_fn(name = "parallel", return_raw, volatile)]
     pub fn parallel_with(
         ctx: NativeCallContext,
@@ -67,8 +68,14 @@ pub mod api {
         let h = host(&ctx)?;
         let max = h.options.concurrency.max(1);
         let mut n = max;
+        let mut count = true;
         for (k, v) in options.iter() {
             match k.as_str() {
+                "count" => {
+                    count = v
+                        .as_bool()
+                        .map_err(|_| invalid(&ctx, "count", "count must be true or false"))?
+                }
                 "concurrency" => {
                     let c = v.as_int().map_err(|_| {
                         invalid(&ctx, "concurrency", "concurrency must be an integer")
@@ -86,12 +93,12 @@ pub mod api {
                     return Err(invalid(
                         &ctx,
                         other,
-                        format!("unknown option {other:?} (expected concurrency)"),
+                        format!("unknown option {other:?} (expected concurrency, count)"),
                     ))
                 }
             }
         }
-        run_all(&ctx, items, &f, n)
+        run_counted(&ctx, items, &f, n, count)
     }
 }
 
@@ -146,11 +153,28 @@ fn unavailable(v: &Dynamic) -> bool {
     }
 }
 
-fn judge(h: &Host, result: Result<Dynamic, Box<EvalAltResult>>, item: &Dynamic) -> Outcome {
+/// Where an item's outcome is counted: the run's summary, or nowhere.
+#[derive(Clone, Copy)]
+struct Counting(bool);
+
+impl Counting {
+    fn item(self, h: &Host, ok: bool, unavailable: bool) {
+        if self.0 {
+            h.stats.item(ok, unavailable);
+        }
+    }
+}
+
+fn judge(
+    h: &Host,
+    counting: Counting,
+    result: Result<Dynamic, Box<EvalAltResult>>,
+    item: &Dynamic,
+) -> Outcome {
     match result {
         Ok(v) => {
             let failed = reports_failure(&v);
-            h.stats.item(!failed, failed && unavailable(&v));
+            counting.item(h, !failed, failed && unavailable(&v));
             if failed {
                 Outcome::Failed(v)
             } else {
@@ -170,15 +194,15 @@ fn judge(h: &Host, result: Result<Dynamic, Box<EvalAltResult>>, item: &Dynamic) 
                         .read_lock::<Map>()
                         .and_then(|m| m.get("summary").map(|s| s.to_string()))
                         .unwrap_or_default();
-                    h.stats.item(false, false);
+                    counting.item(h, false, false);
                     return Outcome::Stop(terminate(3, Some(summary), *pos));
                 }
                 let entry = failure_entry(&e, item.clone());
-                h.stats.item(false, unavailable(&entry));
+                counting.item(h, false, unavailable(&entry));
                 Outcome::Failed(entry)
             }
             _ => {
-                h.stats.item(false, false);
+                counting.item(h, false, false);
                 Outcome::Failed(failure_entry(&e, item.clone()))
             }
         },
@@ -200,23 +224,25 @@ fn progress(len: usize, quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn run_all(
+fn run_counted(
     ctx: &NativeCallContext,
     items: Array,
     f: &FnPtr,
     concurrency: usize,
+    count: bool,
 ) -> ScriptResult<Array> {
     let h = host(ctx)?;
+    let counting = Counting(count);
     let bar = progress(items.len(), h.options.quiet);
     let result = match h.program() {
         Some(program) if concurrency > 1 && items.len() > 1 => {
-            run_workers(&h, &program, items, f, concurrency, bar.as_ref())
+            run_workers(&h, &program, items, f, concurrency, bar.as_ref(), counting)
         }
         _ => {
             let mut out = Array::with_capacity(items.len());
             for item in items {
                 let r = f.call_within_context::<Dynamic>(ctx, (item.clone(),));
-                match judge(&h, r, &item) {
+                match judge(&h, counting, r, &item) {
                     Outcome::Done(v) | Outcome::Failed(v) => out.push(v),
                     Outcome::Stop(e) => {
                         if let Some(b) = &bar {
@@ -245,6 +271,7 @@ fn run_workers(
     f: &FnPtr,
     concurrency: usize,
     bar: Option<&indicatif::ProgressBar>,
+    counting: Counting,
 ) -> ScriptResult<Array> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -274,7 +301,7 @@ fn run_workers(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
                     let r = f.call::<Dynamic>(&engine, &program.ast, (item.clone(),));
-                    let value = match judge(h, r, item) {
+                    let value = match judge(h, counting, r, item) {
                         Outcome::Done(v) | Outcome::Failed(v) => v,
                         Outcome::Stop(e) => {
                             stop.store(true, Ordering::Relaxed);

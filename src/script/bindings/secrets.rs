@@ -226,8 +226,8 @@ pub mod api {
 
     /// Checks, before anything is minted, that each target can take its secret:
     /// no two entries go to the same place, and every file's directory exists and is
-    /// writable. `targets` is an array of `#{for, file, mkdir}`, `#{for, env_file, key}`
-    /// or `#{for, command}` (`for` names the token, for the message). Fails as a usage
+    /// writable. `targets` is an array of `#{label, file, mkdir}`, `#{label, env_file, key}`
+    /// or `#{label, command}` (`label` names the token, for the message). Fails as a usage
     /// error (exit 2) listing every problem.
     #[rhai_fn(return_raw, volatile)]
     pub fn check_targets(ctx: NativeCallContext, targets: Array) -> ScriptResult<()> {
