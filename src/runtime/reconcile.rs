@@ -80,7 +80,7 @@ impl Runtime {
                 let _ = store.inventory_touch(&server.values().cloned().collect::<Vec<_>>());
             }
         }
-        rows.sort_by(|a, b| a.account.to_lowercase().cmp(&b.account.to_lowercase()));
+        rows.sort_by_key(|r| r.account.to_lowercase());
         Ok(Reconciliation {
             rows,
             complete: accounts.complete,
