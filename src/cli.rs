@@ -241,6 +241,12 @@ pub struct SimArgs {
     /// Share of requests handled, then dropped without an answer
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Share of requests handled, then answered only after --hang-secs
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub hang_rate: f64,
+    /// How long a hung answer is held
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub hang_secs: u64,
     /// Seconds in a 429's Retry-After
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub retry_after: u64,

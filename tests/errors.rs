@@ -353,3 +353,22 @@ fn a_slow_server_times_out_with_a_clear_message() {
         "{out:?}"
     );
 }
+
+/// A closure written in the script and called from a bundled module: the
+/// error points into the script, where the closure is.
+#[test]
+fn an_error_in_a_closure_called_from_a_module_points_into_the_script() {
+    let env = Env::new();
+    let out = env.run(
+        "cl.rhai",
+        "import \"results\" as results;\nlet rows = results::rows([#{error: \"x\", item: \"a\"}], |item, why| item.nope.deeper);\n",
+        &[],
+    );
+    assert_exit(&out, 1);
+    assert!(out.stderr.contains("  --> cl.rhai:2:"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("in a closure called at stdlib/results.rhai:"),
+        "{out:?}"
+    );
+}

@@ -13,5 +13,6 @@ mod repl;
 mod scale;
 mod state;
 mod tokens;
+mod trust;
 mod validation;
 mod workflows;

@@ -174,7 +174,8 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
                 errors.push_str(&format!("error: {}\n", output::escape(m)));
             }
         }
-        Ending::Stopped(why) => errors.push_str(&format!("error: {why}\n")),
+        // The summary line says why.
+        Ending::Stopped(_) => {}
     }
     if !quiet || failed {
         for w in rt.take_warnings() {

@@ -16,6 +16,7 @@ pub fn sim(args: SimArgs) -> Result<i32, Failure> {
         ("--error-rate", args.error_rate),
         ("--throttle-rate", args.throttle_rate),
         ("--drop-rate", args.drop_rate),
+        ("--hang-rate", args.hang_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(Failure::usage(format!(
@@ -23,7 +24,7 @@ pub fn sim(args: SimArgs) -> Result<i32, Failure> {
             )));
         }
     }
-    if args.error_rate + args.throttle_rate + args.drop_rate > 1.0 {
+    if args.error_rate + args.throttle_rate + args.drop_rate + args.hang_rate > 1.0 {
         return Err(Failure::usage("the fault rates add up to more than 1"));
     }
     let behaviour = Behaviour {
@@ -33,6 +34,8 @@ pub fn sim(args: SimArgs) -> Result<i32, Failure> {
             error_rate: args.error_rate,
             throttle_rate: args.throttle_rate,
             drop_rate: args.drop_rate,
+            hang_rate: args.hang_rate,
+            hang: std::time::Duration::from_secs(args.hang_secs),
             retry_after: args.retry_after,
             seed: args.fault_seed,
             scope: args.fault_scope.clone(),

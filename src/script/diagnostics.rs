@@ -12,6 +12,9 @@ pub struct Sources {
     texts: Mutex<HashMap<String, Arc<str>>>,
     /// Import path as written (`"lib/util"`) → source name it resolved to.
     aliases: Mutex<HashMap<String, String>>,
+    /// Closure (`anon$…`) → the source it was written in: a closure defined in
+    /// a script and called from a module carries no source of its own.
+    closures: Mutex<HashMap<String, String>>,
 }
 
 impl Sources {
@@ -26,6 +29,23 @@ impl Sources {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(import.to_string(), name.to_string());
+    }
+    /// Remembers which source the closures of `ast` were written in.
+    pub fn closures_of(&self, ast: &rhai::AST, name: &str) {
+        let mut c = self.closures.lock().unwrap_or_else(|e| e.into_inner());
+        for f in ast.iter_functions() {
+            if f.name.starts_with("anon$") {
+                c.entry(f.name.to_string())
+                    .or_insert_with(|| name.to_string());
+            }
+        }
+    }
+    fn closure(&self, anon: &str) -> Option<String> {
+        self.closures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(anon)
+            .cloned()
     }
     fn resolve(&self, import: &str) -> String {
         self.aliases
@@ -151,7 +171,11 @@ pub fn from_eval(
                     format!("in function `{name}`, called")
                 };
                 notes.push(format!("{what} at {}", loc(&src, *pos)));
-                if !fsrc.is_empty() {
+                // A closure reports the source it was called from; where it was
+                // written is what the reader needs.
+                if let Some(origin) = sources.closure(name) {
+                    src = origin;
+                } else if !fsrc.is_empty() {
                     src = fsrc.clone();
                 }
                 cur = inner;

@@ -88,6 +88,7 @@ pub fn compile(
         .compile(text.as_ref())
         .map_err(|e| diagnostics::from_parse(&e, name))?;
     ast.set_source(name);
+    sources.closures_of(&ast, name);
     Ok(ast)
 }
 

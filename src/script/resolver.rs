@@ -84,6 +84,7 @@ impl ModuleResolver for Resolver {
             ))
         })?;
         ast.set_source(name.as_str());
+        self.sources.closures_of(&ast, &name);
         let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         module.set_id(name.as_str());

@@ -41,6 +41,10 @@ pub struct Faults {
     /// Handle the request, then drop the connection without an answer: the
     /// client cannot know whether it took effect.
     pub drop_rate: f64,
+    /// Handle the request (it is logged at once), then hold the answer for
+    /// `hang`: the client's request is in flight although it took effect.
+    pub hang_rate: f64,
+    pub hang: Duration,
     /// Seconds in the 429's `Retry-After`.
     pub retry_after: u64,
     pub seed: u64,
@@ -52,7 +56,10 @@ pub struct Faults {
 
 impl Faults {
     pub fn any(&self) -> bool {
-        self.error_rate > 0.0 || self.throttle_rate > 0.0 || self.drop_rate > 0.0
+        self.error_rate > 0.0
+            || self.throttle_rate > 0.0
+            || self.drop_rate > 0.0
+            || self.hang_rate > 0.0
     }
 
     fn in_scope(&self, method: &str, path: &str) -> bool {
@@ -79,6 +86,7 @@ enum Fault {
     Error(u16),
     Throttle,
     Drop,
+    Hang,
 }
 
 /// Marks a response whose connection must be dropped instead of answered.
@@ -130,6 +138,8 @@ impl Shared {
             Fault::Error([502, 503, 504][rng.random_range(0..3)])
         } else if r < f.drop_rate + f.error_rate + f.throttle_rate {
             Fault::Throttle
+        } else if r < f.drop_rate + f.error_rate + f.throttle_rate + f.hang_rate {
+            Fault::Hang
         } else {
             Fault::None
         };
@@ -208,6 +218,16 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
             let mut resp = next.run(req).await;
             resp.extensions_mut().insert(DropConnection);
             resp
+        }
+        Fault::Hang => {
+            let resp = next.run(req).await;
+            s.log().push(Logged {
+                method,
+                path,
+                status: resp.status().as_u16(),
+            });
+            tokio::time::sleep(s.behaviour.faults.hang).await;
+            return resp;
         }
         Fault::None => next.run(req).await,
     };

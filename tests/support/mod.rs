@@ -184,3 +184,17 @@ pub fn http() -> reqwest::blocking::Client {
 pub fn assert_exit(out: &Output, code: i32) {
     assert_eq!(out.code, code, "unexpected exit code:\n{out:?}");
 }
+
+/// Waits for `ready` (an event: a file appearing, the emulator's request log
+/// growing) by polling it; fails the test after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: std::time::Duration, ready: impl Fn() -> bool) {
+    let until = std::time::Instant::now() + timeout;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

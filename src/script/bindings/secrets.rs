@@ -238,7 +238,7 @@ pub mod api {
                 return Err(invalid(&ctx, "targets", "each target is a map"));
             };
             let who = m
-                .get("for")
+                .get("label")
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "a token".into());
             let target = target_of(&ctx, &m)?;

@@ -1,0 +1,697 @@
+//! Workflows you can trust with production credentials: each way a run could
+//! act wider than asked, lose a secret or hide a failure, tried as an
+//! operator would, against the emulator.
+
+use crate::support::{assert_exit, wait_until, Env, Output};
+use mdops::sim::{Behaviour, Faults};
+use std::time::Duration;
+
+const ADMIN: &str = "admin_token = \"test-admin-token-0123456789\"\n";
+
+fn run(env: &Env, script: &str, args: &[&str]) -> Output {
+    let mut a = vec!["run", script];
+    a.extend_from_slice(args);
+    env.mdops().args(a).output()
+}
+
+fn seed(accounts: &[(&str, &[(&str, &str)])]) -> String {
+    let mut s = ADMIN.to_string();
+    for (name, tokens) in accounts {
+        s.push_str(&format!("[[accounts]]\nusername = \"{name}\"\ntokens = ["));
+        for (t, age) in *tokens {
+            s.push_str(&format!("{{ name = \"{t}\", age = \"{age}\" }},"));
+        }
+        s.push_str("]\n");
+    }
+    s
+}
+
+fn live(env: &Env, account: &str) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = env.org().users[account]
+        .tokens
+        .iter()
+        .map(|t| (t.name.clone(), t.secret.clone()))
+        .collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn a_misspelt_argument_is_refused_before_any_request() {
+    let env = Env::with_seed(&seed(&[
+        ("tenant_acme", &[("app", "40d")]),
+        ("bi_dashboards", &[("x", "40d")]),
+    ]));
+    let out = run(
+        &env,
+        "cleanup-tokens",
+        &[
+            "--arg",
+            "acounts=tenant_acme",
+            "--arg",
+            "older_than=30d",
+            "--dry-run",
+        ],
+    );
+    assert_exit(&out, 2);
+    assert_eq!(
+        out.stderr,
+        "error: invalid arguments for scripts/cleanup-tokens.rhai:\n  \
+         unknown argument acounts; did you mean accounts?\n  \
+         missing argument accounts: pass --arg accounts=... (accounts: which accounts: a list (a,b), a pattern (tenant_*), or all)\n  \
+         = help: `mdops doc cleanup-tokens` lists its parameters\n"
+    );
+    assert_eq!(out.stdout, "");
+    assert!(env.sim.requests().is_empty(), "not one request");
+}
+
+#[test]
+fn invalid_values_are_refused_up_front_and_all_at_once() {
+    let env = Env::with_seed(&seed(&[("svc_one", &[("app", "100d")])]));
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("rotate-tokens", &["accounts=all", "older_than=90x", "sink_dir=."], "argument older_than=\"90x\": not a duration: \"90x\": unknown unit 'x'"),
+        ("cleanup-tokens", &["accounts=all", "older_than=-1d"], "argument older_than=\"-1d\": \"-1d\" is not a positive duration"),
+        ("set-ducklings", &["accounts=all", "flock=100", "rw_cooldown=30s"], "argument rw_cooldown=\"30s\": 30s is below the minimum 1m\n  argument flock=\"100\": 100 is above the maximum 64"),
+        ("provision-account", &["owner=ops"], "missing argument account: pass --arg account=..."),
+        ("rotate-tokens", &["accounts=all", "sink_file={acount}.token", "sink_dir=."], "argument sink_file=\"{acount}.token\": {acount} is not a placeholder"),
+        ("offboard-account", &["account=tenant_*"], "\"tenant_*\" is one account, not a pattern or a list"),
+    ];
+    for (script, args, want) in cases {
+        let mut a = Vec::new();
+        for x in *args {
+            a.extend(["--arg", *x]);
+        }
+        let out = run(&env, script, &a);
+        assert_exit(&out, 2);
+        assert!(out.stderr.contains(want), "{script} {args:?}: {out:?}");
+    }
+    assert!(env.sim.requests().is_empty(), "nothing was read or written");
+    // A script can say what was wrong with how it was called: exit 2 too.
+    let out = run(&env, "cleanup-tokens", &["--arg", "accounts=all"]);
+    assert_exit(&out, 2);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        "error: give a policy: --arg older_than=DURATION and/or --arg never_expiring=true"
+    );
+}
+
+#[test]
+fn write_workflows_need_accounts_written_out() {
+    let env = Env::with_seed(&seed(&[("svc_one", &[("app", "100d")])]));
+    for (script, extra) in [
+        ("rotate-tokens", vec!["--arg", "sink_dir=."]),
+        ("cleanup-tokens", vec!["--arg", "older_than=1d"]),
+        ("set-ducklings", vec!["--arg", "flock=1"]),
+        ("reconcile-inventory", vec!["--arg", "adopt=true"]),
+    ] {
+        let out = run(&env, script, &extra);
+        assert_exit(&out, 2);
+        assert!(out.stderr.contains("accounts"), "{script}: {out:?}");
+    }
+    assert!(env.sim.requests().is_empty());
+    let doc = env.mdops().args(["doc", "rotate-tokens"]).output();
+    assert_exit(&doc, 0);
+    assert!(
+        doc.stdout
+            .contains("Parameters (--arg NAME=VALUE):\n  accounts         accounts, required"),
+        "{}",
+        doc.stdout
+    );
+    assert!(
+        doc.stdout.contains("  older_than       duration = 90d"),
+        "{}",
+        doc.stdout
+    );
+}
+
+/// Two token groups of one account go to two files; both old tokens are
+/// revoked only after their own successor was delivered and verified.
+#[test]
+fn an_account_with_two_due_tokens_gets_one_target_per_token() {
+    let env = Env::with_seed(&seed(&[(
+        "svc_ci",
+        &[("ci-build", "80d"), ("ci-deploy", "80d")],
+    )]));
+    let sinks = tempfile::tempdir().unwrap();
+    let dir = sinks.path().display().to_string();
+    let args = [
+        "--arg",
+        "accounts=svc_ci",
+        "--arg",
+        "older_than=60d",
+        "--arg",
+    ];
+    let out = run(
+        &env,
+        "rotate-tokens",
+        &[&args[..], &[&format!("sink_dir={dir}")]].concat(),
+    );
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("svc_ci   rotated  2       2"),
+        "{out:?}"
+    );
+    let tokens = live(&env, "svc_ci");
+    let names: Vec<&str> = tokens.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(names, ["ci-build.g1", "ci-deploy.g1"]);
+    for (name, secret) in &tokens {
+        let base = name.trim_end_matches(".g1");
+        assert_eq!(
+            std::fs::read_to_string(sinks.path().join(format!("svc_ci/{base}.token"))).unwrap(),
+            format!("{secret}\n"),
+            "{base} has its own file holding its own live token"
+        );
+    }
+    // A template without {name} would put both in one file: refused, nothing minted.
+    let env = Env::with_seed(&seed(&[(
+        "svc_ci",
+        &[("ci-build", "80d"), ("ci-deploy", "80d")],
+    )]));
+    let out = run(
+        &env,
+        "rotate-tokens",
+        &[
+            &args[..],
+            &[
+                &format!("sink_dir={dir}"),
+                "--arg",
+                "sink_file={account}.token",
+            ],
+        ]
+        .concat(),
+    );
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr
+            .contains("svc_ci/ci-build and svc_ci/ci-deploy would both go to file:")
+            && out.stderr.contains("refusing to mint anything"),
+        "{out:?}"
+    );
+    assert!(env.sim.writes().is_empty(), "nothing was minted");
+}
+
+/// Concurrent rotation into one env file loses nothing: every key ends up
+/// holding its account's live token.
+#[test]
+fn forty_accounts_rotate_into_one_env_file() {
+    let names: Vec<String> = (0..40).map(|i| format!("tenant_{i:02}")).collect();
+    let accounts: Vec<(&str, &[(&str, &str)])> = names
+        .iter()
+        .map(|n| (n.as_str(), &[("app", "100d")][..]))
+        .collect();
+    let env = Env::with_seed(&seed(&accounts));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(&file, "# managed by mdops\nKEEP=me\n").unwrap();
+    let out = run(
+        &env,
+        "rotate-tokens",
+        &[
+            "--arg",
+            "accounts=tenant_*",
+            "--arg",
+            "sink=env-file",
+            "--arg",
+            &format!("env_file={}", file.display()),
+        ],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr
+            .starts_with("scripts/rotate-tokens.rhai: 40 items ok, 0 failed;"),
+        "{out:?}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("# managed by mdops\nKEEP=me\n"));
+    assert_eq!(text.lines().count(), 42, "{text}");
+    for n in &names {
+        let (_, secret) = live(&env, n).into_iter().find(|t| t.0 == "app.g1").unwrap();
+        let key = format!("MOTHERDUCK_TOKEN_{}={secret}", n.to_uppercase());
+        assert!(text.lines().any(|l| l == key), "{n} is missing or stale");
+    }
+}
+
+/// A script that mints and does not deliver: the runtime revokes what it
+/// left, says so, and the run ends with exit 4.
+#[test]
+fn a_script_that_drops_a_secret_gets_it_revoked() {
+    let env = Env::new();
+    let out = env.run(
+        "drop.rhai",
+        r#"
+        let kept = tokens::create("bi_tool", "kept");
+        kept.token.reveal();
+        let released = tokens::create("bi_tool", "released");
+        tokens::revoke("bi_tool", released.id);
+        let dropped = tokens::create("bi_tool", "dropped");
+        let caught = tokens::create("bi_tool", "caught");
+        try { secrets::to_file("/nonexistent-dir/x", caught.token); } catch (e) { print(`sink failed: ${e.kind}`); }
+        "done"
+        "#,
+        &[],
+    );
+    assert_exit(&out, 4);
+    assert_eq!(out.stdout, "sink failed: sink\ndone\n");
+    let names: Vec<String> = live(&env, "bi_tool").into_iter().map(|t| t.0).collect();
+    assert_eq!(
+        names,
+        ["kept", "looker"],
+        "only the revealed token is left live"
+    );
+    for name in ["dropped", "caught"] {
+        assert!(
+            out.stderr.contains(&format!("warning: token \"{name}\" (")),
+            "{name} is reported: {out:?}"
+        );
+    }
+    assert!(
+        !out.stderr.contains("\"released\""),
+        "released by the script: no warning"
+    );
+    assert!(
+        out.stderr.contains("2 undelivered token(s) revoked"),
+        "{out:?}"
+    );
+    let journal = env.mdops().args(["journal", "--output", "json"]).output();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&journal.stdout).unwrap();
+    for row in rows {
+        let settled = row["revoked_at"].is_string() || row["revealed_at"].is_string();
+        assert!(settled, "every minted token is settled: {row}");
+    }
+}
+
+const FRESH_CSV: &str = "username,owner\nfresh_one,data\nfresh_two,ops\n";
+
+/// A dry run keeps an overlay of what it planned: reads after planned writes
+/// see them, and input files can be read.
+#[test]
+fn a_dry_run_sees_its_own_plan() {
+    let env = Env::new();
+    let csv = env.script("new.csv", FRESH_CSV);
+    let out = env.run(
+        "plan.rhai",
+        &format!(
+            r#"
+            let out = [];
+            for row in read_csv("{}") {{
+                let u = row.username;
+                accounts::create(u);
+                let t = tokens::create(u, #{{name: "app", ttl: "30d"}});
+                out.push(`${{u}} exists=${{accounts::exists(u)}} tokens=${{tokens::list(u).map(|x| x.name)}} rs=${{ducklings::get(u).read_scaling.flock_size}}`);
+                ducklings::update(u, #{{read_scaling: #{{flock_size: 1}}}});
+                out.push(`${{u}} flock=${{ducklings::get(u).read_scaling.flock_size}} inventory=${{inventory::get(u) != ()}}`);
+                tokens::revoke(u, t.id);
+                out.push(`${{u}} after revoke=${{tokens::list(u).len()}}`);
+            }}
+            tokens::revoke("bi_tool", tokens::list("bi_tool")[0].id);
+            out.push(`bi_tool=${{tokens::list("bi_tool").len()}}`);
+            accounts::delete("etl_pipeline");
+            out.push(`etl exists=${{accounts::exists("etl_pipeline")}} listed=${{accounts::list().contains("etl_pipeline")}}`);
+            out
+            "#,
+            csv.display()
+        ),
+        &["--dry-run"],
+    );
+    assert_exit(&out, 0);
+    let result: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("[dry-run]"))
+        .collect();
+    assert_eq!(
+        result,
+        [
+            "fresh_one exists=true tokens=[\"app\"] rs=4",
+            "fresh_one flock=1 inventory=true",
+            "fresh_one after revoke=0",
+            "fresh_two exists=true tokens=[\"app\"] rs=4",
+            "fresh_two flock=1 inventory=true",
+            "fresh_two after revoke=0",
+            "bi_tool=0",
+            "etl exists=false listed=false",
+        ]
+    );
+    assert!(env.sim.writes().is_empty(), "a dry run writes nothing");
+}
+
+/// Every bundled workflow's dry run completes for an account that does not
+/// exist yet: provisioning plans all of it; the others report it.
+#[test]
+fn every_bundled_dry_run_completes_for_a_new_account() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sink_dir = format!("sink_dir={}", dir.path().display());
+    let out = run(
+        &env,
+        "provision-account",
+        &[
+            "--dry-run",
+            "--arg",
+            "account=brand_new",
+            "--arg",
+            "owner=ops",
+            "--arg",
+            "rs_size=pulse",
+            "--arg",
+            "flock=1",
+            "--arg",
+            &sink_dir,
+        ],
+    );
+    assert_exit(&out, 0);
+    let plan: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("[dry-run]"))
+        .collect();
+    assert_eq!(plan[0], "[dry-run] create account brand_new");
+    assert_eq!(plan[1], "[dry-run] add to inventory brand_new");
+    assert_eq!(
+        plan[2],
+        "[dry-run] set ducklings brand_new: read_scaling.instance_size: standard → pulse; read_scaling.flock_size: 4 → 1; read_scaling.cooldown_seconds: 60 → -"
+    );
+    assert_eq!(
+        plan[3],
+        "[dry-run] create token brand_new: read_write token \"app.g1\", no expiry"
+    );
+    assert!(plan[4].starts_with(&format!(
+        "[dry-run] deliver secret file:{}/brand_new/app.token",
+        dir.path().display()
+    )));
+    assert!(out.stdout.contains("token      minted\n"), "{out:?}");
+    for (script, args) in [
+        (
+            "rotate-tokens",
+            vec!["--arg", "accounts=brand_new", "--arg", &sink_dir],
+        ),
+        (
+            "cleanup-tokens",
+            vec!["--arg", "accounts=brand_new", "--arg", "older_than=1d"],
+        ),
+        (
+            "set-ducklings",
+            vec!["--arg", "accounts=brand_new", "--arg", "flock=1"],
+        ),
+        ("offboard-account", vec!["--arg", "account=brand_new"]),
+        ("audit-report", vec!["--arg", "accounts=brand_new"]),
+        (
+            "reconcile-inventory",
+            vec!["--arg", "accounts=brand_new", "--arg", "adopt=true"],
+        ),
+        ("overview", vec![]),
+    ] {
+        let mut a = vec!["--dry-run"];
+        a.extend(args.iter().copied());
+        let out = run(&env, script, &a);
+        assert!(matches!(out.code, 0 | 4), "{script}: {out:?}");
+        assert!(!out.stderr.contains("error:"), "{script}: {out:?}");
+    }
+    assert!(env.sim.writes().is_empty());
+}
+
+/// The summary counts what the table shows, and the exit code agrees.
+#[test]
+fn summary_table_and_exit_code_agree_and_quiet_is_quiet() {
+    let env = Env::with_seed(&seed(&[
+        ("svc_one", &[("app", "100d")]),
+        ("svc_two", &[("app", "100d")]),
+    ]));
+    let out = run(
+        &env,
+        "set-ducklings",
+        &[
+            "--arg",
+            "accounts=svc_one,ghost_acct,svc_two",
+            "--arg",
+            "flock=2",
+        ],
+    );
+    assert_exit(&out, 4);
+    assert!(out.stdout.contains("ghost_acct  -"), "{out:?}");
+    assert!(out.stdout.contains("User ghost_acct not found"), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("scripts/set-ducklings.rhai: 2 items ok, 1 failed;"),
+        "{out:?}"
+    );
+    // --quiet: nothing on stderr when all is well...
+    let out = env
+        .mdops()
+        .args([
+            "--quiet",
+            "run",
+            "set-ducklings",
+            "--arg",
+            "accounts=svc_*",
+            "--arg",
+            "flock=3",
+        ])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(out.stderr, "");
+    // ...and the summary when it is not.
+    let out = env
+        .mdops()
+        .args([
+            "-q",
+            "run",
+            "set-ducklings",
+            "--arg",
+            "accounts=svc_one,ghost_acct",
+            "--arg",
+            "flock=3",
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert!(out.stderr.contains("1 items ok, 1 failed"), "{out:?}");
+}
+
+/// --max-writes: a circuit breaker for cron.
+#[test]
+fn max_writes_stops_the_run_before_the_next_write() {
+    let accounts: Vec<(String, [(&str, &str); 1])> = (0..5)
+        .map(|i| (format!("tenant_{i}"), [("app", "100d")]))
+        .collect();
+    let refs: Vec<(&str, &[(&str, &str)])> =
+        accounts.iter().map(|(n, t)| (n.as_str(), &t[..])).collect();
+    let env = Env::with_seed(&seed(&refs));
+    let dir = tempfile::tempdir().unwrap();
+    let sink_dir = format!("sink_dir={}", dir.path().display());
+    let out = env
+        .mdops()
+        .args([
+            "--max-writes",
+            "3",
+            "--concurrency",
+            "1",
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=all",
+            "--arg",
+            &sink_dir,
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert_eq!(env.sim.writes().len(), 3, "three writes, not four");
+    assert!(
+        out.stderr
+            .contains("; stopped before write 4 (--max-writes 3): nothing more was changed\n"),
+        "{out:?}"
+    );
+    // The rerun finishes the job (what was minted was delivered, not orphaned).
+    let out = run(
+        &env,
+        "rotate-tokens",
+        &["--arg", "accounts=all", "--arg", &sink_dir],
+    );
+    assert_exit(&out, 0);
+    for (name, _) in &accounts {
+        let names: Vec<String> = live(&env, name).into_iter().map(|t| t.0).collect();
+        assert_eq!(names, ["app.g1"], "{name}");
+    }
+}
+
+fn spawn(env: &Env, args: &[&str]) -> std::process::Child {
+    let mut c = env.mdops();
+    c.cmd
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c.cmd.spawn().unwrap()
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// SIGTERM (what systemd, Kubernetes and CI send) is handled like Ctrl-C: the
+/// deploy command is killed, the run cleans up and exits 143; a rerun converges.
+#[cfg(unix)]
+#[test]
+fn sigterm_mid_rotation_then_a_rerun_converges() {
+    let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "100d")])]));
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("deploying");
+    let sink_dir = format!("sink_dir={}", dir.path().display());
+    let deploy = format!("deploy_command=touch {}; sleep 30", ready.display());
+    let child = spawn(
+        &env,
+        &[
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            &sink_dir,
+            "--arg",
+            &deploy,
+        ],
+    );
+    wait_until(
+        "the deploy command to start",
+        Duration::from_secs(20),
+        || ready.exists(),
+    );
+    let started = std::time::Instant::now();
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the deploy command was killed"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
+    assert_eq!(
+        names,
+        ["app", "app.g1"],
+        "delivered, not verified, the old one kept"
+    );
+    let out = run(
+        &env,
+        "rotate-tokens",
+        &["--arg", "accounts=tenant_a", "--arg", &sink_dir],
+    );
+    assert_exit(&out, 0);
+    let tokens = live(&env, "tenant_a");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].0, "app.g2", "the half-done g1 was not trusted");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tenant_a/app.token")).unwrap(),
+        format!("{}\n", tokens[0].1)
+    );
+}
+
+fn hanging_mints() -> Behaviour {
+    Behaviour {
+        faults: Faults {
+            hang_rate: 1.0,
+            hang: Duration::from_secs(60),
+            scope: Some("POST /v1/users/*/tokens".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn minted_posts(env: &Env) -> usize {
+    env.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.status == 200)
+        .count()
+}
+
+/// Interrupted while the token create is in flight (the server minted it,
+/// the answer never came): Ctrl-C and SIGTERM clean up in the same run.
+#[cfg(unix)]
+#[test]
+fn interrupted_while_a_create_is_in_flight_revokes_what_it_minted() {
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
+        let script = env.script(
+            "m.rhai",
+            "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
+        );
+        let child = spawn(&env, &["run", script.to_str().unwrap()]);
+        wait_until("the server to mint", Duration::from_secs(20), || {
+            minted_posts(&env) == 1
+        });
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains("warning: token \"inflight\" (")
+                && stderr.contains(") of tenant_a was minted in this run"),
+            "{stderr}"
+        );
+        let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
+        assert_eq!(
+            names,
+            ["app"],
+            "the orphan was revoked before the run ended"
+        );
+    }
+}
+
+/// Killed (SIGKILL: no clean-up at all) while the create is in flight: the
+/// journal's attempt lets the next run, or `mdops journal resolve`, find and
+/// revoke the orphan.
+#[cfg(unix)]
+#[test]
+fn killed_while_a_create_is_in_flight_is_resolved_later() {
+    for resolve_with in ["next run", "journal resolve"] {
+        let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
+        let script = env.script(
+            "m.rhai",
+            "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
+        );
+        let child = spawn(&env, &["run", script.to_str().unwrap()]);
+        wait_until("the server to mint", Duration::from_secs(20), || {
+            minted_posts(&env) == 1
+        });
+        signal(&child, "-KILL");
+        let _ = child.wait_with_output().unwrap();
+        assert_eq!(
+            live(&env, "tenant_a").len(),
+            2,
+            "the orphan is live until resolved"
+        );
+        let dry = env
+            .mdops()
+            .args(["journal", "resolve", "--dry-run"])
+            .output();
+        assert_exit(&dry, 0);
+        assert!(dry.stdout.contains("inflight"), "{dry:?}");
+        let out = match resolve_with {
+            "next run" => env.run("other.rhai", "tokens::list(\"tenant_a\").len()", &[]),
+            _ => env.mdops().args(["journal", "resolve"]).output(),
+        };
+        assert_exit(&out, 0);
+        let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
+        assert_eq!(names, ["app"], "{resolve_with}: {out:?}");
+        if resolve_with == "next run" {
+            assert_eq!(
+                out.stdout, "1\n",
+                "the run saw the world after the clean-up"
+            );
+            assert!(out.stderr.contains("died before settling"), "{out:?}");
+        } else {
+            assert!(out.stdout.contains("revoked"), "{out:?}");
+        }
+        let again = env.mdops().args(["journal", "resolve"]).output();
+        assert_exit(&again, 0);
+        assert_eq!(again.stdout, "(none)\n", "resolved once");
+    }
+}
