@@ -6,23 +6,47 @@
 pub fn parse_seconds(text: &str) -> Result<i64, String> {
     let raw = text.trim();
     let (negative, body) = match raw.strip_prefix('-') {
-        Some(rest) => (true, rest.trim_start()),
+        Some(rest) => (true, rest),
         None => (false, raw),
     };
     if body.is_empty() {
         return Err(format!("invalid duration {text:?}: it is empty"));
     }
-    if let Ok(n) = body.parse::<i64>() {
+    match body.chars().next() {
+        Some(c) if c.is_ascii_digit() => {}
+        Some(c @ ('-' | '+')) => {
+            return Err(format!(
+                "invalid duration {text:?}: {c:?} cannot come there (one - at the start makes it negative)"
+            ))
+        }
+        Some(c) => {
+            return Err(format!(
+                "invalid duration {text:?}: a number must come before {c:?}"
+            ))
+        }
+        None => unreachable!("checked not empty above"),
+    }
+    if body.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = body
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: the number is too large"))?;
         return Ok(if negative { -n } else { n });
     }
     let mut total: i64 = 0;
     let mut digits = String::new();
-    for c in body.chars() {
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
         if c.is_whitespace() {
+            // Between parts only ("1h 30m"), never inside a number ("1 2d").
+            if !digits.is_empty() || chars.peek().is_some_and(|n| !n.is_ascii_digit()) {
+                return Err(format!(
+                    "invalid duration {text:?}: a space can only separate parts, as in \"1h 30m\""
+                ));
+            }
             continue;
         }
         let unit = match c {
@@ -93,6 +117,10 @@ mod tests {
             .contains("unknown unit 'x'"));
         assert!(parse_seconds("h").is_err());
         assert!(parse_seconds("12 ").is_ok());
+        assert_eq!(parse_seconds("1h 30m"), Ok(5_400));
+        for bad in ["--5", "- 5", "+5", "-+5", "1 2d", "1h  30m", "d", "１d"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} must be refused");
+        }
         assert!(parse_seconds("1h30").unwrap_err().contains("has no unit"));
         assert!(parse_seconds("").is_err());
     }
@@ -102,5 +130,20 @@ mod tests {
         assert_eq!(format_seconds(90_061), "1d1h1m1s");
         assert_eq!(format_seconds(86_400 * 3), "3d");
         assert_eq!(format_seconds(-60), "-1m");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn parsing_never_panics_and_formats_round_trip(text in "\\PC{0,12}|-?[0-9]{1,6}[smhdwy ]{0,3}[0-9]{0,3}[smhdwy]?", n in -10_000_000i64..10_000_000) {
+            let _ = parse_seconds(&text);
+            prop_assert_eq!(parse_seconds(&format_seconds(n)), Ok(n));
+        }
     }
 }

@@ -9,6 +9,7 @@ mod dives;
 mod ducklings;
 mod errors;
 mod faults;
+mod hostile;
 mod repl;
 mod scale;
 mod state;

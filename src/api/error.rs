@@ -294,3 +294,32 @@ mod tests {
         assert!(e.to_string().len() < 400);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SECRET: &str = "property-secret-value-8c41d2";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Whatever a server answers (any status, any bytes, the secret
+        /// anywhere in them), reading it never panics and never repeats the secret.
+        #[test]
+        fn any_error_body_is_read_without_leaking(status in 100u16..600, before in any::<Vec<u8>>(), after in any::<String>(), json in any::<bool>()) {
+            crate::redact::register(SECRET);
+            let body: Vec<u8> = if json {
+                serde_json::json!({"code": "X", "message": format!("{after}{SECRET}"), "issues": [{"message": SECRET, "path": [after.clone()]}]}).to_string().into_bytes()
+            } else {
+                [before.as_slice(), SECRET.as_bytes(), after.as_bytes()].concat()
+            };
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = error_from_body("GET", "/v1/x", status, &body);
+            let text = e.to_string();
+            prop_assert!(!text.contains(SECRET), "{}", text);
+            prop_assert!(!text.chars().any(|c| c.is_control()), "{:?}", text);
+            let _ = crate::api::transport::decode::<crate::api::Token>("GET", "/v1/x", status, &body);
+        }
+    }
+}

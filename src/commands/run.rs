@@ -36,9 +36,12 @@ pub fn load_script(spec: &str) -> Result<(String, String), Failure> {
     )))
 }
 
-/// How a script run ended, before the exit code is decided.
+/// How a script run ended, before the exit code is decided. Plain data: no
+/// script value leaves the script's thread (dropping a deeply nested one
+/// recurses, and only that thread has the stack for it).
 enum Ending {
-    Value(Dynamic),
+    /// The result, ready to print (or why it cannot be shown).
+    Value(Result<output::Doc, String>),
     Failed(Diagnostic),
     /// `exit(code[, message])`, or the pool stopping the run (401/403).
     Exit(i32, Option<String>),
@@ -127,12 +130,8 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     if has_state {
         resolve_dead_runs(&rt, args.dry_run);
     }
-    let result = eval_deep(&engine, &ast);
+    let ending = eval_deep(&engine, &ast, &name, &sources);
     let settled = rt.ledger.settle(&rt);
-    let ending = match result {
-        Ok(v) => Ending::Value(v),
-        Err(e) => ending_of(*e, &engine, &ast, &name, &sources),
-    };
     let mut code = match &ending {
         Ending::Value(_) => success_code(&rt),
         Ending::Failed(d) => d.category.code(),
@@ -151,8 +150,8 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     // What the run printed: the result, then what went wrong, then the summary.
     let mut errors = String::new();
     match &ending {
-        Ending::Value(v) => match to_doc(v) {
-            Ok(doc) => emit_result(&rt, doc, json, args.dry_run),
+        Ending::Value(doc) => match doc {
+            Ok(doc) => emit_result(&rt, doc.clone(), json, args.dry_run),
             Err(e) => {
                 code = exit::SCRIPT;
                 errors.push_str(&format!("error: cannot show the result: {e}\n"));
@@ -217,28 +216,35 @@ fn success_code(rt: &Runtime) -> i32 {
 }
 
 /// Runs the script on a thread with room for deep recursion (Rhai recurses
-/// over deeply nested values when it prints or drops them).
-fn eval_deep(engine: &rhai::Engine, ast: &rhai::AST) -> Result<Dynamic, Box<EvalAltResult>> {
+/// over deeply nested values when it prints, clones or drops them), and turns
+/// how it ended into plain data there.
+fn eval_deep(engine: &rhai::Engine, ast: &rhai::AST, name: &str, sources: &Sources) -> Ending {
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("mdops-script".into())
-            .stack_size(SCRIPT_STACK)
+            .stack_size(script::SCRIPT_STACK)
             .spawn_scoped(s, || {
-                engine.eval_ast_with_scope::<Dynamic>(&mut Scope::new(), ast)
+                match engine.eval_ast_with_scope::<Dynamic>(&mut Scope::new(), ast) {
+                    Ok(v) => Ending::Value(to_doc(&v)),
+                    Err(e) => ending_of(*e, engine, ast, name, sources),
+                }
             })
-            .expect("the script thread starts")
-            .join()
-            .unwrap_or_else(|_| {
-                Err(Box::new(EvalAltResult::ErrorRuntime(
-                    "internal error: the script thread panicked".into(),
-                    rhai::Position::NONE,
-                )))
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                t.join()
+                    .map_err(|_| "the script thread panicked".to_string())
+            })
+            .unwrap_or_else(|e| {
+                Ending::Failed(Diagnostic {
+                    message: format!("internal error: {e}"),
+                    at: None,
+                    notes: vec![],
+                    help: None,
+                    category: Kind::Script,
+                })
             })
     })
 }
-
-/// Stack for script threads: deep values are refused long before this runs out.
-pub const SCRIPT_STACK: usize = 256 << 20;
 
 fn ending_of(
     e: EvalAltResult,

@@ -136,9 +136,25 @@ impl Session {
             sources: self.sources.clone(),
             print_to: script::PrintTo::Stdout,
         });
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &run);
+        // Evaluated, shown and dropped on a thread with room for deep values.
+        let (engine, scope, json) = (&self.engine, &mut self.scope, self.json);
+        let (functions, sources) = (&self.functions, &self.sources);
+        let result = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("mdops-repl-eval".into())
+                .stack_size(script::SCRIPT_STACK)
+                .spawn_scoped(s, || {
+                    match engine.eval_ast_with_scope::<Dynamic>(scope, &run) {
+                        Ok(v) => Ok(show(&v, json)),
+                        Err(e) => Err(describe(engine, functions, sources, &e, name)),
+                    }
+                })
+                .map(|t| t.join())
+        });
+        let result = match result {
+            Ok(Ok(r)) => r,
+            _ => Err("error: internal error: the evaluation thread failed\n".to_string()),
+        };
         // Functions defined by this input stay, whatever became of its statements.
         self.functions += ast.clone_functions_only();
         self.keep_imports(&ast);
@@ -146,26 +162,10 @@ impl Session {
         // Dry-run plan lines were printed as they happened; do not let them pile up.
         self.host.take_plan();
         match result {
-            Ok(v) => match self.show(&v) {
-                Ok(text) => Reply::out(text),
-                Err(e) => Reply::err(format!("error: cannot show the result: {e}\n")),
-            },
-            Err(e) => Reply::err(self.describe(&e, name)),
+            Ok(Ok(text)) => Reply::out(text),
+            Ok(Err(e)) => Reply::err(format!("error: cannot show the result: {e}\n")),
+            Err(text) => Reply::err(text),
         }
-    }
-
-    fn describe(&self, e: &EvalAltResult, name: &str) -> String {
-        if let EvalAltResult::ErrorTerminated(v, _) = e {
-            if let Some(m) = v.read_lock::<rhai::Map>() {
-                if let Some(code) = m.get(script::convert::EXIT_CODE_KEY) {
-                    return format!(
-                        "(the script asked to exit with code {code}; the session goes on)\n"
-                    );
-                }
-            }
-        }
-        let candidates = script::known_names(&self.engine, Some(&self.functions));
-        diagnostics::from_eval(e, name, &self.sources, &candidates).render(&self.sources)
     }
 
     /// Top-level `import "x" as y;` must outlive the input that made it: the
@@ -174,25 +174,6 @@ impl Session {
         let imports = script::top_level_imports(ast);
         self.imports.extend(imports.iter().cloned());
         script::register_imports(&mut self.engine, &imports, &self.sources, ast.source());
-    }
-
-    fn show(&self, v: &Dynamic) -> Result<String, String> {
-        if v.is_unit() {
-            return Ok(String::new());
-        }
-        // Strings are shown quoted so "" and () can be told apart.
-        if v.is_string() && !self.json {
-            return Ok(format!(
-                "{:?}\n",
-                v.clone().into_string().unwrap_or_default()
-            ));
-        }
-        let doc = crate::script::convert::to_doc(v)?;
-        Ok(if self.json {
-            crate::output::json(&doc.to_json())
-        } else {
-            doc.to_text()
-        })
     }
 
     fn command(&mut self, cmd: &str) -> Reply {
@@ -304,6 +285,46 @@ impl Session {
             .map(|(n, t, v)| format!("{n:<w0$}  {t:<w1$}  {v}\n"))
             .collect()
     }
+}
+
+/// An evaluation error as the REPL shows it.
+fn describe(
+    engine: &Engine,
+    functions: &AST,
+    sources: &Sources,
+    e: &EvalAltResult,
+    name: &str,
+) -> String {
+    if let EvalAltResult::ErrorTerminated(v, _) = e {
+        if let Some(m) = v.read_lock::<rhai::Map>() {
+            if let Some(code) = m.get(script::convert::EXIT_CODE_KEY) {
+                return format!(
+                    "(the script asked to exit with code {code}; the session goes on)\n"
+                );
+            }
+        }
+    }
+    let candidates = script::known_names(engine, Some(functions));
+    diagnostics::from_eval(e, name, sources, &candidates).render(sources)
+}
+
+/// A result as the REPL shows it (strings quoted, so "" and () differ).
+fn show(v: &Dynamic, json: bool) -> Result<String, String> {
+    if v.is_unit() {
+        return Ok(String::new());
+    }
+    if v.is_string() && !json {
+        return Ok(format!(
+            "{:?}\n",
+            v.clone().into_string().unwrap_or_default()
+        ));
+    }
+    let doc = crate::script::convert::to_doc(v)?;
+    Ok(if json {
+        crate::output::json(&doc.to_json())
+    } else {
+        doc.to_text()
+    })
 }
 
 /// Whether `text` is an unfinished statement that should continue on the next

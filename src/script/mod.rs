@@ -25,6 +25,11 @@ use table::Table;
 pub const MAX_CALL_LEVELS: usize = 64;
 pub const MAX_EXPR_DEPTH: usize = 128;
 pub const MAX_FN_EXPR_DEPTH: usize = 64;
+/// Stack for every thread that runs script code (the run, `parallel()`
+/// workers, REPL inputs): Rhai recurses over nested values when it clones or
+/// drops them, and a script can build values far deeper than a default stack
+/// holds. Only the pages touched are committed.
+pub const SCRIPT_STACK: usize = 256 << 20;
 
 /// Where `print` goes: stdout normally; stderr when stdout carries one JSON document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,9 +30,12 @@ struct Assignment<'a> {
     ending: &'a str,
 }
 
-/// Splits a file into logical entries; concatenating their texts gives the file back.
-fn entries(content: &str) -> Vec<Entry<'_>> {
+/// Splits a file into logical entries; concatenating their texts gives the
+/// file back. `Err(line)` when the quoted value of the entry starting at
+/// `line` is never closed (a shell would read the rest of the file into it).
+fn entries(content: &str) -> Result<Vec<Entry<'_>>, usize> {
     let mut out = Vec::new();
+    let mut line_no = 1;
     let mut rest = content;
     while !rest.is_empty() {
         let line_end = |s: &str| s.find('\n').map(|i| i + 1).unwrap_or(s.len());
@@ -43,12 +46,13 @@ fn entries(content: &str) -> Vec<Entry<'_>> {
                 assignment: None,
             });
             rest = &rest[first.len()..];
+            line_no += 1;
             continue;
         };
         // Scan the value for quotes that stay open past the end of the line,
         // then take the line ending of the physical line it ends on.
         let value_start = head.3;
-        let mut len = value_end(&rest[value_start..]) + value_start;
+        let mut len = value_end(&rest[value_start..]).map_err(|_| line_no)? + value_start;
         len += line_end(&rest[len..]);
         let text = &rest[..len];
         let body = text.trim_end_matches(['\n', '\r']);
@@ -63,9 +67,10 @@ fn entries(content: &str) -> Vec<Entry<'_>> {
                 ending,
             }),
         });
+        line_no += text.matches('\n').count();
         rest = &rest[len..];
     }
-    out
+    Ok(out)
 }
 
 /// `(indent, export prefix, key, offset of the value)` for a line that assigns.
@@ -92,8 +97,9 @@ fn assignment_head(line: &str) -> Option<(&str, &str, &str, usize)> {
 }
 
 /// Where a value ends (byte offset into `s`): the end of the line it ends on,
-/// following quotes across line breaks.
-fn value_end(s: &str) -> usize {
+/// following quotes across line breaks. `Err` with the end of the file when a
+/// quote is never closed.
+fn value_end(s: &str) -> Result<usize, usize> {
     #[derive(PartialEq)]
     enum Q {
         None,
@@ -106,7 +112,7 @@ fn value_end(s: &str) -> usize {
     while let Some((i, c)) = chars.next() {
         match q {
             Q::None => match c {
-                '\n' => return i,
+                '\n' => return Ok(i),
                 '\\' => {
                     chars.next();
                 }
@@ -114,7 +120,7 @@ fn value_end(s: &str) -> usize {
                 '"' => q = Q::Double,
                 '#' if prev_space => {
                     // A comment runs to the end of the line.
-                    return s[i..].find('\n').map(|j| i + j).unwrap_or(s.len());
+                    return Ok(s[i..].find('\n').map(|j| i + j).unwrap_or(s.len()));
                 }
                 _ => {}
             },
@@ -133,7 +139,11 @@ fn value_end(s: &str) -> usize {
         }
         prev_space = c == ' ' || c == '\t';
     }
-    s.len()
+    if q == Q::None {
+        Ok(s.len())
+    } else {
+        Err(s.len())
+    }
 }
 
 /// The value as a shell would read it: quotes removed, escapes applied, a
@@ -195,11 +205,13 @@ fn quoted(value: &str) -> String {
     }
 }
 
-/// The file with `key` set to `value`, and the value it had before.
-pub fn edit(content: &str, key: &str, value: &str) -> (String, Option<String>) {
+/// The file with `key` set to `value`, and the value it had before. `Err`
+/// with the line of a quote that is never closed: such a file cannot be
+/// edited safely (a shell would read anything after it into that value).
+pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<String>), usize> {
     let mut out = String::with_capacity(content.len() + key.len() + value.len() + 2);
     let mut previous = None;
-    for entry in entries(content) {
+    for entry in entries(content)? {
         match &entry.assignment {
             Some(a) if a.key == key => {
                 if previous.is_none() {
@@ -227,7 +239,7 @@ pub fn edit(content: &str, key: &str, value: &str) -> (String, Option<String>) {
         }
         out.push_str(&format!("{key}={}{ending}", quoted(value)));
     }
-    (out, previous)
+    Ok((out, previous))
 }
 
 /// Sets `KEY=value` in an env file under the directory's lock (read, change,
@@ -259,7 +271,12 @@ pub fn to_env_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let (content, previous) = edit(&existing, key, value);
+    let (content, previous) = edit(&existing, key, value).map_err(|line| {
+        format!(
+            "cannot edit {} safely: the quoted value at line {line} is never closed (the file was left as it was)",
+            path.display()
+        )
+    })?;
     crate::fsutil::replace(path, content.as_bytes())?;
     verify_readback(path, content.as_bytes())?;
     Ok(previous.filter(|p| !p.is_empty()).map(SecretString::new))
@@ -272,7 +289,7 @@ mod tests {
     #[test]
     fn replaces_one_entry_and_keeps_every_other_byte() {
         let before = "# app\r\nA=1\r\nexport MD_TOKEN=old\r\nB='two words'\r\nMD_TOKEN=dup\r\nC=3";
-        let (after, prev) = edit(before, "MD_TOKEN", "new.value");
+        let (after, prev) = edit(before, "MD_TOKEN", "new.value").unwrap();
         assert_eq!(prev.as_deref(), Some("old"));
         assert_eq!(
             after,
@@ -283,21 +300,23 @@ mod tests {
     #[test]
     fn a_multi_line_value_is_replaced_whole() {
         let before = "A=1\nMD_TOKEN=\"line one\nMD_TOKEN=not-a-key\nend\"\nB=2\n";
-        let (after, prev) = edit(before, "MD_TOKEN", "t");
+        let (after, prev) = edit(before, "MD_TOKEN", "t").unwrap();
         assert_eq!(after, "A=1\nMD_TOKEN=t\nB=2\n");
         assert_eq!(prev.as_deref(), Some("line one\nMD_TOKEN=not-a-key\nend"));
         // A key-looking line inside another entry's quoted value is left alone.
         let before = "NOTE='see\nMD_TOKEN=inside'\n";
-        let (after, prev) = edit(before, "MD_TOKEN", "t");
+        let (after, prev) = edit(before, "MD_TOKEN", "t").unwrap();
         assert_eq!(after, "NOTE='see\nMD_TOKEN=inside'\nMD_TOKEN=t\n");
         assert_eq!(prev, None);
+        // A quote that is never closed: refused, not half-edited.
+        assert_eq!(edit("A=1\nB='open\nC=2\n", "MD_TOKEN", "t"), Err(2));
     }
 
     #[test]
     fn appends_with_the_files_own_line_ending() {
-        assert_eq!(edit("A=1", "K", "v").0, "A=1\nK=v\n");
-        assert_eq!(edit("A=1\r\n", "K", "v").0, "A=1\r\nK=v\r\n");
-        assert_eq!(edit("", "K", "it's").0, "K='it'\\''s'\n");
+        assert_eq!(edit("A=1", "K", "v").unwrap().0, "A=1\nK=v\n");
+        assert_eq!(edit("A=1\r\n", "K", "v").unwrap().0, "A=1\r\nK=v\r\n");
+        assert_eq!(edit("", "K", "it's").unwrap().0, "K='it'\\''s'\n");
     }
 
     #[test]
@@ -328,5 +347,54 @@ mod tests {
             std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Z_]{1,8}=[a-z0-9 '\"#]{0,12}",
+            "export [A-Z_]{1,8}=[a-z0-9]{0,8}",
+            "# [ -~]{0,20}",
+            "MD_TOKEN=[a-z0-9'\" ]{0,10}",
+            "export MD_TOKEN=\"[a-z\n]{0,10}\"",
+            "[ -~]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Setting one key keeps every other entry byte for byte, in order,
+        /// and the file then holds the key once, with the new value.
+        #[test]
+        fn other_entries_are_kept_byte_for_byte(lines in proptest::collection::vec(line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let content = lines.join(nl);
+            let Ok(before) = entries(&content) else {
+                prop_assert!(edit(&content, "MD_TOKEN", &value).is_err());
+                return Ok(());
+            };
+            drop(before);
+            let others = |text: &str| -> Vec<String> {
+                entries(text)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|e| e.assignment.as_ref().is_none_or(|a| a.key != "MD_TOKEN"))
+                    .map(|e| e.text.trim_end_matches(['\r', '\n']).to_string())
+                    .collect()
+            };
+            let (after, _) = edit(&content, "MD_TOKEN", &value).unwrap();
+            prop_assert_eq!(others(&after), others(&content));
+            let set: Vec<String> = entries(&after)
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| e.assignment.filter(|a| a.key == "MD_TOKEN").map(|a| unquote(a.value)))
+                .collect();
+            prop_assert_eq!(set, vec![value.clone()]);
+        }
     }
 }

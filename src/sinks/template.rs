@@ -216,3 +216,28 @@ mod tests {
         assert_eq!(misspelt_placeholder("{account}/{name}"), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// No account or token name can climb out of its directory, make an
+        /// invalid variable name pass, or reach a shell with a metacharacter.
+        #[test]
+        fn names_never_escape_their_place(account in any::<String>(), name in any::<String>()) {
+            let file = expand("{account}/{name}.token", &account, &name, Kind::File).unwrap();
+            let parts: Vec<&str> = file.split('/').collect();
+            prop_assert_eq!(parts.len(), 2);
+            prop_assert!(parts.iter().all(|p| !p.starts_with('.') && !p.is_empty()));
+            if let Ok(key) = expand("MD_{ACCOUNT}_{NAME}", &account, &name, Kind::Env) {
+                prop_assert!(valid_env_key(&key));
+            }
+            if let Ok(cmd) = expand("vault kv put md/{account}/{name} token=-", &account, &name, Kind::Shell) {
+                prop_assert!(cmd.chars().all(|c| c.is_ascii_alphanumeric() || " ._@%+=:,/-".contains(c)), "{}", cmd);
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod raw;
 
 use mdops::sim::{BackgroundSim, Behaviour, Seed};

@@ -279,7 +279,10 @@ fn run_workers(
     let stopped: Mutex<Option<Box<EvalAltResult>>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..concurrency.min(items.len()) {
-            scope.spawn(|| {
+            let worker = std::thread::Builder::new()
+                .name("mdops-worker".into())
+                .stack_size(crate::script::SCRIPT_STACK);
+            let spawned = worker.spawn_scoped(scope, || {
                 let mut engine = crate::script::engine(
                     Some(h.clone()),
                     program.sources.clone(),
@@ -318,6 +321,17 @@ fn run_workers(
                     }
                 }
             });
+            if let Err(e) = spawned {
+                stop.store(true, Ordering::Relaxed);
+                stopped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(Box::new(EvalAltResult::ErrorRuntime(
+                        format!("cannot start a worker thread: {e}").into(),
+                        rhai::Position::NONE,
+                    )));
+                break;
+            }
         }
     });
     if let Some(e) = stopped.into_inner().unwrap_or_else(|e| e.into_inner()) {

@@ -1,10 +1,77 @@
 //! Tables, patterns and templates.
 
-use crate::script::convert::{invalid, ScriptResult};
+use crate::script::convert::{invalid, ScriptResult, MAX_DEPTH};
 use crate::script::table::Table;
 use crate::sinks::template::{expand, Kind};
 use rhai::plugin::*;
-use rhai::{Array, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
+
+/// Rhai's own formatting of arrays and maps (`[1, "a"]`, `#{"k": 1}`),
+/// without its unbounded recursion: past `MAX_DEPTH` levels a container
+/// shows as `…` and the result says it was cut (`Err` with the text).
+fn debug_of(
+    ctx: &NativeCallContext,
+    v: &Dynamic,
+    depth: usize,
+    out: &mut String,
+) -> Result<(), ()> {
+    if depth > MAX_DEPTH && (v.is_array() || v.is_map()) {
+        out.push('…');
+        return Err(());
+    }
+    let mut whole = Ok(());
+    if let Some(a) = v.read_lock::<Array>() {
+        out.push('[');
+        for (i, x) in a.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            whole = whole.and(debug_of(ctx, x, depth + 1, out));
+        }
+        out.push(']');
+        return whole;
+    }
+    if let Some(m) = v.read_lock::<Map>() {
+        out.push_str("#{");
+        for (i, (k, x)) in m.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("{:?}: ", k.as_str()));
+            whole = whole.and(debug_of(ctx, x, depth + 1, out));
+        }
+        out.push('}');
+        return whole;
+    }
+    let shown = ctx
+        .call_native_fn::<rhai::ImmutableString>("to_debug", (v.clone(),))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| format!("{v:?}"));
+    out.push_str(&shown);
+    Ok(())
+}
+
+/// The text of a container, cut past `MAX_DEPTH` levels (never an error, so
+/// string interpolation, which falls back to unbounded formatting on error,
+/// stays bounded).
+fn format(ctx: &NativeCallContext, v: Dynamic) -> String {
+    let mut out = String::new();
+    let _ = debug_of(ctx, &v, 0, &mut out);
+    out
+}
+
+/// For `print` and `debug`: the whole text, or a clear error.
+fn printable(ctx: &NativeCallContext, v: Dynamic) -> ScriptResult<String> {
+    let mut out = String::new();
+    debug_of(ctx, &v, 0, &mut out).map_err(|_| {
+        crate::script::convert::script_error(
+            ctx,
+            "value",
+            format!("cannot print a value nested more than {MAX_DEPTH} levels deep"),
+        )
+    })?;
+    Ok(out)
+}
 
 #[export_module]
 pub mod api {
@@ -53,5 +120,49 @@ pub mod api {
         let get = |k: &str| values.get(k).map(|v| v.to_string()).unwrap_or_default();
         expand(template, &get("account"), &get("name"), kind)
             .map_err(|e| crate::script::convert::script_error(&ctx, "template", e))
+    }
+
+    /// An array as text: `[1, "a", #{"k": 2}]` (cut with `…` past 128 levels).
+    #[rhai_fn(global, name = "to_string")]
+    pub fn array_to_string(ctx: NativeCallContext, array: &mut Array) -> String {
+        format(&ctx, Dynamic::from_array(array.clone()))
+    }
+
+    /// Same as `to_string` for arrays.
+    #[rhai_fn(global, name = "to_debug")]
+    pub fn array_to_debug(ctx: NativeCallContext, array: &mut Array) -> String {
+        format(&ctx, Dynamic::from_array(array.clone()))
+    }
+
+    /// A map as text: `#{"a": 1, "b": "x"}` (cut with `…` past 128 levels).
+    #[rhai_fn(global, name = "to_string")]
+    pub fn map_to_string(ctx: NativeCallContext, map: &mut Map) -> String {
+        format(&ctx, Dynamic::from_map(map.clone()))
+    }
+
+    /// Same as `to_string` for maps.
+    #[rhai_fn(global, name = "to_debug")]
+    pub fn map_to_debug(ctx: NativeCallContext, map: &mut Map) -> String {
+        format(&ctx, Dynamic::from_map(map.clone()))
+    }
+
+    #[rhai_fn(global, name = "print", return_raw)]
+    pub fn print_array(ctx: NativeCallContext, array: &mut Array) -> ScriptResult<String> {
+        printable(&ctx, Dynamic::from_array(array.clone()))
+    }
+
+    #[rhai_fn(global, name = "print", return_raw)]
+    pub fn print_map(ctx: NativeCallContext, map: &mut Map) -> ScriptResult<String> {
+        printable(&ctx, Dynamic::from_map(map.clone()))
+    }
+
+    #[rhai_fn(global, name = "debug", return_raw)]
+    pub fn debug_array(ctx: NativeCallContext, array: &mut Array) -> ScriptResult<String> {
+        printable(&ctx, Dynamic::from_array(array.clone()))
+    }
+
+    #[rhai_fn(global, name = "debug", return_raw)]
+    pub fn debug_map(ctx: NativeCallContext, map: &mut Map) -> ScriptResult<String> {
+        printable(&ctx, Dynamic::from_map(map.clone()))
     }
 }

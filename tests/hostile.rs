@@ -1,0 +1,726 @@
+//! Hostile input, hostile servers, misbehaving commands: one test per
+//! finding, each driving the binary as an attacker would.
+
+use crate::support::hostile::{json, Answer, Hostile};
+use crate::support::{assert_exit, wait_until, Cmd, Env, Output};
+use serde_json::json as j;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "hostile-admin-token-5f2a9c1e7b";
+
+/// Runs `script` against `url` with a private home and the admin token above.
+fn against(url: &str, script: &str, extra: &[&str]) -> (tempfile::TempDir, Output) {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("x.rhai");
+    std::fs::write(&path, script).unwrap();
+    let mut args = vec!["--api-url", url, "--retries", "0", "--timeout", "10"];
+    args.extend_from_slice(extra);
+    args.extend(["run", path.to_str().unwrap()]);
+    let out = Cmd::bare(home.path())
+        .env("MOTHERDUCK_ADMIN_TOKEN", TOKEN)
+        .args(args)
+        .output();
+    (home, out)
+}
+
+fn tokens_of(list: serde_json::Value) -> Answer {
+    json(200, j!({ "tokens": list }))
+}
+
+fn token(id: &str, name: &str, age_days: i64) -> serde_json::Value {
+    let created = chrono::Utc::now() - chrono::Duration::days(age_days);
+    j!({"id": id, "name": name, "created_ts": created.to_rfc3339(), "read_only": false, "token_type": "read_write"})
+}
+
+// 1. Path segments.
+
+#[test]
+fn a_path_segment_that_could_change_the_route_is_never_sent() {
+    let server = Hostile::start(|_| json(200, j!({})));
+    for (script, field) in [
+        (
+            "tokens::revoke(\"acct\", \"..\\t\")",
+            "token id \"..\\t\" cannot be used: it contains the control character '\\t'",
+        ),
+        (
+            "tokens::revoke(\"acct\", \"..\")",
+            "token id \"..\" cannot be used",
+        ),
+        (
+            "tokens::list(\"x\\ty\")",
+            "username \"x\\ty\" cannot be used: it contains the control character '\\t'",
+        ),
+        (
+            "tokens::revoke(\"acct\", \"a/b\")",
+            "cannot be used: it contains a slash",
+        ),
+        ("ducklings::get(\"\\n\")", "cannot be used"),
+    ] {
+        let (_h, out) = against(&server.url, script, &[]);
+        assert_exit(&out, 1);
+        assert!(out.stderr.contains(field), "{script}: {out:?}");
+    }
+    assert!(
+        server.seen().is_empty(),
+        "not one request: {:?}",
+        server.seen()
+    );
+}
+
+#[test]
+fn redirects_are_never_followed() {
+    let server = Hostile::start(|seen| {
+        Answer::Head(
+            308,
+            vec![(
+                "location".into(),
+                seen.path
+                    .trim_end_matches('/')
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default(),
+            )],
+        )
+    });
+    let (_h, out) = against(
+        &server.url,
+        "tokens::revoke(\"acct\", \"11111111-1111-4111-8111-111111111111\")",
+        &[],
+    );
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr
+            .contains("failed with 308 Redirect — mdops does not follow redirects"),
+        "{out:?}"
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, "DELETE");
+    assert_eq!(
+        seen[0].path,
+        "/v1/users/acct/tokens/11111111-1111-4111-8111-111111111111"
+    );
+}
+
+#[test]
+fn ids_from_the_server_are_checked_reported_and_never_sent() {
+    let server = Hostile::start(|seen| match (seen.method.as_str(), seen.path.as_str()) {
+        ("GET", "/v1/users/acct/tokens") => tokens_of(j!([
+            token("..\t", "evil", 400),
+            token("good-1", "old", 400),
+            token("good-1", "old", 400),
+            token("new-1", "fresh", 1),
+        ])),
+        ("DELETE", _) => json(200, j!({})),
+        _ => json(404, j!({"code": "NOT_FOUND", "message": "Not Found"})),
+    });
+    let (_h, out) = against(
+        &server.url,
+        "import \"select\" as s; let r = parallel([\"acct\"], |a| { let out = []; for t in tokens::list(a) { if t.age > 86400 * 300 { try { tokens::revoke(a, t.id); out.push(t.id); } catch (e) { out.push(`refused: ${e.message}`); } } } out }); r[0]",
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout
+            .contains("refused: token id \"..\\t\" cannot be used"),
+        "{out:?}"
+    );
+    let deletes: Vec<String> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(
+        deletes,
+        ["/v1/users/acct/tokens/good-1"],
+        "the duplicate once, the bad id never"
+    );
+}
+
+// 2. Shell.
+
+#[test]
+fn the_array_form_of_a_command_never_uses_a_shell() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("X");
+    let out = env.run(
+        "argv.rhai",
+        &format!(
+            "let t = tokens::create(\"bi_tool\", \"argv\"); t.token.reveal(); try {{ secrets::to_command([\"cat>/dev/null; touch {}\"], t.token); }} catch (e) {{ print(e.kind); }} sh([\"touch\", \"{}; rm -rf x\"]).ok",
+            marker.display(),
+            dir.path().join("Y").display()
+        ),
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "sink\ntrue\n");
+    assert!(!marker.exists(), "no shell ran the one-element array");
+    assert!(
+        dir.path().join("Y; rm -rf x").exists(),
+        "the argument reached touch whole"
+    );
+}
+
+// 3. Secrets in server-provided text.
+
+#[test]
+fn an_error_body_that_echoes_the_token_is_redacted() {
+    for status in [400, 401, 500] {
+        let server = Hostile::start(move |seen| {
+            json(
+                status,
+                j!({"code": "X", "message": format!("rejected header {}", seen.authorization.clone().unwrap_or_default()), "issues": [{"message": format!("token {TOKEN} is not valid")}]}),
+            )
+        });
+        let (_h, out) = against(&server.url, "tokens::list(\"acct\")", &[]);
+        assert!(matches!(out.code, 1 | 3 | 6), "{out:?}");
+        assert!(
+            !out.stderr.contains(TOKEN),
+            "{status}: the admin token leaked: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("rejected header Bearer <secret "),
+            "{out:?}"
+        );
+    }
+}
+
+// 4. Auth failures inside bulk work.
+
+#[test]
+fn a_refused_token_inside_parallel_stops_the_run_with_exit_3() {
+    let env = Env::new();
+    // bi_tool's own token may list bi_tool's tokens, not etl_pipeline's.
+    std::fs::write(&env.token_file, "bi-secret-looker-00000000000000\n").unwrap();
+    let out = env.run(
+        "bulk.rhai",
+        "parallel([\"bi_tool\", \"etl_pipeline\", \"bi_tool\"], |a| tokens::list(a).len(), #{concurrency: 1})",
+        &[],
+    );
+    assert_exit(&out, 3);
+    assert!(out.stderr.contains("403 Forbidden"), "{out:?}");
+    let lists = env.sim.requests().len();
+    assert_eq!(lists, 2, "the third item was never started");
+}
+
+// 5. Env files keep their shape (the rest is in the sink's unit tests).
+
+#[test]
+fn an_env_file_keeps_export_crlf_owner_and_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(&file, "# app\r\nexport MD_TOKEN=old\r\nOTHER='a\r\nb'\r\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    }
+    let out = env.run(
+        "env.rhai",
+        &format!("let t = tokens::create(\"bi_tool\", \"env\"); secrets::to_env_file(\"{}\", \"MD_TOKEN\", t.token).previous.reveal()", file.display()),
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "old\n");
+    let secret = env.org().users["bi_tool"]
+        .tokens
+        .iter()
+        .find(|t| t.name == "env")
+        .unwrap()
+        .secret
+        .clone();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("# app\r\nexport MD_TOKEN={secret}\r\nOTHER='a\r\nb'\r\n")
+    );
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+    if root {
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "the owner is kept"
+        );
+    }
+}
+
+// 6. Unbounded bodies.
+
+#[test]
+fn an_endless_body_is_cut_off_with_bounded_memory() {
+    let server = Hostile::start(|_| Answer::Endless);
+    let started = Instant::now();
+    let (_h, out) = against(
+        &server.url,
+        "tokens::list(\"acct\")",
+        &["--max-response-mb", "2"],
+    );
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr.contains("GET /v1/users/acct/tokens: the response is larger than 2 MB and was refused (see --max-response-mb)"),
+        "{out:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+// 7. Commands that hang.
+
+#[test]
+fn a_command_returns_when_it_exits_and_a_hang_is_killed_with_its_group() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
+    let started = Instant::now();
+    let out = env.run(
+        "sh.rhai",
+        &format!(
+            "let a = sh(\"(sleep 25) & echo started\"); print(a.stdout);\n\
+             let b = sh(\"sh -c 'echo $$ > {}; exec sleep 60' & sleep 60\"); print(`${{b.ok}} ${{b.timed_out}}`);",
+            pid.display()
+        ),
+        &["--command-timeout", "2"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "started\n\nfalse true\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let grandchild: i32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(
+        "the grandchild to be killed",
+        Duration::from_secs(10),
+        || {
+            // SAFETY: signal 0 only checks whether the process exists.
+            unsafe { libc::kill(grandchild, 0) != 0 }
+        },
+    );
+}
+
+#[test]
+fn ctrl_c_kills_a_running_command_and_its_children() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
+    let script = env.script(
+        "hang.rhai",
+        &format!(
+            "sh(\"sh -c 'echo $$ > {}; exec sleep 60' & wait\");",
+            pid.display()
+        ),
+    );
+    let mut c = env.mdops();
+    c.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.cmd.spawn().unwrap();
+    wait_until("the command to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let grandchild: i32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    wait_until(
+        "the command's child to be killed",
+        Duration::from_secs(10),
+        || {
+            // SAFETY: signal 0 only checks whether the process exists.
+            unsafe { libc::kill(grandchild, 0) != 0 }
+        },
+    );
+}
+
+#[test]
+fn a_deploy_command_that_prints_the_token_is_redacted() {
+    let env = Env::with_seed(
+        "admin_token = \"test-admin-token-0123456789\"\n[[accounts]]\nusername = \"tenant_a\"\ntokens = [{ name = \"app\", age = \"100d\" }]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            &format!("sink_dir={}", dir.path().display()),
+            "--arg",
+            &format!(
+                "deploy_command=set -x; cat {}/{{account}}/{{name}}.token >&2; exit 1",
+                dir.path().display()
+            ),
+        ])
+        .output();
+    assert_exit(&out, 4);
+    let org = env.org();
+    for secret in org.revoked.keys() {
+        assert!(!out.stdout.contains(secret.as_str()), "{out:?}");
+        assert!(!out.stderr.contains(secret.as_str()), "{out:?}");
+    }
+    assert!(
+        out.stdout.contains("deploy command failed (exit 1): "),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("<secret "),
+        "the output is kept, redacted: {out:?}"
+    );
+}
+
+// 8. Credentials echoed.
+
+#[test]
+fn credentials_never_appear_in_messages() {
+    let home = tempfile::tempdir().unwrap();
+    for url in [
+        "http://user:PW123@host",
+        "ftp://user:PW123@x",
+        "https://a.example/?token=PW123",
+        "https://a.example/#tok=PW123",
+    ] {
+        let out = Cmd::bare(home.path())
+            .env("MOTHERDUCK_TOKEN", "t0ken-value")
+            .args(["--api-url", url, "run", "overview"])
+            .output();
+        assert_exit(&out, 2);
+        assert!(!out.stderr.contains("PW123"), "{url}: {out:?}");
+    }
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[profiles.p]\ntoken = \"sekrit-PW123\"\n",
+    )
+    .unwrap();
+    let out = Cmd::bare(home.path())
+        .env("MOTHERDUCK_TOKEN", "t")
+        .args(["run", "overview"])
+        .output();
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr
+            .contains("line 2, column 1: unknown field `token`"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("PW123"), "{out:?}");
+    std::fs::remove_file(home.path().join("config.toml")).unwrap();
+    for (content, want) in [
+        ("tok\nen\n", "holds more than one line"),
+        ("tok\ren\n", "holds a line break"),
+        ("tok en\n", "holds a space"),
+        ("t\u{0}k\n", "holds a control character"),
+        ("tøk\n", "holds a non-ASCII character"),
+    ] {
+        let file = home.path().join("t.token");
+        std::fs::write(&file, content).unwrap();
+        let out = Cmd::bare(home.path())
+            .args(["--token-file", file.to_str().unwrap(), "run", "overview"])
+            .output();
+        assert_exit(&out, 2);
+        assert!(
+            out.stderr
+                .contains(&format!("token file {}", file.display())),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains(want), "{content:?}: {out:?}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_never_reaches_the_header() {
+    let server = Hostile::start(|_| tokens_of(j!([])));
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("t.token");
+    std::fs::write(&file, format!("\u{feff}{TOKEN}\r\n")).unwrap();
+    let path = home.path().join("x.rhai");
+    std::fs::write(&path, "tokens::list(\"acct\").len()").unwrap();
+    let out = Cmd::bare(home.path())
+        .args([
+            "--api-url",
+            &server.url,
+            "--token-file",
+            file.to_str().unwrap(),
+            "run",
+            path.to_str().unwrap(),
+        ])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(
+        server.seen()[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+// 9. Panics and aborts from input.
+
+#[test]
+fn absurd_flags_are_usage_errors_not_panics() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        ["--timeout", "18446744073709551615"],
+        ["--timeout", "9223372036854775807"],
+        ["--max-rps", "1e-300"],
+        ["--max-rps", "NaN"],
+        ["--command-timeout", "0"],
+        ["--max-response-mb", "99999999"],
+    ] {
+        let out = Cmd::bare(home.path())
+            .args(["--sandbox"])
+            .args(args)
+            .args(["run", "overview"])
+            .output();
+        assert_exit(&out, 2);
+        assert!(out.stderr.starts_with("error: "), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn deeply_nested_values_are_an_error_not_a_crash() {
+    let env = Env::new();
+    let build = "let a = []; for i in 0..1500 { a = [a]; }";
+    for (script, want) in [
+        (format!("{build} a"), "error: cannot show the result: the value is nested more than 128 levels deep\n"),
+        (format!("{build} print(a);"), "error: cannot print a value nested more than 128 levels deep\n"),
+        (format!("{build} parallel([1], |x| {{ let b = []; for i in 0..1500 {{ b = [b]; }} print(b); 1 }})[0].error.message"), "cannot print a value nested more than 128 levels deep"),
+    ] {
+        let out = env.run("deep.rhai", &script, &[]);
+        if want.starts_with("error:") {
+            assert_exit(&out, 1);
+            assert!(out.stderr.starts_with(want), "{out:?}");
+        } else {
+            assert_exit(&out, 4);
+            assert_eq!(out.stdout.trim(), want, "{out:?}");
+        }
+    }
+    let out = env.run("deep.rhai", &format!("{build} `${{a}}`.len() > 100"), &[]);
+    assert_exit(&out, 0);
+}
+
+// 10. Locks and file modes.
+
+#[test]
+fn a_symlink_to_a_running_script_shares_its_lock() {
+    let env = Env::with(
+        crate::support::SEED,
+        mdops::sim::Behaviour {
+            faults: mdops::sim::Faults {
+                hang_rate: 1.0,
+                hang: Duration::from_secs(30),
+                scope: Some("GET /v1/users/*/tokens".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let slow = env.script("slow.rhai", "tokens::list(\"bi_tool\")");
+    let link = env.home.path().join("slowlink.rhai");
+    std::os::unix::fs::symlink(&slow, &link).unwrap();
+    let mut c = env.mdops();
+    c.cmd
+        .args(["run", slow.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = c.cmd.spawn().unwrap();
+    wait_until(
+        "the first run to be in flight",
+        Duration::from_secs(20),
+        || !env.sim.requests().is_empty(),
+    );
+    let out = env.mdops().args(["run", link.to_str().unwrap()]).output();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_exit(&out, 5);
+    assert!(out.stderr.contains("another run of"), "{out:?}");
+}
+
+#[test]
+fn everything_mdops_creates_in_its_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let script = env.script(
+        "mint.rhai",
+        "tokens::create(\"bi_tool\", \"m\").token.reveal(); 1",
+    );
+    let out = env
+        .mdops()
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "run",
+            script.to_str().unwrap(),
+        ])
+        .output();
+    assert_exit(&out, 0);
+    let mut checked = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", p.display());
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "data dir, locks/, runs/, state.db, journal.key: {checked}"
+    );
+}
+
+// 11. Answers that don't add up.
+
+#[test]
+fn a_create_whose_answer_does_not_decode_leaves_no_orphan() {
+    let server = Hostile::start(|seen| match seen.method.as_str() {
+        "POST" => json(
+            200,
+            j!({"token": "minted-secret-value-123456", "id": "orphan-1", "created_ts": 5}),
+        ),
+        "DELETE" => json(200, j!({})),
+        _ => tokens_of(j!([])),
+    });
+    let (_h, out) = against(&server.url, "tokens::create(\"acct\", \"x\")", &[]);
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr
+            .contains("the token it minted (orphan-1) was revoked"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("minted-secret-value"), "{out:?}");
+    let seen = server.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "DELETE" && s.path == "/v1/users/acct/tokens/orphan-1"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn names_with_control_characters_are_shown_escaped() {
+    let server =
+        Hostile::start(|_| tokens_of(j!([token("id-1", "\u{1b}[31mred\nforged line", 1)])));
+    let (_h, out) = against(
+        &server.url,
+        "tokens::list(\"acct\").map(|t| #{name: t.name})",
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("\\u{1b}[31mred\\nforged line"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains('\u{1b}'));
+    let (_h, out) = against(&server.url, "print(tokens::list(\"acct\")[0].name);", &[]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains('\u{1b}'),
+        "print() is the script's own output: unchanged"
+    );
+}
+
+#[test]
+fn dry_run_plan_lines_stay_off_a_csv_or_json_stdout() {
+    let env = Env::new();
+    for (format, parse) in [("csv", false), ("json", true)] {
+        let out = env.run(
+            "p.rhai",
+            "tokens::revoke(\"bi_tool\", tokens::list(\"bi_tool\")[0].id); [#{a: 1}]",
+            &["--dry-run", "--output", format],
+        );
+        assert_exit(&out, 0);
+        assert!(!out.stdout.contains("[dry-run]"), "{out:?}");
+        assert!(
+            out.stderr.contains("[dry-run] revoke token bi_tool/"),
+            "{out:?}"
+        );
+        if parse {
+            let _: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        } else {
+            assert_eq!(out.stdout, "a\n1\n");
+        }
+    }
+}
+
+#[test]
+fn a_file_in_a_write_only_directory_is_delivered_without_a_false_failure() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // root reads every directory: the case cannot arise.
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().join("drop");
+    std::fs::create_dir(&drop).unwrap();
+    std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let out = env.run(
+        "wo.rhai",
+        &format!(
+            "let t = tokens::create(\"bi_tool\", \"wo\"); secrets::to_file(\"{}/t\", t.token).sink",
+            drop.display()
+        ),
+        &[],
+    );
+    std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_exit(&out, 0);
+}
+
+// 12. Validation gaps.
+
+#[test]
+fn durations_and_imports_are_parsed_strictly() {
+    let env = Env::new();
+    let out = env.run("d.rhai", "duration(\"--5\")", &[]);
+    assert_exit(&out, 1);
+    assert!(out.stderr.contains("invalid duration \"--5\""), "{out:?}");
+    let file = env.script("inv.csv", "garbage\n");
+    let out = env
+        .mdops()
+        .args(["inventory", "import", file.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr.contains("inv.csv:1: unknown column \"garbage\""),
+        "{out:?}"
+    );
+    let file = env.script(
+        "inv.json",
+        "[{\"username\": \"ok_one\"}, {\"username\": \"\"}]",
+    );
+    let out = env
+        .mdops()
+        .args(["inventory", "import", file.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr
+            .contains("inv.json:entry 2: username must not be empty (nothing was imported)"),
+        "{out:?}"
+    );
+    let out = env.mdops().args(["inventory", "list"]).output();
+    assert_eq!(out.stdout, "(none)\n");
+}
