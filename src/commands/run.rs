@@ -312,7 +312,7 @@ fn resolve_dead_runs(rt: &Runtime, dry_run: bool) {
     if dry_run {
         return;
     }
-    match crate::runtime::ledger::resolve_dead_runs(rt) {
+    match crate::runtime::cleanup::resolve_dead_runs(rt) {
         Ok(done) => {
             for (run, settled) in done {
                 for s in settled

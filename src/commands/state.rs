@@ -283,7 +283,7 @@ fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Fa
     drop(store);
     let ctx = Context::new(settings.clone(), OnSignal::Run)?;
     let rt = ctx.runtime(ctx.options(), "journal resolve");
-    let done = crate::runtime::ledger::resolve_dead_runs(&rt).map_err(runtime_failure)?;
+    let done = crate::runtime::cleanup::resolve_dead_runs(&rt).map_err(runtime_failure)?;
     let mut rows = Vec::new();
     let mut clean = true;
     for (run, settled) in done {

@@ -12,6 +12,7 @@
 //!   ([`overlay`]).
 
 pub mod bridge;
+pub mod cleanup;
 pub mod deliver;
 pub mod error;
 pub mod ledger;

@@ -3,9 +3,12 @@
 //! `mdops sim` serves it on loopback; `--sandbox` runs it in-process seeded with
 //! the demo organization; tests and benchmarks start it on a random port.
 
+pub mod auth;
+pub mod errors;
 pub mod seed;
 pub mod server;
 pub mod state;
+mod tokens;
 
 pub use seed::Seed;
 pub use server::{Behaviour, Faults, Logged, Shared};

@@ -1,6 +1,8 @@
 //! HTTP front of the emulator: routes, bearer auth, latency, the request log.
 
-use super::state::{Org, Principal, SimError};
+use super::auth::Principal;
+use super::errors::SimError;
+use super::state::Org;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};

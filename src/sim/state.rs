@@ -3,84 +3,15 @@
 //! Handlers in `server.rs` only parse HTTP; every decision (who may do what,
 //! what is valid, what a response contains) is made here.
 
-use super::seed::{Seed, SeedToken};
+use super::auth::{require_admin, Principal};
+use super::errors::{field_str, missing, parse_config, wrong_type, SimError};
+use super::seed::Seed;
 use crate::api::rules::{self, Violation};
 use crate::api::{ActiveDuckling, DucklingConfig, DucklingPart, InstanceSize, TokenType};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rand::distr::{Alphanumeric, SampleString};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-
-/// An error the emulator answers with: status, JSON `{code, message, issues}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub issues: Vec<Value>,
-}
-
-impl SimError {
-    pub fn body(&self) -> Value {
-        json!({"code": self.code, "message": self.message, "issues": self.issues})
-    }
-    pub fn unauthorized() -> Self {
-        Self {
-            status: 401,
-            code: "UNAUTHORIZED",
-            message: "Invalid Credentials".into(),
-            issues: vec![],
-        }
-    }
-    pub fn forbidden(why: &str) -> Self {
-        Self {
-            status: 403,
-            code: "FORBIDDEN",
-            message: "Unauthorized".into(),
-            issues: vec![json!({"message": why})],
-        }
-    }
-    pub fn not_found(what: String) -> Self {
-        Self {
-            status: 404,
-            code: "NOT_FOUND",
-            message: what,
-            issues: vec![],
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            code: "BAD_REQUEST",
-            message: message.into(),
-            issues: vec![],
-        }
-    }
-    /// A failed rule, with zod-style issue `{message, path}`.
-    pub fn invalid(v: Violation, prefix: &[&str]) -> Self {
-        let mut path: Vec<Value> = prefix.iter().map(|p| json!(p)).collect();
-        path.extend(v.field.split('.').map(|p| json!(p)));
-        Self {
-            status: 400,
-            code: "BAD_REQUEST",
-            message: v.message.clone(),
-            issues: vec![json!({"message": v.message, "path": path})],
-        }
-    }
-}
-
-const ADMIN_ONLY: &str = "minimum role org_admin is required";
-
-/// Who a bearer token speaks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Principal {
-    Admin,
-    /// A user's own token (service account or member), by lower-cased username.
-    User {
-        key: String,
-        token_type: TokenType,
-    },
-}
 
 #[derive(Debug, Clone)]
 pub struct SimToken {
@@ -147,11 +78,11 @@ pub fn random_secret() -> String {
     )
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn seed_seconds(field: &str, value: &Option<String>) -> Result<i64, String> {
+pub(super) fn seed_seconds(field: &str, value: &Option<String>) -> Result<i64, String> {
     match value {
         None => Ok(0),
         Some(v) => crate::duration::parse_seconds(v).map_err(|e| format!("{field}: {e}")),
@@ -198,7 +129,7 @@ impl Org {
             let tokens = a
                 .tokens
                 .iter()
-                .map(|t| seed_token(t, now))
+                .map(|t| super::tokens::seed_token(t, now))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("account {}: {e}", a.username))?;
             org.insert(SimUser {
@@ -256,19 +187,19 @@ impl Org {
         Err(SimError::unauthorized())
     }
 
-    fn user(&self, username: &str) -> Result<&SimUser, SimError> {
+    pub(super) fn user(&self, username: &str) -> Result<&SimUser, SimError> {
         self.users
             .get(&username.to_lowercase())
             .ok_or_else(|| SimError::not_found(format!("User {username} not found")))
     }
 
-    fn user_mut(&mut self, username: &str) -> Result<&mut SimUser, SimError> {
+    pub(super) fn user_mut(&mut self, username: &str) -> Result<&mut SimUser, SimError> {
         self.users
             .get_mut(&username.to_lowercase())
             .ok_or_else(|| SimError::not_found(format!("User {username} not found")))
     }
 
-    fn path_user(username: &str) -> Result<(), SimError> {
+    pub(super) fn path_user(username: &str) -> Result<(), SimError> {
         rules::path_username(username).map_err(|v| SimError::invalid(v, &[]))
     }
 
@@ -309,108 +240,6 @@ impl Org {
             self.revoked.insert(t.secret, t.id);
         }
         Ok(json!({ "username": user.username }))
-    }
-
-    pub fn list_tokens(&self, who: &Principal, username: &str) -> Result<Value, SimError> {
-        Self::path_user(username)?;
-        require_self_or_admin(who, username, true)?;
-        let now = self.now();
-        let user = self.user(username)?;
-        let tokens: Vec<Value> = user
-            .tokens
-            .iter()
-            .filter(|t| t.expires.is_none_or(|e| e > now))
-            .map(token_json)
-            .collect();
-        Ok(json!({ "tokens": tokens }))
-    }
-
-    pub fn create_token(
-        &mut self,
-        who: &Principal,
-        username: &str,
-        body: &Value,
-    ) -> Result<Value, SimError> {
-        Self::path_user(username)?;
-        require_self_or_admin(who, username, false)?;
-        let name = field_str(body, "name")?.ok_or_else(|| missing("name"))?;
-        rules::token_name(name).map_err(|v| SimError::invalid(v, &[]))?;
-        let ttl = match body.get("ttl") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => {
-                let secs = n.as_f64().unwrap_or(f64::NAN);
-                if secs.fract() != 0.0 {
-                    return Err(SimError::invalid(
-                        Violation::new("ttl", "ttl must be a whole number of seconds"),
-                        &[],
-                    ));
-                }
-                let secs = secs as i64;
-                rules::ttl(secs).map_err(|v| SimError::invalid(v, &[]))?;
-                Some(secs)
-            }
-            Some(_) => return Err(wrong_type("ttl", "number")),
-        };
-        let token_type = match field_str(body, "token_type")? {
-            None => TokenType::ReadWrite,
-            Some(t) => TokenType::parse(t).ok_or_else(|| {
-                SimError::invalid(
-                    Violation::new(
-                        "token_type",
-                        format!("token_type {t:?} is not one of {}", TokenType::NAMES),
-                    ),
-                    &[],
-                )
-            })?,
-        };
-        let description = field_str(body, "description")?;
-        if let Some(d) = description {
-            if d.is_empty() || d.chars().count() > 1000 {
-                return Err(SimError::invalid(
-                    Violation::new("description", "description must be 1 to 1000 characters"),
-                    &[],
-                ));
-            }
-        }
-        let now = self.now();
-        let user = self.user_mut(username)?;
-        if !user.service_account && *who == Principal::Admin {
-            return Err(SimError::forbidden(
-                "admins can create tokens only for service accounts and themselves",
-            ));
-        }
-        let token = SimToken {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_string(),
-            secret: random_secret(),
-            token_type,
-            read_only: false,
-            created: now,
-            expires: ttl.map(|s| now + Duration::seconds(s)),
-        };
-        let mut out = token_json(&token);
-        out["token"] = json!(token.secret);
-        user.tokens.push(token);
-        Ok(out)
-    }
-
-    pub fn delete_token(
-        &mut self,
-        who: &Principal,
-        username: &str,
-        token_id: &str,
-    ) -> Result<Value, SimError> {
-        require_admin(who)?;
-        Self::path_user(username)?;
-        let user = self.user_mut(username)?;
-        let pos = user
-            .tokens
-            .iter()
-            .position(|t| t.id.eq_ignore_ascii_case(token_id))
-            .ok_or_else(|| SimError::not_found(format!("Token {token_id} not found")))?;
-        let token = user.tokens.remove(pos);
-        self.revoked.insert(token.secret, token.id);
-        Ok(json!({}))
     }
 
     pub fn get_config(&self, who: &Principal, username: &str) -> Result<Value, SimError> {
@@ -541,61 +370,6 @@ impl Org {
     }
 }
 
-fn seed_token(t: &SeedToken, now: DateTime<Utc>) -> Result<SimToken, String> {
-    rules::token_name(&t.name).map_err(|v| v.message)?;
-    let age = seed_seconds("age", &t.age)?;
-    let created = now - Duration::seconds(age);
-    let expires = match &t.ttl {
-        None => None,
-        Some(_) => Some(created + Duration::seconds(seed_seconds("ttl", &t.ttl)?)),
-    };
-    Ok(SimToken {
-        id: t
-            .id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        name: t.name.clone(),
-        secret: t.secret.clone().unwrap_or_else(random_secret),
-        token_type: t.token_type.unwrap_or_default(),
-        read_only: t.read_only.unwrap_or(false),
-        created,
-        expires,
-    })
-}
-
-fn require_admin(who: &Principal) -> Result<(), SimError> {
-    match who {
-        Principal::Admin => Ok(()),
-        Principal::User { .. } => Err(SimError::forbidden(ADMIN_ONLY)),
-    }
-}
-
-/// A user may list (any token type) and create (read/write token) their own tokens.
-fn require_self_or_admin(who: &Principal, username: &str, read: bool) -> Result<(), SimError> {
-    match who {
-        Principal::Admin => Ok(()),
-        Principal::User { key, token_type }
-            if *key == username.to_lowercase() && (read || *token_type == TokenType::ReadWrite) =>
-        {
-            Ok(())
-        }
-        Principal::User { .. } => Err(SimError::forbidden(ADMIN_ONLY)),
-    }
-}
-
-fn token_json(t: &SimToken) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(t.id));
-    m.insert("name".into(), json!(t.name));
-    if let Some(e) = t.expires {
-        m.insert("expire_at".into(), json!(ts(e)));
-    }
-    m.insert("created_ts".into(), json!(ts(t.created)));
-    m.insert("read_only".into(), json!(t.read_only));
-    m.insert("token_type".into(), json!(t.token_type.as_str()));
-    Value::Object(m)
-}
-
 fn config_json(c: &DucklingConfig) -> Value {
     serde_json::to_value(c).expect("config serializes")
 }
@@ -607,27 +381,4 @@ fn with_default_cooldowns(mut c: DucklingConfig) -> DucklingConfig {
         }
     }
     c
-}
-
-fn missing(field: &str) -> SimError {
-    SimError::invalid(Violation::new(field, format!("{field} is required")), &[])
-}
-
-fn wrong_type(field: &str, ty: &str) -> SimError {
-    SimError::invalid(
-        Violation::new(field, format!("{field} must be a {ty}")),
-        &[],
-    )
-}
-
-fn field_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, SimError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(wrong_type(field, "string")),
-    }
-}
-
-fn parse_config(v: &Value) -> Result<DucklingConfig, SimError> {
-    rules::parse_config(v).map_err(|v| SimError::invalid(v, &["config"]))
 }

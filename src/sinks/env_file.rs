@@ -114,7 +114,10 @@ fn value_end(s: &str) -> Result<usize, usize> {
             Q::None => match c {
                 '\n' => return Ok(i),
                 '\\' => {
-                    chars.next();
+                    // A backslash at the very end continues into nothing.
+                    if chars.next().is_none() {
+                        return Err(s.len());
+                    }
                 }
                 '\'' => q = Q::Single,
                 '"' => q = Q::Double,
@@ -229,6 +232,12 @@ pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<Str
         }
     }
     if previous.is_none() {
+        // A last line that ends in a backslash would continue into the new entry.
+        let last = out.rsplit('\n').next().unwrap_or("").trim_end_matches('\r');
+        let continued = last.len() - last.trim_end_matches('\\').len();
+        if continued % 2 == 1 && !last.trim_start().starts_with('#') {
+            return Err(out.matches('\n').count() + 1);
+        }
         let ending = if content.contains("\r\n") {
             "\r\n"
         } else {
@@ -308,8 +317,11 @@ mod tests {
         let (after, prev) = edit(before, "MD_TOKEN", "t").unwrap();
         assert_eq!(after, "NOTE='see\nMD_TOKEN=inside'\nMD_TOKEN=t\n");
         assert_eq!(prev, None);
-        // A quote that is never closed: refused, not half-edited.
+        // A quote that is never closed, a continuation into nothing: refused.
         assert_eq!(edit("A=1\nB='open\nC=2\n", "MD_TOKEN", "t"), Err(2));
+        assert_eq!(edit("A=1\nB=x\\", "MD_TOKEN", "t"), Err(2));
+        assert_eq!(edit("A=1\necho \\", "MD_TOKEN", "t"), Err(2));
+        assert!(edit("A=1\n# ends in \\", "MD_TOKEN", "t").is_ok());
     }
 
     #[test]
@@ -366,35 +378,60 @@ mod properties {
         ]
     }
 
+    fn clean_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Z_]{1,8}=[a-z0-9]{0,12}",
+            "export [A-Z_]{1,8}=[a-z0-9]{0,8}",
+            "# [a-z ]{0,20}",
+            "MD_TOKEN=[a-z0-9]{0,10}",
+            "[A-Z_]{1,8}='[a-z \n]{0,10}'",
+            "",
+        ]
+    }
+
+    /// The other entries, in order, and the values the key is set to.
+    fn shape(text: &str) -> (Vec<String>, Vec<String>) {
+        let all = entries(text).unwrap();
+        let others = all
+            .iter()
+            .filter(|e| e.assignment.as_ref().is_none_or(|a| a.key != "MD_TOKEN"))
+            .map(|e| e.text.trim_end_matches(['\r', '\n']).to_string())
+            .collect();
+        let set = all
+            .iter()
+            .filter_map(|e| {
+                e.assignment
+                    .as_ref()
+                    .filter(|a| a.key == "MD_TOKEN")
+                    .map(|a| unquote(a.value))
+            })
+            .collect();
+        (others, set)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
-        /// Setting one key keeps every other entry byte for byte, in order,
-        /// and the file then holds the key once, with the new value.
+        /// A well-formed file is always edited: every other entry kept byte for
+        /// byte, in order, and the key set once, to the new value.
         #[test]
-        fn other_entries_are_kept_byte_for_byte(lines in proptest::collection::vec(line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
+        fn other_entries_are_kept_byte_for_byte(lines in proptest::collection::vec(clean_line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
             let nl = if crlf { "\r\n" } else { "\n" };
             let content = lines.join(nl);
-            let Ok(before) = entries(&content) else {
-                prop_assert!(edit(&content, "MD_TOKEN", &value).is_err());
-                return Ok(());
-            };
-            drop(before);
-            let others = |text: &str| -> Vec<String> {
-                entries(text)
-                    .unwrap()
-                    .into_iter()
-                    .filter(|e| e.assignment.as_ref().is_none_or(|a| a.key != "MD_TOKEN"))
-                    .map(|e| e.text.trim_end_matches(['\r', '\n']).to_string())
-                    .collect()
-            };
             let (after, _) = edit(&content, "MD_TOKEN", &value).unwrap();
-            prop_assert_eq!(others(&after), others(&content));
-            let set: Vec<String> = entries(&after)
-                .unwrap()
-                .into_iter()
-                .filter_map(|e| e.assignment.filter(|a| a.key == "MD_TOKEN").map(|a| unquote(a.value)))
-                .collect();
-            prop_assert_eq!(set, vec![value.clone()]);
+            prop_assert_eq!(shape(&after).0, shape(&content).0);
+            prop_assert_eq!(shape(&after).1, vec![value.clone()]);
+        }
+
+        /// Any file at all is either refused (left as it was) or edited with the
+        /// same guarantees: never half-edited.
+        #[test]
+        fn any_file_is_refused_or_edited_right(lines in proptest::collection::vec(line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let content = lines.join(nl);
+            if let Ok((after, _)) = edit(&content, "MD_TOKEN", &value) {
+                prop_assert_eq!(shape(&after).0, shape(&content).0);
+                prop_assert_eq!(shape(&after).1, vec![value.clone()]);
+            }
         }
     }
 }

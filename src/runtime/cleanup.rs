@@ -1,0 +1,253 @@
+//! The clean-up that keeps "no orphan secret" true: at the end of a run (or
+//! REPL session) every token still pending in the ledger is revoked and every
+//! create whose answer never came is resolved; before a run, what runs that
+//! died left behind is found and revoked. Works after Ctrl-C too: it uses the
+//! bridge's clean-up path, within a deadline.
+
+use super::ledger::{Ledger, Settled};
+use super::{Error, Runtime, StateLocation};
+use crate::api::Token;
+use crate::store::{Attempt, Store};
+use std::time::{Duration, Instant};
+
+impl Ledger {
+    /// Ends the run: revokes every token still pending and resolves attempts
+    /// whose answer never came (the request may have minted a token), then
+    /// closes the run's record. Works after Ctrl-C too, within a deadline.
+    pub fn settle(&self, rt: &Runtime) -> Vec<Settled> {
+        let (registered, open): (bool, Vec<i64>) = {
+            let inner = self.inner();
+            (
+                inner.registered,
+                inner.open_attempts.iter().copied().collect(),
+            )
+        };
+        if !registered {
+            return Vec::new();
+        }
+        let mut report = Vec::new();
+        let deadline = Instant::now() + CLEANUP_TIME;
+        let store = rt.store().ok();
+        for t in self.pending() {
+            let outcome = revoke(
+                rt,
+                &t.username,
+                &t.id,
+                deadline,
+                "never delivered, revealed or released",
+            );
+            if outcome.1 {
+                self.released(&t.id);
+            }
+            report.push(Settled {
+                username: t.username,
+                token_id: Some(t.id),
+                name: t.name,
+                outcome: outcome.0,
+                revoked: outcome.1,
+            });
+        }
+        if let Some(store) = &store {
+            let attempts: Vec<Attempt> = store
+                .attempts_open(self.run_id())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| open.contains(&a.id))
+                .collect();
+            report.extend(resolve_attempts(rt, store, &attempts, deadline));
+            let clean = report.iter().all(|s| s.revoked || s.token_id.is_none());
+            if clean {
+                let _ = store.run_end(&self.run_id(), None);
+            }
+        }
+        self.inner().liveness = None;
+        if let StateLocation::Dir { dir, .. } = rt.state_location() {
+            let _ = std::fs::remove_file(liveness_path(dir, &self.run_id()));
+        }
+        report
+    }
+}
+
+/// How long the end-of-run clean-up may take in all (after SIGTERM, a
+/// supervisor waits only so long).
+const CLEANUP_TIME: Duration = Duration::from_secs(20);
+
+pub(super) fn liveness_path(dir: &std::path::Path, run_id: &str) -> std::path::PathBuf {
+    dir.join("runs").join(format!("{run_id}.lock"))
+}
+
+/// Revokes one token with the clean-up bridge: (outcome, now gone).
+fn revoke(rt: &Runtime, username: &str, id: &str, deadline: Instant, why: &str) -> (String, bool) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return (
+            format!("not revoked: the clean-up ran out of time; revoke token {id} of {username} by hand"),
+            false,
+        );
+    }
+    let client = match rt.client() {
+        Ok(c) => c,
+        Err(e) => return (format!("not revoked ({e})"), false),
+    };
+    let result = rt
+        .bridge
+        .block_on_cleanup(left, async move { client.delete_token(username, id).await });
+    let target = format!("{username}/{id}");
+    rt.audit(
+        "revoke token",
+        &target,
+        result.as_ref().map(|_| ()),
+        Some(why.to_string()),
+    );
+    match result {
+        Ok(()) => {
+            if let Ok(s) = rt.store() {
+                let _ = s.journal_revoked(id);
+            }
+            ("revoked".into(), true)
+        }
+        Err(e) if e.is_not_found() => {
+            if let Ok(s) = rt.store() {
+                let _ = s.journal_revoked(id);
+            }
+            ("already gone".into(), true)
+        }
+        Err(e) => (
+            format!("could not be revoked ({e}): revoke token {id} of {username} by hand"),
+            false,
+        ),
+    }
+}
+
+/// For attempts whose answer never came: a token of that name created since
+/// the attempt began, and not journaled, was minted by it; revoke it.
+fn resolve_attempts(
+    rt: &Runtime,
+    store: &Store,
+    attempts: &[Attempt],
+    deadline: Instant,
+) -> Vec<Settled> {
+    let mut report = Vec::new();
+    for a in attempts {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let listed = rt.client().and_then(|c| {
+            let user = a.username.clone();
+            rt.bridge
+                .block_on_cleanup(left, async move { c.list_tokens(&user).await })
+        });
+        let tokens: Vec<Token> = match listed {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => {
+                let _ = store.attempt_resolve(a.id, "account gone");
+                continue;
+            }
+            Err(e) => {
+                report.push(Settled {
+                    username: a.username.clone(),
+                    token_id: None,
+                    name: Some(a.name.clone()),
+                    outcome: format!("unknown: could not list the account's tokens ({e}); `mdops journal resolve` tries again"),
+                    revoked: false,
+                });
+                continue;
+            }
+        };
+        let since = chrono::DateTime::parse_from_rfc3339(&a.started_at)
+            .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::seconds(60))
+            .ok();
+        let orphans: Vec<Token> = tokens
+            .into_iter()
+            .filter(|t| t.name.as_deref() == Some(a.name.as_str()))
+            .filter(
+                |t| match (&since, chrono::DateTime::parse_from_rfc3339(&t.created_ts)) {
+                    (Some(s), Ok(c)) => c >= *s,
+                    _ => false,
+                },
+            )
+            .filter(|t| matches!(store.journal_get(&t.id), Ok(None)))
+            .collect();
+        let mut all_gone = true;
+        for t in &orphans {
+            let (outcome, gone) = revoke(
+                rt,
+                &a.username,
+                &t.id,
+                deadline,
+                "minted by a request whose answer was lost",
+            );
+            all_gone &= gone;
+            report.push(Settled {
+                username: a.username.clone(),
+                token_id: Some(t.id.clone()),
+                name: Some(a.name.clone()),
+                outcome,
+                revoked: gone,
+            });
+        }
+        if all_gone {
+            let outcome = if orphans.is_empty() {
+                "nothing was minted".to_string()
+            } else {
+                format!("revoked {} orphan(s)", orphans.len())
+            };
+            let _ = store.attempt_resolve(a.id, &outcome);
+        }
+    }
+    report
+}
+
+/// Resolves what runs that died without cleaning up left behind: their open
+/// attempts and the tokens they minted and never settled. A run counts as
+/// dead when its liveness lock can be taken. Returns what was done, per run.
+pub fn resolve_dead_runs(
+    rt: &Runtime,
+) -> Result<Vec<(crate::store::RunRecord, Vec<Settled>)>, Error> {
+    let StateLocation::Dir { dir, .. } = rt.state_location().clone() else {
+        return Ok(Vec::new());
+    };
+    let store = rt.store()?;
+    let mut out = Vec::new();
+    for run in store.runs_open().map_err(Error::state)? {
+        if run.run_id == rt.ledger.run_id() {
+            continue;
+        }
+        let path = liveness_path(&dir, &run.run_id);
+        let _claim = match crate::lock::try_hold(&path) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue, // alive
+            Err(e) => return Err(Error::state(e)),
+        };
+        let deadline = Instant::now() + CLEANUP_TIME;
+        let mut report = Vec::new();
+        for j in store.journal_unsettled(&run.run_id).map_err(Error::state)? {
+            let (outcome, gone) = revoke(
+                rt,
+                &j.username,
+                &j.token_id,
+                deadline,
+                "minted by a run that died before delivering it",
+            );
+            report.push(Settled {
+                username: j.username,
+                token_id: Some(j.token_id),
+                name: j.name,
+                outcome,
+                revoked: gone,
+            });
+        }
+        let attempts = store.attempts_open(&run.run_id).map_err(Error::state)?;
+        report.extend(resolve_attempts(rt, &store, &attempts, deadline));
+        if report
+            .iter()
+            .all(|s| s.revoked || s.token_id.is_none() && !s.outcome.starts_with("unknown"))
+        {
+            let _ = store.run_end(
+                &run.run_id,
+                Some(&format!("resolved by run {}", rt.ledger.run_id())),
+            );
+            let _ = std::fs::remove_file(&path);
+        }
+        out.push((run, report));
+    }
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! Tokens in the emulated organization: listed without their secrets,
+//! minted with a secret shown once, revoked by id, expiring by TTL.
+
+use super::auth::{require_admin, require_self_or_admin, Principal};
+use super::errors::{field_str, missing, wrong_type, SimError};
+use super::seed::SeedToken;
+use super::state::{random_secret, seed_seconds, ts, Org, SimToken};
+use crate::api::rules::{self, Violation};
+use crate::api::TokenType;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Map, Value};
+
+impl Org {
+    pub fn list_tokens(&self, who: &Principal, username: &str) -> Result<Value, SimError> {
+        Self::path_user(username)?;
+        require_self_or_admin(who, username, true)?;
+        let now = self.now();
+        let user = self.user(username)?;
+        let tokens: Vec<Value> = user
+            .tokens
+            .iter()
+            .filter(|t| t.expires.is_none_or(|e| e > now))
+            .map(token_json)
+            .collect();
+        Ok(json!({ "tokens": tokens }))
+    }
+
+    pub fn create_token(
+        &mut self,
+        who: &Principal,
+        username: &str,
+        body: &Value,
+    ) -> Result<Value, SimError> {
+        Self::path_user(username)?;
+        require_self_or_admin(who, username, false)?;
+        let name = field_str(body, "name")?.ok_or_else(|| missing("name"))?;
+        rules::token_name(name).map_err(|v| SimError::invalid(v, &[]))?;
+        let ttl = match body.get("ttl") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => {
+                let secs = n.as_f64().unwrap_or(f64::NAN);
+                if secs.fract() != 0.0 {
+                    return Err(SimError::invalid(
+                        Violation::new("ttl", "ttl must be a whole number of seconds"),
+                        &[],
+                    ));
+                }
+                let secs = secs as i64;
+                rules::ttl(secs).map_err(|v| SimError::invalid(v, &[]))?;
+                Some(secs)
+            }
+            Some(_) => return Err(wrong_type("ttl", "number")),
+        };
+        let token_type = match field_str(body, "token_type")? {
+            None => TokenType::ReadWrite,
+            Some(t) => TokenType::parse(t).ok_or_else(|| {
+                SimError::invalid(
+                    Violation::new(
+                        "token_type",
+                        format!("token_type {t:?} is not one of {}", TokenType::NAMES),
+                    ),
+                    &[],
+                )
+            })?,
+        };
+        let description = field_str(body, "description")?;
+        if let Some(d) = description {
+            if d.is_empty() || d.chars().count() > 1000 {
+                return Err(SimError::invalid(
+                    Violation::new("description", "description must be 1 to 1000 characters"),
+                    &[],
+                ));
+            }
+        }
+        let now = self.now();
+        let user = self.user_mut(username)?;
+        if !user.service_account && *who == Principal::Admin {
+            return Err(SimError::forbidden(
+                "admins can create tokens only for service accounts and themselves",
+            ));
+        }
+        let token = SimToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            secret: random_secret(),
+            token_type,
+            read_only: false,
+            created: now,
+            expires: ttl.map(|s| now + Duration::seconds(s)),
+        };
+        let mut out = token_json(&token);
+        out["token"] = json!(token.secret);
+        user.tokens.push(token);
+        Ok(out)
+    }
+
+    pub fn delete_token(
+        &mut self,
+        who: &Principal,
+        username: &str,
+        token_id: &str,
+    ) -> Result<Value, SimError> {
+        require_admin(who)?;
+        Self::path_user(username)?;
+        let user = self.user_mut(username)?;
+        let pos = user
+            .tokens
+            .iter()
+            .position(|t| t.id.eq_ignore_ascii_case(token_id))
+            .ok_or_else(|| SimError::not_found(format!("Token {token_id} not found")))?;
+        let token = user.tokens.remove(pos);
+        self.revoked.insert(token.secret, token.id);
+        Ok(json!({}))
+    }
+}
+
+pub(super) fn seed_token(t: &SeedToken, now: DateTime<Utc>) -> Result<SimToken, String> {
+    rules::token_name(&t.name).map_err(|v| v.message)?;
+    let age = seed_seconds("age", &t.age)?;
+    let created = now - Duration::seconds(age);
+    let expires = match &t.ttl {
+        None => None,
+        Some(_) => Some(created + Duration::seconds(seed_seconds("ttl", &t.ttl)?)),
+    };
+    Ok(SimToken {
+        id: t
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        name: t.name.clone(),
+        secret: t.secret.clone().unwrap_or_else(random_secret),
+        token_type: t.token_type.unwrap_or_default(),
+        read_only: t.read_only.unwrap_or(false),
+        created,
+        expires,
+    })
+}
+
+fn token_json(t: &SimToken) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(t.id));
+    m.insert("name".into(), json!(t.name));
+    if let Some(e) = t.expires {
+        m.insert("expire_at".into(), json!(ts(e)));
+    }
+    m.insert("created_ts".into(), json!(ts(t.created)));
+    m.insert("read_only".into(), json!(t.read_only));
+    m.insert("token_type".into(), json!(t.token_type.as_str()));
+    Value::Object(m)
+}
