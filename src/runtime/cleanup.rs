@@ -57,12 +57,12 @@ impl Ledger {
             report.extend(resolve_attempts(rt, store, &attempts, deadline));
             let clean = report.iter().all(|s| s.revoked || s.token_id.is_none());
             if clean {
-                let _ = store.run_end(&self.run_id(), None);
+                let _ = store.run_end(self.run_id(), None);
             }
         }
         self.inner().liveness = None;
         if let StateLocation::Dir { dir, .. } = rt.state_location() {
-            let _ = std::fs::remove_file(liveness_path(dir, &self.run_id()));
+            let _ = std::fs::remove_file(liveness_path(dir, self.run_id()));
         }
         report
     }
