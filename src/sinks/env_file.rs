@@ -115,7 +115,8 @@ fn value_end(s: &str) -> Result<usize, usize> {
                 '\n' => return Ok(i),
                 '\\' => {
                     // A backslash at the very end continues into nothing.
-                    if chars.next().is_none() {
+                    let escaped = chars.next();
+                    if escaped.is_none() {
                         return Err(s.len());
                     }
                 }
