@@ -310,7 +310,9 @@ fn ctrl_c_cancels_an_in_flight_call_and_exits_130() {
         .stderr(std::process::Stdio::piped());
     let child = cmd.cmd.spawn().unwrap();
     let started = Instant::now();
-    std::thread::sleep(Duration::from_millis(500));
+    crate::support::wait_until("the call to be in flight", Duration::from_secs(20), || {
+        env.sim.arrived() > 0
+    });
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -14,13 +14,31 @@ fn repl(env: &Env, extra: &[&str]) -> PtySession {
         .stdin(Stdio::inherit())
         .arg("repl")
         .args(extra);
-    spawn_with_options(
+    let p = spawn_with_options(
         c.cmd,
         Options::new()
             .timeout_ms(Some(15_000))
             .strip_ansi_escape_codes(true),
     )
-    .expect("repl starts")
+    .expect("repl starts");
+    wide(&p);
+    p
+}
+
+/// A window far wider than any line the tests type: the line editor then
+/// never wraps a line and redraws the prompt, which a test could mistake for
+/// a fresh one. (It reads the size before each line and on SIGWINCH.)
+fn wide(p: &PtySession) {
+    use std::os::unix::io::AsRawFd;
+    let pty = p.process().get_file_handle().expect("pty");
+    let size = libc::winsize {
+        ws_row: 50,
+        ws_col: 500,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize we own from a valid descriptor.
+    unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
 }
 
 /// Waits for a fresh prompt: only then is the line editor reading keys in raw
@@ -65,7 +83,6 @@ fn tab_completes_namespaces_functions_and_keys() {
     // The first Tab completes what is common; the second lists the candidates.
     p.send("\t").unwrap();
     p.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
     p.send("\t").unwrap();
     p.flush().unwrap();
     p.exp_string("tokens::list(").unwrap();
@@ -104,13 +121,18 @@ fn ctrl_c_cancels_a_slow_call_and_keeps_the_session() {
     prompt(&mut p);
     let started = std::time::Instant::now();
     p.send_line("tokens::list(\"bi_tool\")").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    crate::support::wait_until(
+        "the call to be in flight",
+        std::time::Duration::from_secs(20),
+        || env.sim.arrived() > 0,
+    );
     p.send_control('c').unwrap();
     p.exp_string("error: interrupted").unwrap();
     prompt(&mut p);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     p.send_line("kept + 1").unwrap();
     p.exp_string("42").unwrap();
+    prompt(&mut p);
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
 }
@@ -140,6 +162,8 @@ fn history_is_private_and_holds_no_secret() {
     p.send_line(&format!("tokens::verify(\"bi_tool\", \"{secret}\")"))
         .unwrap();
     p.exp_string("true").unwrap();
+    // Ctrl-D only once the editor reads keys again (before, the terminal eats it).
+    prompt(&mut p);
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
     let path = env.home.path().join("repl_history");
@@ -295,4 +319,62 @@ fn deleting_in_a_terminal_asks_for_the_username() {
     p.exp_string("done").unwrap();
     p.exp_eof().unwrap();
     assert!(!env.org().users.contains_key("bi_tool"));
+}
+
+/// A session that mints and leaves without delivering: the token is revoked
+/// when it ends, said so, and the session ends with exit 4.
+#[test]
+fn a_session_revokes_what_it_minted_and_never_delivered() {
+    let env = Env::new();
+    let mut c = env.mdops();
+    c.cmd
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"let kept = tokens::create(\"bi_tool\", \"kept\"); kept.token.reveal();\nlet lost = tokens::create(\"bi_tool\", \"lost\");\nlost.name\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("warning: token \"lost\" (")
+            && stderr.contains(
+                "was minted in this session but never delivered, revealed or released: revoked"
+            ),
+        "{stderr}"
+    );
+    assert_eq!(env.token_names("bi_tool"), ["kept", "looker"]);
+}
+
+/// SIGTERM at the prompt (a session closed by its supervisor): the clean-up
+/// still runs, and the session exits 143.
+#[test]
+fn sigterm_at_the_prompt_still_revokes_undelivered_tokens() {
+    let env = Env::new();
+    let mut p = repl(&env, &[]);
+    prompt(&mut p);
+    p.send_line("let t = tokens::create(\"bi_tool\", \"interrupted\"); t.name")
+        .unwrap();
+    p.exp_string("\"interrupted\"").unwrap();
+    prompt(&mut p);
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
+        "{status:?}"
+    );
+    assert_eq!(
+        env.token_names("bi_tool"),
+        ["looker"],
+        "the token was revoked"
+    );
 }

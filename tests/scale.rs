@@ -97,7 +97,10 @@ fn a_held_lock_is_exit_5_and_a_dead_holders_lock_is_taken_over() {
         .args(["run", script.to_str().unwrap()])
         .stdout(std::process::Stdio::piped());
     let child = first.cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Its request in flight, the first run holds the lock.
+    crate::support::wait_until("the first run's request", Duration::from_secs(20), || {
+        env.sim.arrived() > 0
+    });
     let out = env.mdops().args(["run", script.to_str().unwrap()]).output();
     assert_exit(&out, 5);
     assert!(

@@ -5,8 +5,24 @@
 use crate::script::docs::FnDoc;
 use std::collections::BTreeMap;
 
-pub const COMMANDS: [&str; 7] = [
-    ":help", ":vars", ":load", ":json", ":clear", ":quit", ":exit",
+/// The REPL's own commands: name, argument, what it does. `:help` and Tab
+/// completion both read this table.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        ":help",
+        "[NAME]",
+        "this overview, or the reference of a function or namespace (:help tokens::create)",
+    ),
+    (":vars", "", "the variables in scope"),
+    (
+        ":load",
+        "FILE",
+        "run a script file in this session; its functions and variables stay",
+    ),
+    (":json", "", "toggle JSON output of results"),
+    (":clear", "", "forget variables, functions and imports"),
+    (":quit", "", "leave (also :exit and Ctrl-D)"),
+    (":exit", "", ""),
 ];
 
 /// What completion knows about the session, refreshed after each evaluation.
@@ -52,6 +68,7 @@ pub fn complete(known: &Known, line: &str, pos: usize) -> (usize, Vec<String>) {
     if before.starts_with(':') && !before.contains(' ') {
         let c = COMMANDS
             .iter()
+            .map(|(c, _, _)| *c)
             .filter(|c| c.starts_with(before))
             .map(|c| c.to_string())
             .collect();

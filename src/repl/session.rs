@@ -44,22 +44,50 @@ impl Reply {
     }
 }
 
-const HELP: &str = "\
-Type Rhai statements; results are shown as tables (arrays of maps) or key/value lines.
-An unfinished statement (an open brace, a trailing operator) continues on the next line.
-
-Commands:
-  :help [NAME]   this overview, or the reference of a function or namespace (:help tokens::create)
-  :vars          the variables in scope
-  :load FILE     run a script file in this session; its functions and variables stay
-  :json          toggle JSON output of results
-  :clear         forget variables, functions and imports
-  :quit          leave (also Ctrl-D)
-
-Namespaces (Tab completes): accounts:: tokens:: ducklings:: dives:: inventory:: secrets::
-Helpers: arg duration format_duration now iso_time parse_time confirm table parallel exit
-Ctrl-C cancels a running evaluation, API call included; Ctrl-D leaves.
-";
+/// `:help` without a name: the commands, then the namespaces and helpers as
+/// the engine has them (one source, so it cannot drift).
+fn help_text(docs: &[docs::FnDoc]) -> String {
+    let mut out = String::from(
+        "Type Rhai statements; results are shown as tables (arrays of maps) or key/value lines.\n\
+         An unfinished statement (an open brace, a trailing operator) continues on the next line.\n\n\
+         Commands:\n",
+    );
+    let width = super::complete::COMMANDS
+        .iter()
+        .map(|(c, a, _)| c.len() + a.len() + 1)
+        .max()
+        .unwrap_or(0);
+    for (cmd, arg, what) in super::complete::COMMANDS.iter().filter(|c| !c.2.is_empty()) {
+        let head = if arg.is_empty() {
+            cmd.to_string()
+        } else {
+            format!("{cmd} {arg}")
+        };
+        out.push_str(&format!("  {head:<width$}  {what}\n"));
+    }
+    let mut namespaces: Vec<&str> = docs
+        .iter()
+        .filter_map(|f| f.qualified.split_once("::").map(|(ns, _)| ns))
+        .collect();
+    namespaces.dedup();
+    let mut helpers: Vec<&str> = docs
+        .iter()
+        .filter(|f| !f.qualified.contains("::"))
+        .map(|f| f.qualified.as_str())
+        .collect();
+    helpers.dedup();
+    out.push_str(&format!(
+        "\nNamespaces (Tab completes): {}\nHelpers: {}\n\
+         Ctrl-C cancels a running evaluation, API call included; Ctrl-D leaves.\n",
+        namespaces
+            .iter()
+            .map(|n| format!("{n}::"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        helpers.join(" ")
+    ));
+    out
+}
 
 impl Session {
     pub fn new(engine: Engine, host: Arc<Host>, sources: Arc<Sources>) -> Session {
@@ -184,7 +212,7 @@ impl Session {
                 quit: true,
                 ..Default::default()
             },
-            "h" | "help" if rest.is_empty() => Reply::out(HELP.to_string()),
+            "h" | "help" if rest.is_empty() => Reply::out(help_text(&self.docs)),
             "h" | "help" => self.help(rest),
             "vars" => Reply::out(self.vars()),
             "json" => {
@@ -211,7 +239,7 @@ impl Session {
             other => {
                 let known: Vec<String> = super::complete::COMMANDS
                     .iter()
-                    .map(|c| c.to_string())
+                    .map(|(c, _, _)| c.to_string())
                     .collect();
                 let hint = diagnostics::suggest(&format!(":{other}"), &known)
                     .map(|s| format!(" (did you mean {s}?)"))

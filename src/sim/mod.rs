@@ -155,6 +155,15 @@ impl BackgroundSim {
     pub fn requests(&self) -> Vec<Logged> {
         self.shared().log().clone()
     }
+
+    /// Requests that have arrived, answered or not.
+    pub fn arrived(&self) -> usize {
+        self.shared()
+            .arrived
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
 }
 
 impl Drop for BackgroundSim {

@@ -98,6 +98,9 @@ pub struct DropConnection;
 pub struct Shared {
     pub org: Mutex<Org>,
     pub log: Mutex<Vec<Logged>>,
+    /// Requests as they arrive (status 0), before any latency or handling:
+    /// tests wait on it for "a request is in flight".
+    pub arrived: Mutex<Vec<Logged>>,
     pub behaviour: Behaviour,
     rng: Mutex<rand::rngs::StdRng>,
     injected: std::sync::atomic::AtomicUsize,
@@ -109,6 +112,7 @@ impl Shared {
         Shared {
             org: Mutex::new(org),
             log: Mutex::new(Vec::new()),
+            arrived: Mutex::new(Vec::new()),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(behaviour.faults.seed)),
             behaviour,
             injected: std::sync::atomic::AtomicUsize::new(0),
@@ -199,6 +203,14 @@ pub fn router(shared: AppState) -> Router {
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    s.arrived
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Logged {
+            method: method.clone(),
+            path: path.clone(),
+            status: 0,
+        });
     let (jitter, fault) = s.roll(&method, &path);
     let delay = s.behaviour.latency + jitter;
     if !delay.is_zero() {

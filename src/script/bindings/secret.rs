@@ -42,6 +42,7 @@ pub mod api {
         *a == b
     }
 
+    /// Two secrets differ when their values do.
     #[rhai_fn(global, name = "!=", pure)]
     pub fn ne(a: &mut SecretString, b: SecretString) -> bool {
         *a != b

@@ -146,21 +146,25 @@ pub mod api {
         format(&ctx, Dynamic::from_map(map.clone()))
     }
 
+    /// Prints an array (an error past 128 levels of nesting, rather than the stack).
     #[rhai_fn(global, name = "print", return_raw)]
     pub fn print_array(ctx: NativeCallContext, array: &mut Array) -> ScriptResult<String> {
         printable(&ctx, Dynamic::from_array(array.clone()))
     }
 
+    /// Prints a map (an error past 128 levels of nesting, rather than the stack).
     #[rhai_fn(global, name = "print", return_raw)]
     pub fn print_map(ctx: NativeCallContext, map: &mut Map) -> ScriptResult<String> {
         printable(&ctx, Dynamic::from_map(map.clone()))
     }
 
+    /// Debug-prints an array (an error past 128 levels of nesting).
     #[rhai_fn(global, name = "debug", return_raw)]
     pub fn debug_array(ctx: NativeCallContext, array: &mut Array) -> ScriptResult<String> {
         printable(&ctx, Dynamic::from_array(array.clone()))
     }
 
+    /// Debug-prints a map (an error past 128 levels of nesting).
     #[rhai_fn(global, name = "debug", return_raw)]
     pub fn debug_map(ctx: NativeCallContext, map: &mut Map) -> ScriptResult<String> {
         printable(&ctx, Dynamic::from_map(map.clone()))
