@@ -1,37 +1,11 @@
 //! The emulator answers with the shapes of `docs/motherduck-openapi.json`, for
 //! every operation and for each error status it can produce.
 
+use crate::support::oracle::to_json_schema;
 use crate::support::{http, Env, ADMIN};
 use serde_json::{json, Value};
 
 const SPEC: &str = include_str!("../docs/motherduck-openapi.json");
-
-/// OpenAPI 3.0 schema → JSON Schema: inline `$ref`s, turn `nullable` into a null type.
-fn to_json_schema(schema: &Value, spec: &Value) -> Value {
-    match schema {
-        Value::Object(m) => {
-            if let Some(Value::String(r)) = m.get("$ref") {
-                let name = r.trim_start_matches("#/components/schemas/");
-                return to_json_schema(&spec["components"]["schemas"][name], spec);
-            }
-            let mut out = serde_json::Map::new();
-            for (k, v) in m {
-                if k == "nullable" || k == "example" || k.starts_with("x-") {
-                    continue;
-                }
-                out.insert(k.clone(), to_json_schema(v, spec));
-            }
-            if m.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = m.get("type") {
-                    out.insert("type".into(), json!([t, "null"]));
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(|v| to_json_schema(v, spec)).collect()),
-        other => other.clone(),
-    }
-}
 
 struct Case {
     method: &'static str,

@@ -16,11 +16,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// One request as the emulator saw it (for tests: was the API hit, and how).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Logged {
     pub method: String,
+    /// The path as sent (percent-encoding kept).
     pub path: String,
     pub status: u16,
+    pub query: Option<String>,
+    /// The request body, for requests that have one.
+    pub body: Option<String>,
+    /// Who sent it (`mdops/x.y.z`, or a test's own client).
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -203,14 +209,31 @@ pub fn router(shared: AppState) -> Router {
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // The body is read here (and handed on) so that tests can check what was sent.
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .unwrap_or_default();
+    let body_text = (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let entry = |status: u16| Logged {
+        method: method.clone(),
+        path: path.clone(),
+        status,
+        query: query.clone(),
+        body: body_text.clone(),
+        agent: agent.clone(),
+    };
     s.arrived
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(Logged {
-            method: method.clone(),
-            path: path.clone(),
-            status: 0,
-        });
+        .push(entry(0));
     let (jitter, fault) = s.roll(&method, &path);
     let delay = s.behaviour.latency + jitter;
     if !delay.is_zero() {
@@ -235,11 +258,7 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         }
         Fault::Hang => {
             let resp = next.run(req).await;
-            s.log().push(Logged {
-                method,
-                path,
-                status: resp.status().as_u16(),
-            });
+            s.log().push(entry(resp.status().as_u16()));
             tokio::time::sleep(s.behaviour.faults.hang).await;
             return resp;
         }
@@ -250,11 +269,7 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     } else {
         resp.status().as_u16()
     };
-    s.log().push(Logged {
-        method,
-        path,
-        status,
-    });
+    s.log().push(entry(status));
     resp
 }
 

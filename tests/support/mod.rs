@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod oracle;
 pub mod raw;
 
 use mdops::sim::{BackgroundSim, Behaviour, Seed};
@@ -56,6 +57,16 @@ impl std::fmt::Debug for Output {
             "exit {}\n--- stdout\n{}--- stderr\n{}",
             self.code, self.stdout, self.stderr
         )
+    }
+}
+
+/// When a test ends well, every request mdops sent in it must be one the
+/// API's published spec allows (see `oracle`).
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            oracle::check(&self.sim.requests());
+        }
     }
 }
 
