@@ -20,6 +20,7 @@ pub mod redact;
 pub mod repl;
 pub mod runtime;
 pub mod script;
+pub mod secret;
 pub mod settings;
 pub mod sim;
 pub mod sinks;

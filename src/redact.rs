@@ -75,7 +75,7 @@ fn replace<'a>(text: &'a str, with: Option<&str>) -> Cow<'a, str> {
         .iter()
         .map(|s| match with {
             Some(w) => w.to_string(),
-            None => crate::api::SecretString::new(s.clone()).redacted(),
+            None => crate::secret::SecretString::new(s.clone()).redacted(),
         })
         .collect();
     Cow::Owned(m.replace_all(text, &replacements))

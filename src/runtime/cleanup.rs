@@ -62,7 +62,7 @@ impl Ledger {
         }
         self.inner().liveness = None;
         if let StateLocation::Dir { dir, .. } = rt.state_location() {
-            let _ = std::fs::remove_file(liveness_path(dir, self.run_id()));
+            let _ = std::fs::remove_file(super::ledger::liveness_path(dir, self.run_id()));
         }
         report
     }
@@ -71,10 +71,6 @@ impl Ledger {
 /// How long the end-of-run clean-up may take in all (after SIGTERM, a
 /// supervisor waits only so long).
 const CLEANUP_TIME: Duration = Duration::from_secs(20);
-
-pub(super) fn liveness_path(dir: &std::path::Path, run_id: &str) -> std::path::PathBuf {
-    dir.join("runs").join(format!("{run_id}.lock"))
-}
 
 /// Revokes one token with the clean-up bridge: (outcome, now gone).
 fn revoke(rt: &Runtime, username: &str, id: &str, deadline: Instant, why: &str) -> (String, bool) {
@@ -211,7 +207,7 @@ pub fn resolve_dead_runs(
         if run.run_id == rt.ledger.run_id() {
             continue;
         }
-        let path = liveness_path(&dir, &run.run_id);
+        let path = super::ledger::liveness_path(&dir, &run.run_id);
         let _claim = match crate::lock::try_hold(&path) {
             Ok(Some(f)) => f,
             Ok(None) => continue, // alive

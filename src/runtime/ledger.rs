@@ -8,7 +8,7 @@
 //! create is journaled as an attempt, before the request is sent. A run that
 //! dies without cleaning up (SIGKILL) leaves open attempts and unsettled
 //! tokens; the next run finds the run dead (its liveness lock is free) and
-//! revokes what it left (see [`super::cleanup`]).
+//! revokes what it left (the `cleanup` module does both).
 
 use super::{Error, Runtime, StateLocation};
 use crate::api::{CreatedToken, SecretString};
@@ -126,7 +126,7 @@ impl Ledger {
         let mut inner = self.inner();
         if !inner.registered {
             if let StateLocation::Dir { dir, .. } = rt.state_location() {
-                let path = super::cleanup::liveness_path(dir, &self.run_id);
+                let path = liveness_path(dir, &self.run_id);
                 match crate::lock::try_hold(&path) {
                     Ok(Some(file)) => inner.liveness = Some(file),
                     Ok(None) => {
@@ -288,4 +288,9 @@ impl Ledger {
             .cloned()
             .collect()
     }
+}
+
+/// The file whose lock says a run is alive.
+pub(super) fn liveness_path(dir: &std::path::Path, run_id: &str) -> std::path::PathBuf {
+    dir.join("runs").join(format!("{run_id}.lock"))
 }

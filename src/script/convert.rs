@@ -92,6 +92,14 @@ pub fn to_doc(value: &Dynamic) -> Result<Doc, String> {
     to_json_checked(value).map(Doc::value)
 }
 
+/// The aligned text form of a table (what `print(table)` shows).
+pub fn table_text(t: &Table) -> String {
+    match t.to_output(0) {
+        Ok(t) => t.render(),
+        Err(e) => format!("<{e}>"),
+    }
+}
+
 /// Rows of a Rhai table as the output module's table.
 impl Table {
     pub fn to_output(&self, depth: usize) -> Result<OutTable, String> {

@@ -52,8 +52,8 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
     engine
         .register_type_with_name::<SecretString>("Secret")
         .register_type_with_name::<Table>("Table")
-        .register_fn("to_string", |t: &mut Table| t.render())
-        .register_fn("to_debug", |t: &mut Table| t.render())
+        .register_fn("to_string", |t: &mut Table| convert::table_text(t))
+        .register_fn("to_debug", |t: &mut Table| convert::table_text(t))
         .register_fn("len", |t: &mut Table| t.rows.len() as rhai::INT);
     for module in bindings::globals() {
         engine.register_global_module(module.into());

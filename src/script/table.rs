@@ -1,6 +1,6 @@
 //! The `Table` script type: rows with a chosen column order, made by
-//! `table(rows, columns)`. Rendering is the output module's (see
-//! `convert::to_doc`); this is only the Rhai side of it.
+//! `table(rows, columns)`. Only the data: turning it into output is
+//! `convert`'s job (which depends on this, not the other way round).
 
 use rhai::{Array, Dynamic, Map};
 
@@ -14,14 +14,6 @@ pub struct Table {
 impl Table {
     pub fn new(rows: Array, columns: Option<Vec<String>>) -> Table {
         Table { columns, rows }
-    }
-
-    /// The aligned text form (what `print(table)` shows).
-    pub fn render(&self) -> String {
-        match self.to_output(0) {
-            Ok(t) => t.render(),
-            Err(e) => format!("<{e}>"),
-        }
     }
 }
 

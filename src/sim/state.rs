@@ -5,7 +5,7 @@
 
 use super::auth::{require_admin, Principal};
 use super::errors::{field_str, missing, parse_config, wrong_type, SimError};
-use super::seed::Seed;
+use super::seed::{Seed, SeedToken};
 use crate::api::rules::{self, Violation};
 use crate::api::{ActiveDuckling, DucklingConfig, DucklingPart, InstanceSize, TokenType};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -129,7 +129,7 @@ impl Org {
             let tokens = a
                 .tokens
                 .iter()
-                .map(|t| super::tokens::seed_token(t, now))
+                .map(|t| seed_token(t, now))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("account {}: {e}", a.username))?;
             org.insert(SimUser {
@@ -381,4 +381,26 @@ fn with_default_cooldowns(mut c: DucklingConfig) -> DucklingConfig {
         }
     }
     c
+}
+
+fn seed_token(t: &SeedToken, now: DateTime<Utc>) -> Result<SimToken, String> {
+    rules::token_name(&t.name).map_err(|v| v.message)?;
+    let age = seed_seconds("age", &t.age)?;
+    let created = now - Duration::seconds(age);
+    let expires = match &t.ttl {
+        None => None,
+        Some(_) => Some(created + Duration::seconds(seed_seconds("ttl", &t.ttl)?)),
+    };
+    Ok(SimToken {
+        id: t
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        name: t.name.clone(),
+        secret: t.secret.clone().unwrap_or_else(random_secret),
+        token_type: t.token_type.unwrap_or_default(),
+        read_only: t.read_only.unwrap_or(false),
+        created,
+        expires,
+    })
 }

@@ -3,11 +3,10 @@
 
 use super::auth::{require_admin, require_self_or_admin, Principal};
 use super::errors::{field_str, missing, wrong_type, SimError};
-use super::seed::SeedToken;
-use super::state::{random_secret, seed_seconds, ts, Org, SimToken};
+use super::state::{random_secret, ts, Org, SimToken};
 use crate::api::rules::{self, Violation};
 use crate::api::TokenType;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde_json::{json, Map, Value};
 
 impl Org {
@@ -112,28 +111,6 @@ impl Org {
         self.revoked.insert(token.secret, token.id);
         Ok(json!({}))
     }
-}
-
-pub(super) fn seed_token(t: &SeedToken, now: DateTime<Utc>) -> Result<SimToken, String> {
-    rules::token_name(&t.name).map_err(|v| v.message)?;
-    let age = seed_seconds("age", &t.age)?;
-    let created = now - Duration::seconds(age);
-    let expires = match &t.ttl {
-        None => None,
-        Some(_) => Some(created + Duration::seconds(seed_seconds("ttl", &t.ttl)?)),
-    };
-    Ok(SimToken {
-        id: t
-            .id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        name: t.name.clone(),
-        secret: t.secret.clone().unwrap_or_else(random_secret),
-        token_type: t.token_type.unwrap_or_default(),
-        read_only: t.read_only.unwrap_or(false),
-        created,
-        expires,
-    })
 }
 
 fn token_json(t: &SimToken) -> Value {

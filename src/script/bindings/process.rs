@@ -1,14 +1,35 @@
 //! `sh`: commands for deploy steps and the like.
 
-use crate::process::Outcome;
+use crate::process::{Outcome, Program};
 use crate::script::bindings::host;
-use crate::script::bindings::secrets::program_of;
-use crate::script::convert::check;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::{check, invalid, ScriptResult};
 use crate::script::table::map_of;
 use rhai::plugin::*;
-use rhai::{Dynamic, Map, NativeCallContext, INT};
+use rhai::{Array, Dynamic, Map, NativeCallContext, INT};
 use std::time::Duration;
+
+/// A command: a string (run by `sh -c`) or an array (program and arguments, no shell).
+pub fn program_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<Program> {
+    if v.is_string() {
+        let s = v.clone().into_string().unwrap_or_default();
+        if s.trim().is_empty() {
+            return Err(invalid(ctx, "command", "the command is empty"));
+        }
+        return Ok(Program::Shell(s));
+    }
+    if let Some(a) = v.read_lock::<Array>() {
+        let argv: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+        if argv.is_empty() {
+            return Err(invalid(ctx, "command", "the command array is empty"));
+        }
+        return Ok(Program::Argv(argv));
+    }
+    Err(invalid(
+        ctx,
+        "command",
+        format!("a command is a string or an array, not {}", v.type_name()),
+    ))
+}
 
 /// `#{ok, status, stdout, stderr, timed_out}`; a dry run's skipped command looks successful.
 pub fn outcome_map(o: Option<&Outcome>, timeout: Duration) -> Map {

@@ -1,9 +1,9 @@
 //! `secrets::` — deliver a secret somewhere safe: a file, an env file, a command.
 
 use crate::api::SecretString;
-use crate::process::Program;
 use crate::runtime::deliver::{Delivery, Target};
 use crate::script::bindings::host;
+use crate::script::bindings::process::program_of;
 use crate::script::convert::ScriptResult;
 use crate::script::convert::{check, invalid, script_error};
 use rhai::plugin::*;
@@ -24,29 +24,6 @@ pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<SecretStr
         ctx,
         "secret",
         format!("expected a Secret or a string, got {}", v.type_name()),
-    ))
-}
-
-/// A command: a string (run by `sh -c`) or an array (program and arguments, no shell).
-pub fn program_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<Program> {
-    if v.is_string() {
-        let s = v.clone().into_string().unwrap_or_default();
-        if s.trim().is_empty() {
-            return Err(invalid(ctx, "command", "the command is empty"));
-        }
-        return Ok(Program::Shell(s));
-    }
-    if let Some(a) = v.read_lock::<Array>() {
-        let argv: Vec<String> = a.iter().map(|x| x.to_string()).collect();
-        if argv.is_empty() {
-            return Err(invalid(ctx, "command", "the command array is empty"));
-        }
-        return Ok(Program::Argv(argv));
-    }
-    Err(invalid(
-        ctx,
-        "command",
-        format!("a command is a string or an array, not {}", v.type_name()),
     ))
 }
 
