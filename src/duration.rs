@@ -34,6 +34,7 @@ pub fn parse_seconds(text: &str) -> Result<i64, String> {
     }
     let mut total: i64 = 0;
     let mut digits = String::new();
+    let mut last_unit: Option<i64> = None;
     let mut chars = body.chars().peekable();
     while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
@@ -67,6 +68,13 @@ pub fn parse_seconds(text: &str) -> Result<i64, String> {
                 "invalid duration {text:?}: a number must come before {c:?}"
             ));
         }
+        // Each unit once, largest first: "1d1d" or "1h1d" is a typo, not 2 days.
+        if last_unit.is_some_and(|last| unit >= last) {
+            return Err(format!(
+                "invalid duration {text:?}: each unit may come once, largest first (as in \"1d12h\")"
+            ));
+        }
+        last_unit = Some(unit);
         let n: i64 = digits
             .parse()
             .map_err(|_| format!("invalid duration {text:?}: the number is too large"))?;
@@ -118,7 +126,9 @@ mod tests {
         assert!(parse_seconds("h").is_err());
         assert!(parse_seconds("12 ").is_ok());
         assert_eq!(parse_seconds("1h 30m"), Ok(5_400));
-        for bad in ["--5", "- 5", "+5", "-+5", "1 2d", "1h  30m", "d", "１d"] {
+        for bad in [
+            "--5", "- 5", "+5", "-+5", "1 2d", "1h  30m", "d", "１d", "1d1d", "1h1d", "10s5s",
+        ] {
             assert!(parse_seconds(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(parse_seconds("1h30").unwrap_err().contains("has no unit"));

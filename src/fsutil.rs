@@ -50,13 +50,53 @@ pub fn resolve(path: &Path) -> PathBuf {
     }
 }
 
+/// What a file holds now, read without following a symlink and without
+/// blocking on something that is not a regular file (a FIFO would wait for a
+/// writer forever). `None` when there is no file.
+pub fn read_existing(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let mut file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+                "{} is a symbolic link: mdops does not write through links (point the sink at the file itself)",
+                path.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mut buf = Vec::new();
+    (&mut file)
+        .take(16 << 20)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(Some(buf))
+}
+
 /// Replaces the content of `path` atomically. A new file gets mode 0600; an
 /// existing one keeps its owner, group and mode (or the write is refused, with
-/// nothing changed, if they cannot be kept).
+/// nothing changed, if they cannot be kept). A symbolic link is never written
+/// through (the caller has refused one when it read the file).
 pub fn replace(path: &Path, data: &[u8]) -> Result<(), String> {
-    let path = resolve(path);
-    let dir = parent(&path);
-    let existing = std::fs::metadata(&path).ok();
+    let dir = parent(path);
+    let existing = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_file());
     let mut tmp = tempfile::Builder::new()
         .prefix(".mdops-")
         .permissions(private())
@@ -74,7 +114,7 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), String> {
             )
         })?;
     }
-    tmp.persist(&path)
+    tmp.persist(path)
         .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
     sync_dir(&dir);
     Ok(())
@@ -108,12 +148,42 @@ pub struct DirLock {
     _file: std::fs::File,
 }
 
-pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
+/// How long to wait for something outside mdops, and when to give up early.
+pub struct Wait<'a> {
+    /// True when the run was interrupted (Ctrl-C, SIGTERM).
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+    pub timeout: std::time::Duration,
+}
+
+/// Takes the directory's lock, waiting at most `wait.timeout` and never past
+/// an interruption (another process may hold it and never let go).
+pub fn lock_dir(dir: &Path, wait: &Wait<'_>) -> Result<DirLock, String> {
     let file = std::fs::File::open(dir)
         .map_err(|e| format!("cannot lock {} for writing: {e}", dir.display()))?;
-    file.lock()
-        .map_err(|e| format!("cannot lock {} for writing: {e}", dir.display()))?;
-    Ok(DirLock { _file: file })
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {} for writing: {e}", dir.display()))
+            }
+        }
+        if (wait.cancelled)() {
+            return Err(format!(
+                "interrupted while waiting to write in {}",
+                dir.display()
+            ));
+        }
+        if started.elapsed() >= wait.timeout {
+            return Err(format!(
+                "{} stayed locked by another writer for {}s; nothing was written",
+                dir.display(),
+                wait.timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[cfg(unix)]
@@ -153,17 +223,31 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_stays_a_link() {
+    fn links_and_fifos_are_refused_and_a_held_lock_is_not_waited_for_ever() {
         let dir = tempfile::tempdir().unwrap();
         let real = dir.path().join("real");
         std::fs::write(&real, "old").unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        replace(&link, b"new").unwrap();
-        assert!(std::fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        assert!(read_existing(&link)
+            .unwrap_err()
+            .contains("is a symbolic link"));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(read_existing(&fifo)
+            .unwrap_err()
+            .contains("not a regular file"));
+        let never = || false;
+        let wait = Wait {
+            cancelled: &never,
+            timeout: std::time::Duration::from_millis(100),
+        };
+        let held = lock_dir(dir.path(), &wait).unwrap();
+        let e = lock_dir(dir.path(), &wait).err().unwrap();
+        assert!(e.contains("stayed locked by another writer"), "{e}");
+        drop(held);
+        assert!(lock_dir(dir.path(), &wait).is_ok());
     }
 }

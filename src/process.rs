@@ -7,7 +7,8 @@
 //! output open. Known secrets are redacted from what it printed.
 //!
 //! The array form `["prog", "arg", ...]` is executed directly, never through a
-//! shell, whatever its length; only the string form uses `sh -c`.
+//! shell, whatever its length; only the string form uses `sh -c`. Commands do
+//! not inherit the variables the admin token may come from.
 
 use crate::api::SecretString;
 use std::collections::HashSet;
@@ -156,6 +157,10 @@ pub fn run(spec: Spec<'_>) -> Result<Outcome, String> {
             c
         }
     };
+    // A command never inherits the admin token: what it needs, it is given.
+    for var in crate::settings::TOKEN_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in &spec.env {
         cmd.env(k, v.expose());
     }

@@ -3,25 +3,49 @@
 //! the Authorization header, a command's output under `set -x`) can be cleaned
 //! before it is printed, logged, thrown to a script or put in a table.
 //!
+//! A secret is found whole, and also by any of three 16-character windows
+//! inside it (at a quarter, a half and three quarters of its length), the
+//! redaction then running both ways as far as the text keeps matching: a
+//! server that echoes a header cut short must not leak most of the token.
+//! (Not by its start: tokens are JWTs, whose first characters are the same
+//! header for every token.) Text is cleaned before it is cut, never after.
+//!
 //! Process-wide on purpose: a secret must not leak through a path that forgot
 //! to ask, and every part of a run (workers, the clean-up, the REPL) shares it.
 
 use aho_corasick::AhoCorasick;
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 /// Shorter values are not worth a search (and would redact innocent text).
 const MIN_LEN: usize = 8;
+/// How long a window inside a secret identifies it.
+const ANCHOR: usize = 16;
 
 #[derive(Default)]
 struct Registry {
     secrets: Vec<String>,
+    /// Secrets the script revealed on purpose: kept out of the cleaning of
+    /// the script's own output (they are still cleaned from outside text).
+    revealed: Vec<String>,
     /// Rebuilt lazily after a registration.
-    matcher: Option<Arc<AhoCorasick>>,
+    matcher: Option<Arc<Matcher>>,
+}
+
+/// The patterns of every secret: the secret itself when short, else three
+/// windows inside it.
+struct Matcher {
+    ac: AhoCorasick,
+    /// For each pattern: the secret's index, and the byte offset in the
+    /// secret where the pattern starts.
+    patterns: Vec<(usize, usize)>,
+    secrets: Vec<String>,
 }
 
 static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
     secrets: Vec::new(),
+    revealed: Vec::new(),
     matcher: None,
 });
 
@@ -38,47 +62,158 @@ pub fn register(secret: &str) {
     }
 }
 
-fn matcher() -> Option<(Arc<AhoCorasick>, Vec<String>)> {
+/// The script revealed this secret: what the script itself prints may show it.
+pub fn allow(secret: &str) {
+    let mut r = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let secret = secret.trim().to_string();
+    if !r.revealed.contains(&secret) {
+        r.revealed.push(secret);
+    }
+}
+
+fn build(secrets: &[String]) -> Option<Matcher> {
+    let mut pats: Vec<&str> = Vec::new();
+    let mut patterns = Vec::new();
+    for (i, s) in secrets.iter().enumerate() {
+        let chars: Vec<usize> = s.char_indices().map(|(b, _)| b).chain([s.len()]).collect();
+        let n = chars.len() - 1;
+        if n <= ANCHOR {
+            pats.push(s);
+            patterns.push((i, 0));
+            continue;
+        }
+        let mut offsets: Vec<usize> = [n / 4, n / 2, 3 * n / 4]
+            .into_iter()
+            .map(|at| at.min(n - ANCHOR))
+            .collect();
+        offsets.dedup();
+        for at in offsets {
+            pats.push(&s[chars[at]..chars[at + ANCHOR]]);
+            patterns.push((i, chars[at]));
+        }
+    }
+    let ac = AhoCorasick::new(pats).ok()?;
+    Some(Matcher {
+        ac,
+        patterns,
+        secrets: secrets.to_vec(),
+    })
+}
+
+fn matcher() -> Option<(Arc<Matcher>, HashSet<String>)> {
     {
         let r = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
         if r.secrets.is_empty() {
             return None;
         }
         if let Some(m) = &r.matcher {
-            return Some((m.clone(), r.secrets.clone()));
+            return Some((m.clone(), r.revealed.iter().cloned().collect()));
         }
     }
     let mut r = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
-    let m = Arc::new(AhoCorasick::new(&r.secrets).ok()?);
+    let m = Arc::new(build(&r.secrets)?);
     r.matcher = Some(m.clone());
-    Some((m, r.secrets.clone()))
+    Some((m, r.revealed.iter().cloned().collect()))
 }
 
-/// `text` with every registered secret replaced by its redacted form.
+/// The byte spans of `text` that hold (part of) a secret, each with its secret.
+fn spans(m: &Matcher, text: &str, skip: &HashSet<String>) -> Vec<(usize, usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
+    for hit in m.ac.find_overlapping_iter(text) {
+        let (idx, offset) = m.patterns[hit.pattern().as_usize()];
+        if skip.contains(&m.secrets[idx]) {
+            continue;
+        }
+        let secret = m.secrets[idx].as_bytes();
+        // Both ways, as far as the text keeps matching the secret.
+        let (mut start, mut j) = (hit.start(), offset);
+        while start > 0 && j > 0 && bytes[start - 1] == secret[j - 1] {
+            start -= 1;
+            j -= 1;
+        }
+        let (mut end, mut k) = (hit.end(), offset + (hit.end() - hit.start()));
+        while end < bytes.len() && k < secret.len() && bytes[end] == secret[k] {
+            end += 1;
+            k += 1;
+        }
+        found.push((start, end, idx));
+    }
+    found.sort();
+    // Merge overlaps (a whole secret is found by both its anchors).
+    let mut merged: Vec<(usize, usize, usize)> = Vec::new();
+    for (s, e, i) in found {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e, i)),
+        }
+    }
+    merged
+}
+
+fn replace<'a>(text: &'a str, with: Option<&str>, respect_reveals: bool) -> Cow<'a, str> {
+    let Some((m, revealed)) = matcher() else {
+        return Cow::Borrowed(text);
+    };
+    let skip = if respect_reveals {
+        revealed
+    } else {
+        HashSet::new()
+    };
+    let found = spans(&m, text, &skip);
+    if found.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (s, e, idx) in found {
+        // Spans end on a byte of the secret; keep char boundaries whole.
+        let (s, e) = (floor(text, s), ceil(text, e));
+        if s < at {
+            continue;
+        }
+        out.push_str(&text[at..s]);
+        match with {
+            Some(w) => out.push_str(w),
+            None => {
+                out.push_str(&crate::secret::SecretString::new(m.secrets[idx].clone()).redacted())
+            }
+        }
+        at = e;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+fn floor(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// `text` with every registered secret (or a long part of one) replaced by
+/// its redacted form. For text from outside: servers, commands.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    replace(text, None)
+    replace(text, None, false)
 }
 
 /// `text` with every registered secret replaced by `with`.
 pub fn clean_with<'a>(text: &'a str, with: &str) -> Cow<'a, str> {
-    replace(text, Some(with))
+    replace(text, Some(with), false)
 }
 
-fn replace<'a>(text: &'a str, with: Option<&str>) -> Cow<'a, str> {
-    let Some((m, secrets)) = matcher() else {
-        return Cow::Borrowed(text);
-    };
-    if !m.is_match(text) {
-        return Cow::Borrowed(text);
-    }
-    let replacements: Vec<String> = secrets
-        .iter()
-        .map(|s| match with {
-            Some(w) => w.to_string(),
-            None => crate::secret::SecretString::new(s.clone()).redacted(),
-        })
-        .collect();
-    Cow::Owned(m.replace_all(text, &replacements))
+/// For what a script itself prints: every known secret is redacted except
+/// those the script revealed on purpose (`reveal()`).
+pub fn clean_output(text: &str) -> Cow<'_, str> {
+    replace(text, None, true)
 }
 
 /// [`clean`] into an owned string.
@@ -99,5 +234,29 @@ mod tests {
         assert!(matches!(clean("nothing here"), Cow::Borrowed(_)));
         register("short");
         assert_eq!(clean("a short word"), "a short word");
+    }
+
+    #[test]
+    fn a_secret_cut_short_is_still_found() {
+        let secret = "eyJhbGciOiJIUzI1NiJ9.prefix-and-suffix-test.c2lnbmF0dXJlLXZhbHVlLTAwMTIzNDU2";
+        register(secret);
+        let tail = &secret[secret.len() - 30..];
+        for shown in [&secret[..60], &secret[10..], tail] {
+            let text = format!("header was Bearer {shown}!");
+            let out = clean(&text);
+            assert!(!out.contains(&shown[shown.len() - 16..]), "{shown}: {out}");
+            assert!(out.ends_with('!'), "{out}");
+        }
+        // Another JWT with the same header is not touched.
+        let other = "eyJhbGciOiJIUzI1NiJ9.somebody-elses-payload.c2lnbmF0dXJlLW90aGVy";
+        assert_eq!(clean(other), other);
+    }
+
+    #[test]
+    fn revealed_secrets_pass_through_the_scripts_own_output_only() {
+        register("rvld-zq8w5x4p2m7k9t3v6b1n0");
+        allow("rvld-zq8w5x4p2m7k9t3v6b1n0");
+        assert!(clean_output("x rvld-zq8w5x4p2m7k9t3v6b1n0").contains("rvld-zq8w5"));
+        assert!(!clean("x rvld-zq8w5x4p2m7k9t3v6b1n0").contains("rvld-zq8w5"));
     }
 }

@@ -724,3 +724,480 @@ fn durations_and_imports_are_parsed_strictly() {
     let out = env.mdops().args(["inventory", "list"]).output();
     assert_eq!(out.stdout, "(none)\n");
 }
+
+// Names chosen by the least-privileged party: a service account's own token
+// can mint tokens of any name in its account.
+
+fn seed_of(accounts: &[(&str, &[&str])]) -> String {
+    let mut s = "admin_token = \"test-admin-token-0123456789\"\n".to_string();
+    for (name, tokens) in accounts {
+        s.push_str(&format!("[[accounts]]\nusername = \"{name}\"\ntokens = ["));
+        for t in *tokens {
+            s.push_str(&format!(
+                "{{ name = \"{t}\", age = \"100d\", ttl = \"365d\" }},"
+            ));
+        }
+        s.push_str("]\n");
+    }
+    s
+}
+
+fn names(env: &Env, account: &str) -> Vec<String> {
+    env.token_names(account)
+}
+
+#[test]
+fn a_token_the_journal_does_not_know_is_never_revoked_as_stale() {
+    let env = Env::with_seed(&seed_of(&[("etl", &["dbt.g2", "airflow"])]));
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!("sink_dir={}", dir.path().display());
+    // A person named a token dbt.g2; it is young: nothing to do for it.
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=200d",
+            "--arg",
+            &sink,
+        ])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(names(&env, "etl"), ["airflow", "dbt.g2"]);
+    // Another data dir (a second host, another profile) sees tokens this one
+    // delivered and verified, and must leave them alone.
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &sink,
+        ])
+        .output();
+    assert_exit(&out, 0);
+    let rotated = names(&env, "etl");
+    assert_eq!(rotated, ["airflow.g1", "dbt.g3"]);
+    let other_home = tempfile::tempdir().unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "--data-dir",
+            other_home.path().to_str().unwrap(),
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &sink,
+        ])
+        .output();
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("etl      unchanged  0       0"),
+        "{out:?}"
+    );
+    assert_eq!(
+        names(&env, "etl"),
+        rotated,
+        "nothing revoked from another data dir"
+    );
+}
+
+#[test]
+fn a_token_name_cannot_reach_a_command_as_a_path_or_an_option() {
+    let env = Env::with_seed(&seed_of(&[
+        ("tenant_a", &["../tenant_b/app"]),
+        ("tenant_b", &["app"]),
+        ("tenant_c", &["--all"]),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("vault/tenant_b")).unwrap();
+    std::fs::create_dir_all(dir.path().join("vault/tenant_a")).unwrap();
+    std::fs::create_dir_all(dir.path().join("vault/tenant_c")).unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            "sink=command",
+            "--arg",
+            &format!(
+                "sink_command=tee {}/vault/{{account}}/{{name}} >/dev/null",
+                dir.path().display()
+            ),
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert!(
+        out.stdout
+            .contains("cannot go into a command: only a plain word can"),
+        "{out:?}"
+    );
+    let b = env.org().users["tenant_b"].tokens[0].secret.clone();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("vault/tenant_b/app")).unwrap(),
+        format!("{b}\n"),
+        "tenant_b holds its own token"
+    );
+    assert_eq!(
+        names(&env, "tenant_a"),
+        ["../tenant_b/app"],
+        "nothing of tenant_a was minted"
+    );
+    assert_eq!(names(&env, "tenant_c"), ["--all"]);
+}
+
+#[test]
+fn env_keys_of_two_accounts_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    let env_file = format!("env_file={}", file.display());
+    // In one run: refused before anything is minted.
+    let env = Env::with_seed(&seed_of(&[
+        ("tenant_a", &["app", "web"]),
+        ("tenant_a_app", &["main"]),
+    ]));
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            "sink=env-file",
+            "--arg",
+            &env_file,
+        ])
+        .output();
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr.contains("would both go to env-file:")
+            && out.stderr.contains("MOTHERDUCK_TOKEN_TENANT_A_APP"),
+        "{out:?}"
+    );
+    assert!(env.sim.writes().is_empty());
+    // Across runs: the key belongs to the group that received it first.
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a_app",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            "sink=env-file",
+            "--arg",
+            &env_file,
+        ])
+        .output();
+    assert_exit(&out, 0);
+    let held = std::fs::read_to_string(&file).unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            "sink=env-file",
+            "--arg",
+            &env_file,
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert!(
+        out.stdout.contains("holds the token of tenant_a_app/main"),
+        "{out:?}"
+    );
+    assert!(std::fs::read_to_string(&file).unwrap().contains(
+        held.lines()
+            .find(|l| l.starts_with("MOTHERDUCK_TOKEN_TENANT_A_APP="))
+            .unwrap()
+    ));
+    assert_eq!(
+        names(&env, "tenant_a"),
+        ["app", "web.g1"],
+        "its other group went on; app kept its old token"
+    );
+}
+
+#[test]
+fn two_names_that_differ_get_two_files() {
+    let env = Env::with_seed(&seed_of(&[
+        ("tenant_z", &["app x", "app_x"]),
+        ("victim_org", &["prod"]),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &format!("sink_dir={}", dir.path().display()),
+        ])
+        .output();
+    assert_exit(&out, 0);
+    assert!(dir.path().join("tenant_z/app%20x.token").is_file());
+    assert!(dir.path().join("tenant_z/app_x.token").is_file());
+    assert_eq!(names(&env, "victim_org"), ["prod.g1"]);
+}
+
+#[test]
+fn a_token_is_trusted_only_after_every_check_passed() {
+    let env = Env::with_seed(&seed_of(&[("etl", &["airflow"])]));
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("verifying");
+    let sink = format!("sink_dir={}", dir.path().display());
+    let mut c = env.mdops();
+    c.cmd
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &sink,
+            "--arg",
+            &format!("verify_command=touch {}; sleep 30", ready.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = c.cmd.spawn().unwrap();
+    wait_until("the verify command to run", Duration::from_secs(20), || {
+        ready.exists()
+    });
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    // The next run's verification fails: the half-verified g1 must not have
+    // been trusted, so the known-good token is still there.
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &sink,
+            "--arg",
+            "verify_command=false",
+        ])
+        .output();
+    assert_exit(&out, 4);
+    // g1 was not trusted as current: a g2 was tried (and failed its check).
+    assert!(
+        out.stdout.contains("verify command failed (exit 1)"),
+        "{out:?}"
+    );
+    assert!(
+        names(&env, "etl").contains(&"airflow".to_string()),
+        "the known-good token is kept: {:?}",
+        names(&env, "etl")
+    );
+    assert!(!names(&env, "etl").contains(&"airflow.g2".to_string()));
+}
+
+#[test]
+fn commands_never_inherit_the_admin_token() {
+    let env = Env::new();
+    let out = env
+        .mdops()
+        .env("MOTHERDUCK_TOKEN", "inherited-token-value-000111222")
+        .args(["run", env.script("e.rhai", "sh(\"printenv MOTHERDUCK_TOKEN MOTHERDUCK_ADMIN_TOKEN motherduck_token || echo none\").stdout").to_str().unwrap()])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "none\\n\n");
+}
+
+#[test]
+fn a_link_planted_at_a_sink_is_refused_and_its_target_untouched() {
+    let env = Env::with_seed(&seed_of(&[("etl", &["airflow"])]));
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, "line one\nline two\n").unwrap();
+    std::fs::create_dir(dir.path().join("etl")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("etl/airflow.token")).unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &format!("sink_dir={}", dir.path().display()),
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert!(out.stdout.contains("is a symbolic link"), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "line one\nline two\n"
+    );
+    assert_eq!(names(&env, "etl"), ["airflow"]);
+}
+
+#[test]
+fn a_locked_sink_directory_gives_up_in_time() {
+    let env = Env::with_seed(&seed_of(&[("etl", &["airflow"])]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("etl")).unwrap();
+    let held = std::fs::File::open(dir.path().join("etl")).unwrap();
+    held.lock().unwrap();
+    let started = Instant::now();
+    let out = env
+        .mdops()
+        .args([
+            "--command-timeout",
+            "1",
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            &format!("sink_dir={}", dir.path().display()),
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        out.stdout
+            .contains("stayed locked by another writer for 1s; nothing was written"),
+        "{out:?}"
+    );
+    assert_eq!(
+        names(&env, "etl"),
+        ["airflow"],
+        "the new token was revoked again"
+    );
+}
+
+#[test]
+fn a_command_sink_that_cannot_be_undone_says_so() {
+    let env = Env::with_seed(&seed_of(&[("etl", &["airflow"])]));
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=etl",
+            "--arg",
+            "older_than=30d",
+            "--arg",
+            "sink=command",
+            "--arg",
+            "sink_command=cat >/dev/null",
+            "--arg",
+            "verify_command=false",
+        ])
+        .output();
+    assert_exit(&out, 4);
+    assert!(
+        out.stdout.contains("etl      failed  1       1"),
+        "minted and revoked: {out:?}"
+    );
+    assert!(
+        out.stdout.contains("the sink command cannot be undone"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_variable_that_changes_how_commands_run_cannot_carry_a_token() {
+    let env = Env::new();
+    for var in ["PATH", "LD_PRELOAD", "1X"] {
+        let out = env
+            .mdops()
+            .args([
+                "run",
+                "rotate-tokens",
+                "--arg",
+                "accounts=all",
+                "--arg",
+                "sink_dir=.",
+                "--arg",
+                &format!("verify_env={var}"),
+            ])
+            .output();
+        assert_exit(&out, 2);
+        assert!(
+            out.stderr.contains("argument verify_env="),
+            "{var}: {out:?}"
+        );
+    }
+    assert!(env.sim.requests().is_empty());
+}
+
+#[test]
+fn a_known_secret_read_back_from_a_file_is_not_printed() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    let out = env.run(
+        "readback.rhai",
+        &format!(
+            "let a = tokens::create(\"bi_tool\", \"a\"); secrets::to_file(\"{f}\", a.token); print(read_text(\"{f}\"));\n\
+             let b = tokens::create(\"bi_tool\", \"b\"); print(b.token.reveal());",
+            f = file.display()
+        ),
+        &[],
+    );
+    assert_exit(&out, 0);
+    let org = env.org();
+    let secret = |n: &str| {
+        org.users["bi_tool"]
+            .tokens
+            .iter()
+            .find(|t| t.name == n)
+            .unwrap()
+            .secret
+            .clone()
+    };
+    assert!(!out.stdout.contains(&secret("a")), "{out:?}");
+    assert!(out.stdout.contains("<secret "), "{out:?}");
+    assert!(
+        out.stdout.contains(&secret("b")),
+        "what the script revealed, it may print"
+    );
+}

@@ -129,7 +129,7 @@ fn the_journal_follows_a_token_from_mint_to_revocation() {
             r#"
             let t = tokens::create("etl_pipeline", #{{name: "journaled", ttl: "7d"}});
             secrets::to_file("{}/t", t.token);
-            tokens::verify("etl_pipeline", t.token);
+            if tokens::verify("etl_pipeline", t.token) {{ journal::mark_verified(t.token); }}
             tokens::revoke("etl_pipeline", t.id);
             t.id
             "#,

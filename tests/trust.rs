@@ -162,29 +162,69 @@ fn an_account_with_two_due_tokens_gets_one_target_per_token() {
             "{base} has its own file holding its own live token"
         );
     }
-    // A template without {name} would put both in one file: refused, nothing minted.
-    let env = Env::with_seed(&seed(&[(
-        "svc_ci",
-        &[("ci-build", "80d"), ("ci-deploy", "80d")],
-    )]));
+    // A template without {name} would put both in one file: that account is
+    // refused, nothing of it minted (its own token names are to blame, so the
+    // other accounts go on).
+    let env = Env::with_seed(&seed(&[
+        ("svc_ci", &[("ci-build", "80d"), ("ci-deploy", "80d")]),
+        ("svc_ok", &[("app", "80d")]),
+    ]));
     let out = run(
         &env,
         "rotate-tokens",
         &[
-            &args[..],
-            &[
-                &format!("sink_dir={dir}"),
-                "--arg",
-                "sink_file={account}.token",
-            ],
-        ]
-        .concat(),
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=60d",
+            "--arg",
+            &format!("sink_dir={dir}"),
+            "--arg",
+            "sink_file={account}.token",
+        ],
+    );
+    assert_exit(&out, 4);
+    assert!(
+        out.stdout
+            .contains("svc_ci/ci-build and svc_ci/ci-deploy would both go to file:")
+            && out.stdout.contains("rename one of these tokens"),
+        "{out:?}"
+    );
+    assert_eq!(
+        live(&env, "svc_ci").len(),
+        2,
+        "nothing of svc_ci was touched"
+    );
+    assert_eq!(
+        live(&env, "svc_ok")[0].0,
+        "app.g1",
+        "the other account rotated"
+    );
+    // A template without {account} would put two accounts in one file: the
+    // whole run is refused before anything is minted.
+    let env = Env::with_seed(&seed(&[
+        ("svc_a", &[("app", "80d")]),
+        ("svc_b", &[("app", "80d")]),
+    ]));
+    let out = run(
+        &env,
+        "rotate-tokens",
+        &[
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=60d",
+            "--arg",
+            &format!("sink_dir={dir}"),
+            "--arg",
+            "sink_file={name}.token",
+        ],
     );
     assert_exit(&out, 2);
     assert!(
         out.stderr
-            .contains("svc_ci/ci-build and svc_ci/ci-deploy would both go to file:")
-            && out.stderr.contains("refusing to mint anything"),
+            .contains("refusing to mint anything: svc_a/app and svc_b/app would both go to file:")
+            && out.stderr.contains("give each account its own target"),
         "{out:?}"
     );
     assert!(env.sim.writes().is_empty(), "nothing was minted");
@@ -216,8 +256,19 @@ fn forty_accounts_rotate_into_one_env_file() {
         ],
     );
     assert_exit(&out, 0);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        format!(
+            "warning: {} is readable by every user (mode 644); the token in it is too",
+            file.display()
+        ),
+        "said once, not forty times"
+    );
     assert!(
         out.stderr
+            .lines()
+            .nth(1)
+            .unwrap()
             .starts_with("scripts/rotate-tokens.rhai: 40 items ok, 0 failed;"),
         "{out:?}"
     );

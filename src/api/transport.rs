@@ -313,6 +313,11 @@ pub(super) fn describe_json_error(e: &serde_json::Error) -> String {
             e.line(),
             e.column()
         ),
+        Category::Syntax if e.to_string().contains("recursion limit") => format!(
+            "JSON nested too deeply, at line {} column {}",
+            e.line(),
+            e.column()
+        ),
         Category::Syntax => format!("malformed JSON at line {} column {}", e.line(), e.column()),
         Category::Data => "JSON of an unexpected shape (a missing field or a wrong type)".into(),
         Category::Io => "the body could not be read".into(),

@@ -290,9 +290,9 @@ fn emit_result(rt: &Runtime, doc: output::Doc, json: bool, dry_run: bool) {
         } else {
             result
         };
-        output::out(&output::json(&value));
+        output::out(&crate::redact::clean_output(&output::json(&value)));
     } else {
-        output::out(&doc.render(rt.options.output));
+        output::out(&crate::redact::clean_output(&doc.render(rt.options.output)));
     }
 }
 
@@ -319,8 +319,13 @@ fn resolve_dead_runs(rt: &Runtime, dry_run: bool) {
                     .iter()
                     .filter(|s| s.token_id.is_some() || !s.revoked)
                 {
+                    let how = if run.ended_at.is_some() {
+                        "ended without being able to settle"
+                    } else {
+                        "died before settling"
+                    };
                     rt.warn(&format!(
-                        "a run of {} (pid {}, started {}) died before settling {}",
+                        "a run of {} (pid {}, started {}) {how} {}",
                         run.script,
                         run.pid,
                         run.started_at,

@@ -348,11 +348,12 @@ fn show(v: &Dynamic, json: bool) -> Result<String, String> {
         ));
     }
     let doc = crate::script::convert::to_doc(v)?;
-    Ok(if json {
+    let text = if json {
         crate::output::json(&doc.to_json())
     } else {
         doc.to_text()
-    })
+    };
+    Ok(crate::redact::clean_output(&text).into_owned())
 }
 
 /// Whether `text` is an unfinished statement that should continue on the next

@@ -56,9 +56,8 @@ impl Ledger {
                 .collect();
             report.extend(resolve_attempts(rt, store, &attempts, deadline));
             let clean = report.iter().all(|s| s.revoked || s.token_id.is_none());
-            if clean {
-                let _ = store.run_end(self.run_id(), None);
-            }
+            // Not clean: a later run (or `mdops journal resolve`) tries again.
+            let _ = store.run_end(self.run_id(), (!clean).then_some("unresolved"));
         }
         self.inner().liveness = None;
         if let StateLocation::Dir { dir, .. } = rt.state_location() {
@@ -237,9 +236,9 @@ pub fn resolve_dead_runs(
             .iter()
             .all(|s| s.revoked || s.token_id.is_none() && !s.outcome.starts_with("unknown"))
         {
-            let _ = store.run_end(
+            let _ = store.run_resolved(
                 &run.run_id,
-                Some(&format!("resolved by run {}", rt.ledger.run_id())),
+                &format!("resolved by run {}", rt.ledger.run_id()),
             );
             let _ = std::fs::remove_file(&path);
         }

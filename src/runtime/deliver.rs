@@ -89,19 +89,49 @@ impl Runtime {
         self.ledger
             .check_target(&identity, secret)
             .map_err(Error::Sink)?;
+        let minted = self.ledger.minted_by_secret(secret);
+        if let Some((username, _, name)) = &minted {
+            self.check_owner(&identity, &label, username, &group_of(name.as_deref()))?;
+        }
+        let cancelled = || self.bridge.is_cancelled();
+        let wait = crate::sinks::Wait {
+            cancelled: &cancelled,
+            timeout: self.options.command_timeout,
+        };
         let previous = match target {
-            Target::File { path, mkdir } => crate::sinks::to_file(path, secret, *mkdir),
-            Target::EnvFile { path, key } => crate::sinks::to_env_file(path, key, secret),
+            Target::File { path, mkdir } => crate::sinks::to_file(path, secret, *mkdir, &wait),
+            Target::EnvFile { path, key } => crate::sinks::to_env_file(path, key, secret, &wait),
             Target::Command(program) => {
-                let cancelled = || self.bridge.is_cancelled();
                 crate::sinks::to_command(program, secret, self.options.command_timeout, &cancelled)
                     .map(|_| None)
             }
         }
         .map_err(Error::Sink)?;
+        #[cfg(unix)]
+        if let Target::File { path, .. } | Target::EnvFile { path, .. } = target {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o004 != 0 {
+                    self.warn_once(&format!(
+                        "{} is readable by every user (mode {:o}); the token in it is too",
+                        path.display(),
+                        m.permissions().mode() & 0o777
+                    ));
+                }
+            }
+        }
         let token_id = self.ledger.delivered(&identity, secret, previous.as_ref());
         match self.store() {
             Ok(store) => {
+                if let Some((username, id, name)) = &minted {
+                    let group = group_of(name.as_deref());
+                    if let Err(e) = store.delivery_record(&identity, username, &group, id) {
+                        self.warn(&format!(
+                            "delivered to {label} but could not record whose it is: {}",
+                            e.0
+                        ));
+                    }
+                }
                 if let Err(e) = store.journal_delivered(&store.fingerprint(secret), &label) {
                     self.warn(&format!(
                         "delivered to {label} but the journal could not record it: {}",
@@ -120,8 +150,46 @@ impl Runtime {
         })
     }
 
+    /// A target belongs to the token group that first received a token there:
+    /// a token of another account or group may not overwrite it while that
+    /// group's token is live (two groups would share one place, and one of
+    /// them would lose its token).
+    fn check_owner(
+        &self,
+        identity: &str,
+        label: &str,
+        username: &str,
+        group: &str,
+    ) -> Result<(), Error> {
+        let store = self.store()?;
+        let Some((owner, owner_group, token_id)) = store
+            .delivery_owner(identity)
+            .map_err(|e| Error::State(e.0))?
+        else {
+            return Ok(());
+        };
+        if owner.eq_ignore_ascii_case(username) && owner_group == group {
+            return Ok(());
+        }
+        let revoked = store
+            .journal_get(&token_id)
+            .map_err(|e| Error::State(e.0))?
+            .is_some_and(|j| j.revoked_at.is_some());
+        if revoked {
+            return Ok(());
+        }
+        Err(Error::Sink(format!(
+            "{} holds the token of {}/{} (token {}); a token of {username}/{group} must not replace it: give each token group its own target",
+            crate::output::escape(label),
+            crate::output::escape(&owner),
+            crate::output::escape(&owner_group),
+            crate::output::escape(&token_id)
+        )))
+    }
+
     /// The script took a secret's value: if this run minted it, it is settled.
     pub fn reveal(&self, secret: &SecretString) {
+        crate::redact::allow(secret.expose());
         if let Some(id) = self.ledger.revealed(secret) {
             if let Ok(store) = self.store() {
                 let _ = store.journal_revealed(&id);
@@ -164,5 +232,20 @@ impl Runtime {
             return Err(crate::api::ApiError::Cancelled.into());
         }
         Ok(Some(outcome))
+    }
+}
+
+/// A token's group: its name without a rotation generation (`app.g3` is `app`).
+pub fn group_of(name: Option<&str>) -> String {
+    let name = name.unwrap_or("");
+    match name.rsplit_once(".g") {
+        Some((base, digits))
+            if !digits.is_empty()
+                && digits.len() <= 9
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base.to_string()
+        }
+        _ => name.to_string(),
     }
 }

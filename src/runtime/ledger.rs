@@ -193,6 +193,17 @@ impl Ledger {
         Ok(())
     }
 
+    /// The account and token name of a token this run minted, by its secret.
+    pub fn minted_by_secret(
+        &self,
+        secret: &SecretString,
+    ) -> Option<(String, String, Option<String>)> {
+        let inner = self.inner();
+        let id = inner.by_secret.get(&key_of(secret))?;
+        let t = inner.tokens.get(id)?;
+        Some((t.username.clone(), t.id.clone(), t.name.clone()))
+    }
+
     /// The token was revoked (or found gone): nothing to clean up.
     pub fn released(&self, token_id: &str) {
         if let Some(t) = self.inner().tokens.get_mut(&token_id.to_lowercase()) {
@@ -291,6 +302,6 @@ impl Ledger {
 }
 
 /// The file whose lock says a run is alive.
-pub(super) fn liveness_path(dir: &std::path::Path, run_id: &str) -> std::path::PathBuf {
+pub fn liveness_path(dir: &std::path::Path, run_id: &str) -> std::path::PathBuf {
     dir.join("runs").join(format!("{run_id}.lock"))
 }

@@ -185,6 +185,8 @@ pub struct Runtime {
     exit_code: Mutex<Option<i32>>,
     stop: Mutex<Option<Stop>>,
     warnings: Mutex<Vec<String>>,
+    /// Warnings already given, for `warn_once`.
+    warned: Mutex<std::collections::HashSet<String>>,
     pub ledger: ledger::Ledger,
     overlay: Option<Mutex<overlay::Overlay>>,
     /// Validated values of the script's declared parameters.
@@ -214,6 +216,7 @@ impl Runtime {
             exit_code: Mutex::new(None),
             stop: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
+            warned: Mutex::new(std::collections::HashSet::new()),
             ledger: ledger::Ledger::new(),
             overlay,
             params: Mutex::new(None),
@@ -277,6 +280,19 @@ impl Runtime {
                 .push(line);
         } else {
             eprintln!("{line}");
+        }
+    }
+
+    /// A warning given at most once in a run (about a file, say, not about
+    /// each of the forty deliveries to it).
+    pub fn warn_once(&self, message: &str) {
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(message.to_string());
+        if first {
+            self.warn(message);
         }
     }
 

@@ -173,6 +173,26 @@ impl Runtime {
             .map_err(|e| Error::State(e.0))
     }
 
+    /// Whether another run that is still alive minted this entry (its token
+    /// may be on its way to being delivered and verified: not stale).
+    pub fn in_progress(&self, entry: &JournalEntry) -> bool {
+        let Some(run) = entry.run_id.as_deref() else {
+            return false;
+        };
+        if run == self.ledger.run_id() {
+            return false;
+        }
+        match self.state_location() {
+            super::StateLocation::Dir { dir, .. } => {
+                matches!(
+                    crate::lock::try_hold(&super::ledger::liveness_path(dir, run)),
+                    Ok(None)
+                )
+            }
+            super::StateLocation::Memory => false,
+        }
+    }
+
     pub fn journal_list(&self, username: Option<&str>) -> Result<Vec<JournalEntry>, Error> {
         self.store()?
             .journal_list(username)
@@ -181,8 +201,9 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Whether `secret` authenticates as `username`; a verified token that
-    /// mdops minted is marked so in the journal. A dry run's placeholder passes.
+    /// Whether `secret` authenticates as `username`. It records nothing: a
+    /// workflow marks a token verified (`mark_verified`) once every one of its
+    /// checks passed, not when the first one did. A dry run's placeholder passes.
     pub fn verify_token(
         &self,
         username: &str,
@@ -192,12 +213,24 @@ impl Runtime {
             return Ok(true);
         }
         crate::redact::register(secret.expose());
-        let ok = self.call(|c| async move { c.verify_token(username, secret).await })?;
-        if ok {
-            if let Ok(store) = self.store() {
-                let _ = store.journal_verified(&store.fingerprint(secret));
-            }
+        Ok(self.call(|c| async move { c.verify_token(username, secret).await })?)
+    }
+
+    /// Records in the journal that a token mdops minted passed every check
+    /// (rotation then trusts it as the current token). Returns whether the
+    /// journal knew the token; nothing is recorded in a dry run.
+    pub fn mark_verified(&self, secret: &crate::api::SecretString) -> Result<bool, Error> {
+        if self.options.dry_run {
+            return Ok(secret.expose().starts_with("dry-run-"));
         }
-        Ok(ok)
+        let store = self.store()?;
+        let fingerprint = store.fingerprint(secret);
+        store
+            .journal_verified(&fingerprint)
+            .map_err(|e| Error::State(e.0))?;
+        Ok(store
+            .journal_by_fingerprint(&fingerprint)
+            .map_err(|e| Error::State(e.0))?
+            .is_some())
     }
 }

@@ -62,13 +62,17 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         engine.register_static_module(name, module.into());
     }
     engine.set_module_resolver(resolver::Resolver::new(sources));
+    // What a script prints never shows a known secret it did not reveal.
     match print_to {
-        PrintTo::Stdout => engine.on_print(|s| println!("{s}")),
-        PrintTo::Stderr => engine.on_print(|s| eprintln!("{s}")),
+        PrintTo::Stdout => engine.on_print(|s| println!("{}", crate::redact::clean_output(s))),
+        PrintTo::Stderr => engine.on_print(|s| eprintln!("{}", crate::redact::clean_output(s))),
     };
-    engine.on_debug(|s, src, pos| match (src, pos.line()) {
-        (Some(src), Some(l)) => eprintln!("[debug {src}:{l}] {s}"),
-        _ => eprintln!("[debug] {s}"),
+    engine.on_debug(|s, src, pos| {
+        let s = crate::redact::clean_output(s);
+        match (src, pos.line()) {
+            (Some(src), Some(l)) => eprintln!("[debug {src}:{l}] {s}"),
+            _ => eprintln!("[debug] {s}"),
+        }
     });
     if let Some(host) = host {
         let bridge = host.bridge.clone();

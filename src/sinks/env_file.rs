@@ -5,9 +5,34 @@
 //! (CRLF stays CRLF); a quoted value that spans lines is replaced whole;
 //! later entries for the same key (which would override it) are removed.
 
-use super::{check_dir, verify_readback};
+use super::{check_dir, verify_readback, Wait};
 use crate::api::SecretString;
 use std::path::Path;
+
+/// Variables a command's behaviour hangs on: a token must never go in one.
+const RESERVED_ENV: &[&str] = &[
+    "PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "PS4", "PWD", "USER", "TMPDIR",
+];
+
+/// Whether `name` may carry a secret to a command: a valid name that does
+/// not change how the command runs (`PATH`, `LD_PRELOAD`, ...).
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if !valid_env_key(name) {
+        return Err(format!(
+            "{name:?} is not a variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    let upper = name.to_ascii_uppercase();
+    if RESERVED_ENV.contains(&upper.as_str())
+        || upper.starts_with("LD_")
+        || upper.starts_with("DYLD_")
+    {
+        return Err(format!(
+            "{name} changes how a command runs; choose another variable"
+        ));
+    }
+    Ok(())
+}
 
 pub fn valid_env_key(key: &str) -> bool {
     key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -259,6 +284,7 @@ pub fn to_env_file(
     path: &Path,
     key: &str,
     secret: &SecretString,
+    wait: &Wait<'_>,
 ) -> Result<Option<SecretString>, String> {
     if !valid_env_key(key) {
         return Err(format!(
@@ -270,16 +296,15 @@ pub fn to_env_file(
         return Err("the secret contains a line break and cannot go in an env file".into());
     }
     let dir = check_dir(path, false)?;
-    let _lock = crate::fsutil::lock_dir(&dir)?;
-    let existing = match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+    let _lock = crate::fsutil::lock_dir(&dir, wait)?;
+    let existing = match crate::fsutil::read_existing(path)? {
+        Some(bytes) => String::from_utf8(bytes).map_err(|_| {
             format!(
                 "{} is not UTF-8 text; it was left as it was",
                 path.display()
             )
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        None => String::new(),
     };
     let (content, previous) = edit(&existing, key, value).map_err(|line| {
         format!(
@@ -340,6 +365,15 @@ mod tests {
         assert_eq!(unquote("'it'\\''s'"), "it's");
     }
 
+    fn never() -> bool {
+        false
+    }
+
+    const WAIT: Wait<'static> = Wait {
+        cancelled: &never,
+        timeout: std::time::Duration::from_secs(5),
+    };
+
     #[test]
     fn file_keeps_its_mode_and_rejects_bad_keys() {
         use std::os::unix::fs::PermissionsExt;
@@ -347,15 +381,15 @@ mod tests {
         let p = dir.path().join("app.env");
         std::fs::write(&p, "KEEP=1\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        to_env_file(&p, "MD", &SecretString::new("v")).unwrap();
+        to_env_file(&p, "MD", &SecretString::new("v"), &WAIT).unwrap();
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o644
         );
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "KEEP=1\nMD=v\n");
-        assert!(to_env_file(&p, "1BAD", &SecretString::new("x")).is_err());
+        assert!(to_env_file(&p, "1BAD", &SecretString::new("x"), &WAIT).is_err());
         let fresh = dir.path().join("new.env");
-        to_env_file(&fresh, "MD", &SecretString::new("v")).unwrap();
+        to_env_file(&fresh, "MD", &SecretString::new("v"), &WAIT).unwrap();
         assert_eq!(
             std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
             0o600

@@ -13,8 +13,9 @@ mod env_file;
 mod file;
 pub mod template;
 
+pub use crate::fsutil::Wait;
 pub use command::to_command;
-pub use env_file::{to_env_file, valid_env_key};
+pub use env_file::{check_env_name, to_env_file, valid_env_key};
 pub use file::to_file;
 
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// The directory a file lands in must exist, unless `mkdir` may create it.
 fn check_dir(path: &Path, mkdir: bool) -> Result<PathBuf, String> {
-    let dir = match crate::fsutil::resolve(path).parent() {
+    let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };

@@ -2,12 +2,15 @@
 //! `vault kv put secret/{account} token=-`. Names come from the server and
 //! are not trusted: how a value goes in depends on where it goes.
 //!
-//! - `file`: a value becomes one safe file name (`[A-Za-z0-9._-]`, never `.`
-//!   or `..`), so no name can climb out of the sink directory;
+//! - `file`: a value becomes one file name: letters, digits, `_`, `-` and `.`
+//!   stay, anything else (a `/`, a leading `.`) is percent-encoded, so no name
+//!   climbs out of the sink directory and two different names never meet;
 //! - `env`: `{ACCOUNT}`/`{NAME}` are upper-cased with other characters turned
-//!   into `_`, and the result must be a valid variable name;
-//! - `shell`: a value must be safe unquoted in `sh` (`[A-Za-z0-9._@%+=:,/-]`),
-//!   or the expansion fails rather than risk an injection;
+//!   into `_` (names can meet here: targets are checked before anything is
+//!   minted), and the result must be a valid variable name;
+//! - `shell`: a value must be a plain word, safe unquoted in `sh`, that cannot
+//!   pose as an option or a path (`[A-Za-z0-9_][A-Za-z0-9._@%+=:,-]*`, no
+//!   `..`), or the expansion fails rather than risk an injection;
 //! - `text`: values as they are (for messages and labels).
 
 use super::valid_env_key;
@@ -33,20 +36,22 @@ impl Kind {
 }
 
 fn file_part(v: &str) -> String {
-    let mut s: String = v
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.chars().enumerate() {
+        let keep = c.is_ascii_alphanumeric() || matches!(c, '_' | '-') || (c == '.' && i > 0);
+        if keep {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
             }
-        })
-        .collect();
-    if s.is_empty() || s.starts_with('.') {
-        s.insert(0, '_');
+        }
     }
-    s
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
 }
 
 fn env_part(v: &str) -> String {
@@ -62,9 +67,10 @@ fn env_part(v: &str) -> String {
 }
 
 fn shell_safe(v: &str) -> bool {
-    !v.is_empty()
+    v.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._@%+=:,/-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "._@%+=:,-".contains(c))
+        && !v.contains("..")
 }
 
 /// Expands `{account}`, `{ACCOUNT}`, `{name}`, `{NAME}` for a target of this kind.
@@ -89,7 +95,7 @@ pub fn expand(template: &str, account: &str, name: &str, kind: Kind) -> Result<S
                     })
                 } else {
                     Err(format!(
-                        "{} cannot go into a command unquoted (it has characters a shell would interpret); use a file or env-file sink, or rename it",
+                        "{} cannot go into a command: only a plain word can (letters, digits and ._@%+=:,- not first, no / or ..); use a file or env-file sink, or rename it",
                         crate::output::escape(&format!("{raw:?}"))
                     ))
                 }
@@ -185,7 +191,7 @@ mod tests {
                 Kind::File
             )
             .unwrap(),
-            "t/_.._.._etc_passwd.token"
+            "t/%2E.%2F..%2Fetc%2Fpasswd.token"
         );
         assert_eq!(
             expand("MD_{ACCOUNT}_{NAME}", "tenant_a", "ci build", Kind::Env).unwrap(),
@@ -194,6 +200,20 @@ mod tests {
         assert!(expand("MD_{name}", "a", "x", Kind::Env).is_ok());
         assert!(expand("{name}", "a", "1x", Kind::Env).is_err());
         assert!(expand("vault put md/{name}", "a", "x; rm -rf /", Kind::Shell).is_err());
+        for bad in [
+            "../tenant_b/app",
+            "--all",
+            "-rf",
+            ".hidden",
+            "a/b",
+            "a..b",
+            "",
+        ] {
+            assert!(
+                expand("cmd {name}", "a", bad, Kind::Shell).is_err(),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             expand("vault put md/{account} t=-", "tenant_a", "x", Kind::Shell).unwrap(),
             "vault put md/tenant_a t=-"
@@ -232,11 +252,15 @@ mod properties {
             let parts: Vec<&str> = file.split('/').collect();
             prop_assert_eq!(parts.len(), 2);
             prop_assert!(parts.iter().all(|p| !p.starts_with('.') && !p.is_empty()));
+            // Injective: a different name is a different file.
+            let other = format!("{name}x");
+            prop_assert_ne!(expand("{name}", &account, &name, Kind::File).unwrap(), expand("{name}", &account, &other, Kind::File).unwrap());
             if let Ok(key) = expand("MD_{ACCOUNT}_{NAME}", &account, &name, Kind::Env) {
                 prop_assert!(valid_env_key(&key));
             }
             if let Ok(cmd) = expand("vault kv put md/{account}/{name} token=-", &account, &name, Kind::Shell) {
                 prop_assert!(cmd.chars().all(|c| c.is_ascii_alphanumeric() || " ._@%+=:,/-".contains(c)), "{}", cmd);
+                prop_assert!(!cmd.contains("..") && !cmd.contains(" -"), "{}", cmd);
             }
         }
     }

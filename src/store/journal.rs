@@ -83,6 +83,36 @@ impl Store {
         tx.commit().map_err(sql)
     }
 
+    /// Who a sink target belongs to: `(username, token group, last token id)`.
+    pub fn delivery_owner(&self, target: &str) -> Result<Option<(String, String, String)>> {
+        self.conn()
+            .prepare_cached("SELECT username, grp, token_id FROM deliveries WHERE target = ?1")
+            .map_err(sql)?
+            .query_row([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+            .map_err(sql)
+    }
+
+    /// Records that a target now holds this group's token.
+    pub fn delivery_record(
+        &self,
+        target: &str,
+        username: &str,
+        group: &str,
+        token_id: &str,
+    ) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO deliveries (target, username, grp, token_id, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (target) DO UPDATE SET username = excluded.username, grp = excluded.grp,
+                    token_id = excluded.token_id, at = excluded.at",
+            )
+            .map_err(sql)?
+            .execute(params![target, username, group, token_id, now()])
+            .map_err(sql)?;
+        Ok(())
+    }
+
     /// Records that the script took the value itself (`reveal()`).
     pub fn journal_revealed(&self, token_id: &str) -> Result<()> {
         self.conn()

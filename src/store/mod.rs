@@ -56,6 +56,19 @@ impl Store {
     /// Opens (creating if needed) the state in `dir`, migrating the schema.
     pub fn open(dir: &Path, profile: Option<&str>) -> Result<Store> {
         create_private_dir(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(dir) {
+                if m.permissions().mode() & 0o022 != 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        mode = format!("{:o}", m.permissions().mode() & 0o777),
+                        "the data directory can be written by other users: they could tamper with the journal; make it 0700"
+                    );
+                }
+            }
+        }
         let path = db_path(dir, profile);
         let key = install_key(dir)?;
         // Created 0600 before SQLite opens it (its -wal and -shm files take the same mode).

@@ -79,11 +79,26 @@ impl Store {
         Ok(())
     }
 
-    /// Runs that have not ended (alive, or dead without cleaning up).
+    /// Marks a run's leftovers resolved (by a later run).
+    pub fn run_resolved(&self, run_id: &str, note: &str) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE runs SET ended_at = COALESCE(ended_at, ?2), note = ?3 WHERE run_id = ?1",
+            )
+            .map_err(sql)?
+            .execute(params![run_id, now(), note])
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// Runs with something left to settle: not ended (alive, or dead without
+    /// cleaning up), or ended with tokens they could not revoke.
     pub fn runs_open(&self) -> Result<Vec<RunRecord>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached("SELECT * FROM runs WHERE ended_at IS NULL ORDER BY started_at")
+            .prepare_cached(
+                "SELECT * FROM runs WHERE ended_at IS NULL OR note = 'unresolved' ORDER BY started_at",
+            )
             .map_err(sql)?;
         let rows = stmt.query_map([], run_from_row).map_err(sql)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)

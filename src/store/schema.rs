@@ -75,6 +75,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX token_attempts_run ON token_attempts (run_id);
     "#,
+    // 3: which account and token group each sink target belongs to, so that
+    // no delivery overwrites another group's live token.
+    r#"
+    CREATE TABLE deliveries (
+        target    TEXT NOT NULL PRIMARY KEY,
+        username  TEXT NOT NULL COLLATE NOCASE,
+        grp       TEXT NOT NULL,
+        token_id  TEXT NOT NULL,
+        at        TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

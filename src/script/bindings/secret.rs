@@ -23,8 +23,9 @@ pub mod api {
     /// a token revealed this way counts as delivered (the run will not revoke it).
     #[rhai_fn(global, pure)]
     pub fn reveal(ctx: NativeCallContext, secret: &mut SecretString) -> String {
-        if let Ok(h) = crate::script::bindings::host(&ctx) {
-            h.reveal(secret);
+        match crate::script::bindings::host(&ctx) {
+            Ok(h) => h.reveal(secret),
+            Err(_) => crate::redact::allow(secret.expose()),
         }
         secret.expose().to_string()
     }

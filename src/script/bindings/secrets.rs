@@ -183,13 +183,7 @@ pub mod api {
     ) -> ScriptResult<Map> {
         let secret = secret_of(&ctx, &secret)?;
         let program = program_of(&ctx, &command)?;
-        if !crate::sinks::valid_env_key(env_key) {
-            return Err(invalid(
-                &ctx,
-                "env_key",
-                format!("invalid environment variable name {env_key:?}"),
-            ));
-        }
+        crate::sinks::check_env_name(env_key).map_err(|e| invalid(&ctx, "env_key", e))?;
         let h = host(&ctx)?;
         let outcome = check(
             &ctx,
@@ -199,6 +193,14 @@ pub mod api {
             outcome.as_ref(),
             h.options.command_timeout,
         ))
+    }
+
+    /// The identity of a target (`#{file}`, `#{env_file, key}` or `#{command}`), as
+    /// deliveries compare them: absolute paths with links resolved. Two targets with
+    /// the same identity are one place.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn target_id(ctx: NativeCallContext, target: Map) -> ScriptResult<String> {
+        Ok(target_of(&ctx, &target)?.identity())
     }
 
     /// Checks, before anything is minted, that each target can take its secret:

@@ -156,7 +156,8 @@ pub mod api {
         check(&ctx, h.revoke_token(username, token_id))
     }
 
-    /// Whether `secret` (a `Secret` or a string) authenticates as `username`.
+    /// Whether `secret` (a `Secret` or a string) authenticates as `username`. It
+    /// records nothing: `journal::mark_verified(secret)` does, once every check passed.
     #[rhai_fn(name = "verify", return_raw, volatile)]
     pub fn verify_secret(
         ctx: NativeCallContext,

@@ -16,7 +16,7 @@ const SPEC_KEYS: &[&str] = &[
     "must",
 ];
 const TYPES: &str =
-    "string, enum, int, bool, duration, size, accounts, account, path, list, template";
+    "string, enum, int, bool, duration, size, accounts, account, path, list, template, env";
 
 fn decl_error(src: &str, pos: Position, message: String) -> Diagnostic {
     Diagnostic {
@@ -205,6 +205,7 @@ fn parse_param(name: &str, spec: &Map) -> Result<Param, String> {
         }),
         "list" => Kind::List(values),
         "template" => Kind::Template,
+        "env" => Kind::Env,
         other => return Err(format!("{name}: unknown type {other:?} (one of {TYPES})")),
     };
     let default = match get("default_value").or_else(|| get("default")) {

@@ -29,15 +29,23 @@ pub const FN: &str = "params";
 pub enum Kind {
     String,
     Enum(Vec<String>),
-    Int { min: Option<i64>, max: Option<i64> },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     Bool,
-    Duration { min: Option<i64>, max: Option<i64> },
+    Duration {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     Size,
     Accounts,
     Account,
     Path(Must),
     List(Option<Vec<String>>),
     Template,
+    /// The name of an environment variable to hand a command a value in.
+    Env,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -31,6 +31,7 @@ impl Param {
             Kind::List(None) => "list".into(),
             Kind::List(Some(v)) => format!("list of {}", v.join("|")),
             Kind::Template => "template".into(),
+            Kind::Env => "env var".into(),
         }
     }
 
@@ -98,6 +99,7 @@ impl Param {
                 }
                 Ok(Value::Array(items.into_iter().map(Value::String).collect()))
             }
+            Kind::Env => crate::sinks::check_env_name(v).map(|_| Value::String(v.to_string())),
             Kind::Template => match crate::sinks::template::misspelt_placeholder(raw) {
                 Some(bad) => Err(format!(
                     "{bad} is not a placeholder (they are {})",
