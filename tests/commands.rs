@@ -251,6 +251,27 @@ fn doc_and_scripts_list_what_exists() {
         assert_exit(&out, 0);
         assert!(out.stdout.contains("Example:"), "{name} has no example");
     }
+    // A script of one's own: the page the run's "unknown argument" help points to.
+    let script = home.path().join("mine.rhai");
+    std::fs::write(
+        &script,
+        "//! Refresh one account's token.\n\
+         let p = params(#{account: #{type: \"account\", required: true, doc: \"the account\"}});\n",
+    )
+    .unwrap();
+    let out = Cmd::bare(home.path())
+        .args(["doc", script.to_str().unwrap()])
+        .output();
+    assert_exit(&out, 0);
+    assert_eq!(
+        out.stdout,
+        "Refresh one account's token.\n\nParameters (--arg NAME=VALUE):\n  account  account, required  the account\n"
+    );
+    let out = Cmd::bare(home.path())
+        .args(["doc", "./missing.rhai"])
+        .output();
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("no script file"), "{out:?}");
 }
 
 #[test]

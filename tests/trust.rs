@@ -39,7 +39,7 @@ fn live(env: &Env, account: &str) -> Vec<(String, String)> {
 #[test]
 fn a_misspelt_argument_is_refused_before_any_request() {
     let env = Env::with_seed(&seed(&[
-        ("tenant_acme", &[("app", "40d")]),
+        ("tenant_acme", &[("app", "40d"), ("app2", "1d")]),
         ("bi_dashboards", &[("x", "40d")]),
     ]));
     let out = run(
@@ -63,6 +63,25 @@ fn a_misspelt_argument_is_refused_before_any_request() {
     );
     assert_eq!(out.stdout, "");
     assert!(env.sim.requests().is_empty(), "not one request");
+    // Spelled right, the dry run plans one account's revocation and says so.
+    let out = run(
+        &env,
+        "cleanup-tokens",
+        &[
+            "--arg",
+            "accounts=tenant_acme",
+            "--arg",
+            "older_than=30d",
+            "--dry-run",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr
+            .starts_with("scripts/cleanup-tokens.rhai: 1 item ok, 0 failed; 1 write planned, "),
+        "{out:?}"
+    );
+    assert!(env.sim.writes().is_empty());
 }
 
 #[test]
@@ -515,7 +534,7 @@ fn summary_table_and_exit_code_agree_and_quiet_is_quiet() {
         ])
         .output();
     assert_exit(&out, 4);
-    assert!(out.stderr.contains("1 items ok, 1 failed"), "{out:?}");
+    assert!(out.stderr.contains("1 item ok, 1 failed"), "{out:?}");
 }
 
 /// --max-writes: a circuit breaker for cron.

@@ -67,6 +67,11 @@ pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
         out(&script_page(&format!("scripts/{name}.rhai"), text));
         return Ok(exit::OK);
     }
+    if name.ends_with(".rhai") || name.contains('/') {
+        let (display, text) = super::run::load_script(name)?;
+        out(&script_page(&display, &text));
+        return Ok(exit::OK);
+    }
     if let Some(text) = script::resolver::stdlib(name) {
         out(&format!("{}\n", crate::catalog::header(text)));
         return Ok(exit::OK);

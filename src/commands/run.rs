@@ -384,8 +384,16 @@ fn summary(
         } else {
             String::new()
         };
+        let writes = if rt.options.dry_run {
+            format!("{writes} {} planned", plural(writes, "write"))
+        } else {
+            format!("{writes} {}", plural(writes, "write"))
+        };
         eprintln!(
-            "{name}: {ok} items ok, {failed} failed; {writes} writes, {requests} requests, {retries} retries; {secs:.1}s{orphans}{why}"
+            "{name}: {ok} {} ok, {failed} failed; {writes}, {requests} {}, {retries} {}; {secs:.1}s{orphans}{why}",
+            plural(ok, "item"),
+            plural(requests, "request"),
+            plural(retries, "retry")
         );
     }
 }
@@ -398,5 +406,14 @@ pub fn fail(d: &Diagnostic, sources: &Sources, json: bool) -> Failure {
     Failure {
         code,
         message: d.render(sources),
+    }
+}
+
+/// `item`/`items`, `retry`/`retries`.
+fn plural(n: impl Into<u64>, one: &str) -> String {
+    match (n.into(), one.strip_suffix('y')) {
+        (1, _) => one.to_string(),
+        (_, Some(stem)) => format!("{stem}ies"),
+        _ => format!("{one}s"),
     }
 }

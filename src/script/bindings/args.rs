@@ -30,9 +30,11 @@ pub mod api {
     /// Declares the script's parameters and returns their values, checked and typed:
     /// `let p = params(#{accounts: #{type: "accounts", required: true, doc: "..."}, ...});`.
     /// Each declaration has a `type` (string, enum, int, bool, duration, size, accounts,
-    /// account, path, list, template), a one-line `doc`, and `required: true` or a
+    /// account, path, list, template, env), a one-line `doc`, and `required: true` or a
     /// `default_value`; `values` for enums and lists, `min`/`max` for ints and durations,
-    /// `must` (exist, file, dir, writable_dir) for paths. The `--arg`s are checked before
+    /// `must` (exist, file, dir, writable_dir) for paths. `template` values may use
+    /// `{account}` and `{name}`; `env` names an environment variable other than those
+    /// that change how programs load (PATH, LD_*, ...). The `--arg`s are checked before
     /// the script runs: an unknown, missing or invalid one stops the run with exit 2.
     /// Call it once, at the top level, with a constant map; `mdops doc SCRIPT` shows it.
     #[rhai_fn(name = "params", return_raw, volatile)]
