@@ -87,10 +87,8 @@ fn args_durations_and_exit_codes() {
         print(now() > 1700000000);
         exit(4);
     "#;
-    let out = env.run(
-        "args.rhai",
-        script,
-        &[
+    env.rhai("args.rhai", script)
+        .args([
             "--arg",
             "who=ops team",
             "--arg",
@@ -99,32 +97,24 @@ fn args_durations_and_exit_codes() {
             "dry=yes",
             "--arg",
             "names=a, b,c",
-        ],
-    );
-    assert_exit(&out, 4);
-    assert_eq!(
-        out.stdout,
-        "ops team\n42\ntrue\n[\"a\", \"b\", \"c\"]\nfallback\n5400\ntrue\n"
-    );
-    let out = env.run("args.rhai", "arg(\"limit\", 5)", &["--arg", "limit=many"]);
-    assert_exit(&out, 1);
-    assert!(
-        out.stderr
-            .starts_with("error: invalid limit: argument limit=\"many\" is not an integer\n"),
-        "{out:?}"
-    );
-    let out = env.run("args.rhai", "arg(\"who\")", &[]);
-    assert_exit(&out, 1);
-    assert!(
-        out.stderr
-            .starts_with("error: invalid who: missing argument who: pass --arg who=VALUE\n"),
-        "{out:?}"
-    );
-    let out = env
-        .mdops()
+        ])
+        .status(4)
+        .stdout("ops team\n42\ntrue\n[\"a\", \"b\", \"c\"]\nfallback\n5400\ntrue\n")
+        .run();
+    env.rhai("args.rhai", "arg(\"limit\", 5)")
+        .args(["--arg", "limit=many"])
+        .status(1)
+        .stderr_has(&["error: invalid limit: argument limit=\"many\" is not an integer\n"])
+        .run();
+    env.rhai("args.rhai", "arg(\"who\")")
+        .status(1)
+        .stderr_has(&["error: invalid who: missing argument who: pass --arg who=VALUE\n"])
+        .run();
+    env.mdops()
         .args(["run", "overview", "--arg", "novalue"])
-        .output();
-    assert_exit(&out, 2);
+        .status(2)
+        .stderr_has(&["novalue"])
+        .run();
 }
 
 #[test]
@@ -134,31 +124,56 @@ fn check_reports_ok_and_errors() {
         "good.rhai",
         "#!/usr/bin/env mdops\nlet x = tokens::list(\"a\");\n",
     );
-    let out = Cmd::bare(env.home.path())
+    Cmd::bare(env.home.path())
         .args(["check", good.to_str().unwrap()])
-        .output();
-    assert_exit(&out, 0);
-    assert_eq!(out.stdout, format!("{}: ok\n", good.display()));
-    let out = Cmd::bare(env.home.path())
+        .stdout(&format!("{}: ok\n", good.display()))
+        .run();
+    Cmd::bare(env.home.path())
         .args(["check", "overview"])
-        .output();
-    assert_exit(&out, 0);
-    assert_eq!(out.stdout, "scripts/overview.rhai: ok\n");
+        .stdout("scripts/overview.rhai: ok\n")
+        .run();
     let bad = env.script("bad.rhai", "let x = ducklings::gte(\"a\");\n");
-    let out = Cmd::bare(env.home.path())
+    Cmd::bare(env.home.path())
         .args(["check", bad.to_str().unwrap()])
-        .output();
-    assert_exit(&out, 1);
-    assert!(
-        out.stderr.contains("did you mean `ducklings::get`?"),
-        "{out:?}"
-    );
-    let out = Cmd::bare(env.home.path())
+        .status(1)
+        .stderr_has(&["bad.rhai:1:", "did you mean `ducklings::get`?"])
+        .run();
+    Cmd::bare(env.home.path())
         .args(["check", "no-such-thing"])
-        .output();
-    assert_exit(&out, 2);
-    assert_eq!(out.stderr, "error: no script file \"no-such-thing\" and no bundled workflow of that name (see `mdops scripts`)\n");
+        .status(2)
+        .stderr("error: no script file \"no-such-thing\" and no bundled workflow of that name (see `mdops scripts`)\n")
+        .run();
     assert!(env.sim.requests().is_empty());
+}
+
+/// The harness itself: an expectation left unsaid means "empty" / exit 0, and
+/// a mismatch anywhere fails the test.
+#[test]
+fn the_harness_checks_status_stdout_and_stderr_together() {
+    let env = Env::new();
+    env.rhai("quiet.rhai", "let x = 1;").run();
+    let fails = |cmd: Cmd| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cmd.run();
+        }))
+        .is_err()
+    };
+    assert!(
+        fails(env.rhai("p.rhai", "print(\"hi\")")),
+        "unexpected stdout"
+    );
+    assert!(fails(env.rhai("e.rhai", "exit(3)")), "unexpected status");
+    assert!(
+        fails(env.rhai("t.rhai", "throw \"x\"").status(1)),
+        "unexpected stderr"
+    );
+    assert!(fails(
+        env.rhai("o.rhai", "print(\"b\"); print(\"a\")")
+            .stdout_has(&["a", "b"])
+    ));
+    env.rhai("o.rhai", "print(\"b\"); print(\"a\")")
+        .stdout_has(&["b", "a"])
+        .run();
 }
 
 #[test]

@@ -42,45 +42,28 @@ fn a_misspelt_argument_is_refused_before_any_request() {
         ("tenant_acme", &[("app", "40d"), ("app2", "1d")]),
         ("bi_dashboards", &[("x", "40d")]),
     ]));
-    let out = run(
-        &env,
-        "cleanup-tokens",
-        &[
-            "--arg",
-            "acounts=tenant_acme",
-            "--arg",
-            "older_than=30d",
-            "--dry-run",
-        ],
-    );
-    assert_exit(&out, 2);
-    assert_eq!(
-        out.stderr,
-        "error: invalid arguments for scripts/cleanup-tokens.rhai:\n  \
-         unknown argument acounts; did you mean accounts?\n  \
-         missing argument accounts: pass --arg accounts=... (accounts: which accounts: a list (a,b), a pattern (tenant_*), or all)\n  \
-         = help: `mdops doc cleanup-tokens` lists its parameters\n"
-    );
-    assert_eq!(out.stdout, "");
+    env.mdops()
+        .args(["run", "cleanup-tokens", "--dry-run"])
+        .args(["--arg", "acounts=tenant_acme", "--arg", "older_than=30d"])
+        .status(2)
+        .stderr(
+            "error: invalid arguments for scripts/cleanup-tokens.rhai:\n  \
+             unknown argument acounts; did you mean accounts?\n  \
+             missing argument accounts: pass --arg accounts=... (accounts: which accounts: a list (a,b), a pattern (tenant_*), or all)\n  \
+             = help: `mdops doc cleanup-tokens` lists its parameters\n",
+        )
+        .run();
     assert!(env.sim.requests().is_empty(), "not one request");
     // Spelled right, the dry run plans one account's revocation and says so.
-    let out = run(
-        &env,
-        "cleanup-tokens",
-        &[
-            "--arg",
-            "accounts=tenant_acme",
-            "--arg",
-            "older_than=30d",
-            "--dry-run",
-        ],
-    );
-    assert_exit(&out, 0);
-    assert!(
-        out.stderr
-            .starts_with("scripts/cleanup-tokens.rhai: 1 item ok, 0 failed; 1 write planned, "),
-        "{out:?}"
-    );
+    env.mdops()
+        .args(["run", "cleanup-tokens", "--dry-run"])
+        .args(["--arg", "accounts=tenant_acme", "--arg", "older_than=30d"])
+        .stdout_has(&[
+            "[dry-run] revoke token tenant_acme/",
+            "tenant_acme  1        app\n",
+        ])
+        .stderr_has(&["scripts/cleanup-tokens.rhai: 1 item ok, 0 failed; 1 write planned, "])
+        .run();
     assert!(env.sim.writes().is_empty());
 }
 
@@ -100,18 +83,22 @@ fn invalid_values_are_refused_up_front_and_all_at_once() {
         for x in *args {
             a.extend(["--arg", *x]);
         }
-        let out = run(&env, script, &a);
-        assert_exit(&out, 2);
-        assert!(out.stderr.contains(want), "{script} {args:?}: {out:?}");
+        env.mdops()
+            .args(["run", script])
+            .args(&a)
+            .status(2)
+            .stderr_has(&["error: invalid arguments", want])
+            .run();
     }
     assert!(env.sim.requests().is_empty(), "nothing was read or written");
     // A script can say what was wrong with how it was called: exit 2 too.
-    let out = run(&env, "cleanup-tokens", &["--arg", "accounts=all"]);
-    assert_exit(&out, 2);
-    assert_eq!(
-        out.stderr.lines().next().unwrap(),
-        "error: give a policy: --arg older_than=DURATION and/or --arg never_expiring=true"
-    );
+    env.mdops()
+        .args(["run", "cleanup-tokens", "--arg", "accounts=all"])
+        .status(2)
+        .stderr_has(&[
+            "error: give a policy: --arg older_than=DURATION and/or --arg never_expiring=true\n",
+        ])
+        .run();
 }
 
 #[test]
@@ -123,24 +110,21 @@ fn write_workflows_need_accounts_written_out() {
         ("set-ducklings", vec!["--arg", "flock=1"]),
         ("reconcile-inventory", vec!["--arg", "adopt=true"]),
     ] {
-        let out = run(&env, script, &extra);
-        assert_exit(&out, 2);
-        assert!(out.stderr.contains("accounts"), "{script}: {out:?}");
+        env.mdops()
+            .args(["run", script])
+            .args(&extra)
+            .status(2)
+            .stderr_has(&["accounts", "--arg accounts=..."])
+            .run();
     }
     assert!(env.sim.requests().is_empty());
-    let doc = env.mdops().args(["doc", "rotate-tokens"]).output();
-    assert_exit(&doc, 0);
-    assert!(
-        doc.stdout
-            .contains("Parameters (--arg NAME=VALUE):\n  accounts         accounts, required"),
-        "{}",
-        doc.stdout
-    );
-    assert!(
-        doc.stdout.contains("  older_than       duration = 90d"),
-        "{}",
-        doc.stdout
-    );
+    env.mdops()
+        .args(["doc", "rotate-tokens"])
+        .stdout_has(&[
+            "Parameters (--arg NAME=VALUE):\n  accounts         accounts, required",
+            "\n  older_than       duration = 90d",
+        ])
+        .run();
 }
 
 /// Two token groups of one account go to two files; both old tokens are

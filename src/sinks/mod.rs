@@ -9,13 +9,15 @@
 //! delivery may happen (dry run, target already used) and records it.
 
 mod command;
+mod dotenv;
 mod env_file;
 mod file;
 pub mod template;
 
 pub use crate::fsutil::Wait;
 pub use command::to_command;
-pub use env_file::{check_env_name, to_env_file, valid_env_key};
+pub use dotenv::{check_env_name, valid_env_key};
+pub use env_file::to_env_file;
 pub use file::to_file;
 
 use std::path::{Path, PathBuf};

@@ -121,6 +121,18 @@ impl Env {
         cmd.output()
     }
 
+    /// `mdops run NAME` for a script `text` written under `name`, as a [`Cmd`]
+    /// to add arguments and expectations to.
+    pub fn rhai(&self, name: &str, text: &str) -> Cmd {
+        let path = self.script(name, text);
+        let mut cmd = self.mdops();
+        cmd.cmd
+            .current_dir(self.home.path())
+            .arg("run")
+            .arg(path.file_name().unwrap());
+        cmd
+    }
+
     pub fn org(&self) -> std::sync::MutexGuard<'_, mdops::sim::Org> {
         self.sim.shared().org()
     }
@@ -140,6 +152,53 @@ impl Env {
 
 pub struct Cmd {
     pub cmd: Command,
+    expect: Expect,
+}
+
+/// What a run must show, checked all at once by [`Cmd::run`]: the exit status
+/// (0 unless said), stdout and stderr (empty unless said). A mismatch prints
+/// every difference together with the whole output.
+#[derive(Default)]
+struct Expect {
+    status: i32,
+    stdout: Text,
+    stderr: Text,
+}
+
+/// How a stream must look.
+#[derive(Default)]
+pub enum Text {
+    /// Nothing at all.
+    #[default]
+    Empty,
+    /// Exactly this.
+    Is(String),
+    /// Each of these fragments, in this order.
+    Has(Vec<String>),
+    /// Anything: the test looks at it itself.
+    Any,
+}
+
+impl Text {
+    fn check(&self, actual: &str) -> Result<(), String> {
+        match self {
+            Text::Empty if actual.is_empty() => Ok(()),
+            Text::Empty => Err("should be empty".into()),
+            Text::Is(want) if want == actual => Ok(()),
+            Text::Is(want) => Err(format!("should be exactly:\n{want}")),
+            Text::Has(parts) => {
+                let mut rest = actual;
+                for part in parts {
+                    match rest.find(part.as_str()) {
+                        Some(i) => rest = &rest[i + part.len()..],
+                        None => return Err(format!("lacks (in order): {part:?}")),
+                    }
+                }
+                Ok(())
+            }
+            Text::Any => Ok(()),
+        }
+    }
 }
 
 impl Cmd {
@@ -159,7 +218,76 @@ impl Cmd {
         cmd.env("MDOPS_HOME", home)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
-        Cmd { cmd }
+        Cmd {
+            cmd,
+            expect: Expect::default(),
+        }
+    }
+
+    /// The exit status `run` expects (0 unless set).
+    pub fn status(mut self, code: i32) -> Self {
+        self.expect.status = code;
+        self
+    }
+
+    /// Exactly this on stdout.
+    pub fn stdout(mut self, text: &str) -> Self {
+        self.expect.stdout = Text::Is(text.to_string());
+        self
+    }
+
+    /// Exactly this on stderr.
+    pub fn stderr(mut self, text: &str) -> Self {
+        self.expect.stderr = Text::Is(text.to_string());
+        self
+    }
+
+    /// These fragments on stdout, in order.
+    pub fn stdout_has(mut self, parts: &[&str]) -> Self {
+        self.expect.stdout = Text::Has(parts.iter().map(|p| p.to_string()).collect());
+        self
+    }
+
+    /// These fragments on stderr, in order.
+    pub fn stderr_has(mut self, parts: &[&str]) -> Self {
+        self.expect.stderr = Text::Has(parts.iter().map(|p| p.to_string()).collect());
+        self
+    }
+
+    /// Stdout is the test's own business (it inspects the returned output).
+    pub fn any_stdout(mut self) -> Self {
+        self.expect.stdout = Text::Any;
+        self
+    }
+
+    /// Stderr is the test's own business (it inspects the returned output).
+    pub fn any_stderr(mut self) -> Self {
+        self.expect.stderr = Text::Any;
+        self
+    }
+
+    /// Runs and checks status, stdout and stderr together; returns the output
+    /// for further checks (the server's state is the test's to assert).
+    #[track_caller]
+    pub fn run(self) -> Output {
+        let mut cmd = self;
+        let want = std::mem::take(&mut cmd.expect);
+        let out = cmd.output();
+        let mut wrong = Vec::new();
+        if out.code != want.status {
+            wrong.push(format!(
+                "exit status {} should be {}",
+                out.code, want.status
+            ));
+        }
+        if let Err(e) = want.stdout.check(&out.stdout) {
+            wrong.push(format!("stdout {e}"));
+        }
+        if let Err(e) = want.stderr.check(&out.stderr) {
+            wrong.push(format!("stderr {e}"));
+        }
+        assert!(wrong.is_empty(), "{}\n\n{out:?}", wrong.join("\n"));
+        out
     }
 
     pub fn args<I, S>(mut self, args: I) -> Self

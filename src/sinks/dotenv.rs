@@ -1,0 +1,345 @@
+//! The syntax of env files (`KEY=value` lines, as read by shells, systemd's
+//! `EnvironmentFile`, Docker and dotenv libraries): finding the entry that
+//! sets a key and replacing it without touching any other byte.
+
+/// Variables a command's behaviour hangs on: a token must never go in one.
+const RESERVED_ENV: &[&str] = &[
+    "PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "PS4", "PWD", "USER", "TMPDIR",
+];
+
+/// Whether `name` may carry a secret to a command: a valid name that does
+/// not change how the command runs (`PATH`, `LD_PRELOAD`, ...).
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if !valid_env_key(name) {
+        return Err(format!(
+            "{name:?} is not a variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    let upper = name.to_ascii_uppercase();
+    if RESERVED_ENV.contains(&upper.as_str())
+        || upper.starts_with("LD_")
+        || upper.starts_with("DYLD_")
+    {
+        return Err(format!(
+            "{name} changes how a command runs; choose another variable"
+        ));
+    }
+    Ok(())
+}
+
+pub fn valid_env_key(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One logical entry: one or more physical lines (a quoted value may span lines).
+struct Entry<'a> {
+    /// The physical lines, each with its line ending.
+    text: &'a str,
+    assignment: Option<Assignment<'a>>,
+}
+
+struct Assignment<'a> {
+    indent: &'a str,
+    export: &'a str,
+    key: &'a str,
+    /// Everything after `=` up to (not including) the final line ending.
+    value: &'a str,
+    ending: &'a str,
+}
+
+/// Splits a file into logical entries; concatenating their texts gives the
+/// file back. `Err(line)` when the quoted value of the entry starting at
+/// `line` is never closed (a shell would read the rest of the file into it).
+fn entries(content: &str) -> Result<Vec<Entry<'_>>, usize> {
+    let mut out = Vec::new();
+    let mut line_no = 1;
+    let mut rest = content;
+    while !rest.is_empty() {
+        let line_end = |s: &str| s.find('\n').map(|i| i + 1).unwrap_or(s.len());
+        let first = &rest[..line_end(rest)];
+        let Some(head) = assignment_head(first) else {
+            out.push(Entry {
+                text: first,
+                assignment: None,
+            });
+            rest = &rest[first.len()..];
+            line_no += 1;
+            continue;
+        };
+        // Scan the value for quotes that stay open past the end of the line,
+        // then take the line ending of the physical line it ends on.
+        let value_start = head.3;
+        let mut len = value_end(&rest[value_start..]).map_err(|_| line_no)? + value_start;
+        len += line_end(&rest[len..]);
+        let text = &rest[..len];
+        let body = text.trim_end_matches(['\n', '\r']);
+        let ending = &text[body.len()..];
+        out.push(Entry {
+            text,
+            assignment: Some(Assignment {
+                indent: head.0,
+                export: head.1,
+                key: head.2,
+                value: &body[value_start..],
+                ending,
+            }),
+        });
+        line_no += text.matches('\n').count();
+        rest = &rest[len..];
+    }
+    Ok(out)
+}
+
+/// `(indent, export prefix, key, offset of the value)` for a line that assigns.
+fn assignment_head(line: &str) -> Option<(&str, &str, &str, usize)> {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    let indent = &line[..line.len() - trimmed.len()];
+    let (export, after) = match trimmed.strip_prefix("export") {
+        Some(r) if r.starts_with([' ', '\t']) => {
+            let r2 = r.trim_start_matches([' ', '\t']);
+            (&trimmed[..trimmed.len() - r2.len()], r2)
+        }
+        _ => ("", trimmed),
+    };
+    let key_len = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    let key = &after[..key_len];
+    if !valid_env_key(key) {
+        return None;
+    }
+    let rest = after[key_len..].trim_start_matches([' ', '\t']);
+    let value = rest.strip_prefix('=')?;
+    Some((indent, export, key, line.len() - value.len()))
+}
+
+/// Where a value ends (byte offset into `s`): the end of the line it ends on,
+/// following quotes across line breaks. `Err` with the end of the file when a
+/// quote is never closed.
+fn value_end(s: &str) -> Result<usize, usize> {
+    #[derive(PartialEq)]
+    enum Q {
+        None,
+        Single,
+        Double,
+    }
+    let mut q = Q::None;
+    let mut chars = s.char_indices().peekable();
+    let mut prev_space = false;
+    while let Some((i, c)) = chars.next() {
+        match q {
+            Q::None => match c {
+                '\n' => return Ok(i),
+                '\\' => {
+                    // A backslash at the very end continues into nothing.
+                    let escaped = chars.next();
+                    if escaped.is_none() {
+                        return Err(s.len());
+                    }
+                }
+                '\'' => q = Q::Single,
+                '"' => q = Q::Double,
+                '#' if prev_space => {
+                    // A comment runs to the end of the line.
+                    return Ok(s[i..].find('\n').map(|j| i + j).unwrap_or(s.len()));
+                }
+                _ => {}
+            },
+            Q::Single => {
+                if c == '\'' {
+                    q = Q::None;
+                }
+            }
+            Q::Double => match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => q = Q::None,
+                _ => {}
+            },
+        }
+        prev_space = c == ' ' || c == '\t';
+    }
+    if q == Q::None {
+        Ok(s.len())
+    } else {
+        Err(s.len())
+    }
+}
+
+/// The value as a shell would read it: quotes removed, escapes applied, a
+/// trailing comment dropped.
+pub(super) fn unquote(raw: &str) -> String {
+    let mut out = String::new();
+    let mut chars = raw.trim().chars().peekable();
+    let mut prev_space = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    out.push(c);
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some(n @ ('"' | '\\' | '$' | '`')) => out.push(n),
+                            Some('\n') => {}
+                            Some(n) => {
+                                out.push('\\');
+                                out.push(n);
+                            }
+                            None => out.push('\\'),
+                        },
+                        c => out.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '#' if prev_space => break,
+            c => out.push(c),
+        }
+        prev_space = c == ' ' || c == '\t';
+    }
+    out.trim_end().to_string()
+}
+
+/// The value as it goes into the file: bare when that is safe, single-quoted otherwise.
+fn quoted(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/+@%=~".contains(c));
+    if safe {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+/// The file with `key` set to `value`, and the value it had before. `Err`
+/// with the line of a quote that is never closed: such a file cannot be
+/// edited safely (a shell would read anything after it into that value).
+pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<String>), usize> {
+    let mut out = String::with_capacity(content.len() + key.len() + value.len() + 2);
+    let mut previous = None;
+    for entry in entries(content)? {
+        match &entry.assignment {
+            Some(a) if a.key == key => {
+                if previous.is_none() {
+                    previous = Some(unquote(a.value));
+                    out.push_str(&format!(
+                        "{}{}{key}={}{}",
+                        a.indent,
+                        a.export,
+                        quoted(value),
+                        a.ending
+                    ));
+                }
+            }
+            _ => out.push_str(entry.text),
+        }
+    }
+    if previous.is_none() {
+        // A last line that ends in a backslash would continue into the new entry.
+        let last = out.rsplit('\n').next().unwrap_or("").trim_end_matches('\r');
+        let continued = last.len() - last.trim_end_matches('\\').len();
+        if continued % 2 == 1 && !last.trim_start().starts_with('#') {
+            return Err(out.matches('\n').count() + 1);
+        }
+        let ending = if content.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push_str(ending);
+        }
+        out.push_str(&format!("{key}={}{ending}", quoted(value)));
+    }
+    Ok((out, previous))
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Z_]{1,8}=[a-z0-9 '\"#]{0,12}",
+            "export [A-Z_]{1,8}=[a-z0-9]{0,8}",
+            "# [ -~]{0,20}",
+            "MD_TOKEN=[a-z0-9'\" ]{0,10}",
+            "export MD_TOKEN=\"[a-z\n]{0,10}\"",
+            "[ -~]{0,20}",
+        ]
+    }
+
+    fn clean_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Z_]{1,8}=[a-z0-9]{0,12}",
+            "export [A-Z_]{1,8}=[a-z0-9]{0,8}",
+            "# [a-z ]{0,20}",
+            "MD_TOKEN=[a-z0-9]{0,10}",
+            "[A-Z_]{1,8}='[a-z \n]{0,10}'",
+            "",
+        ]
+    }
+
+    /// The other entries, in order, and the values the key is set to.
+    fn shape(text: &str) -> (Vec<String>, Vec<String>) {
+        let all = entries(text).unwrap();
+        let others = all
+            .iter()
+            .filter(|e| e.assignment.as_ref().is_none_or(|a| a.key != "MD_TOKEN"))
+            .map(|e| e.text.trim_end_matches(['\r', '\n']).to_string())
+            .collect();
+        let set = all
+            .iter()
+            .filter_map(|e| {
+                e.assignment
+                    .as_ref()
+                    .filter(|a| a.key == "MD_TOKEN")
+                    .map(|a| unquote(a.value))
+            })
+            .collect();
+        (others, set)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// A well-formed file is always edited: every other entry kept byte for
+        /// byte, in order, and the key set once, to the new value.
+        #[test]
+        fn other_entries_are_kept_byte_for_byte(lines in proptest::collection::vec(clean_line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let content = lines.join(nl);
+            let (after, _) = edit(&content, "MD_TOKEN", &value).unwrap();
+            prop_assert_eq!(shape(&after).0, shape(&content).0);
+            prop_assert_eq!(shape(&after).1, vec![value.clone()]);
+        }
+
+        /// Any file at all is either refused (left as it was) or edited with the
+        /// same guarantees: never half-edited.
+        #[test]
+        fn any_file_is_refused_or_edited_right(lines in proptest::collection::vec(line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let content = lines.join(nl);
+            if let Ok((after, _)) = edit(&content, "MD_TOKEN", &value) {
+                prop_assert_eq!(shape(&after).0, shape(&content).0);
+                prop_assert_eq!(shape(&after).1, vec![value.clone()]);
+            }
+        }
+    }
+}
