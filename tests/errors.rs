@@ -328,7 +328,10 @@ fn ctrl_c_cancels_an_in_flight_call_and_exits_130() {
     // Cancellation cannot be caught: the script stops where it was.
     assert_eq!(String::from_utf8_lossy(&out.stdout), "start\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: interrupted\n  --> "), "{stderr}");
+    assert!(
+        stderr.starts_with("error: interrupted (Ctrl-C): stopped, then cleaned up\n  --> "),
+        "{stderr}"
+    );
     assert!(stderr.contains("slow.rhai:3:"), "{stderr}");
 }
 

@@ -619,11 +619,16 @@ fn sigterm_mid_rotation_then_a_rerun_converges() {
         started.elapsed() < Duration::from_secs(10),
         "the deploy command was killed"
     );
-    assert_eq!(
-        out.status.code(),
-        Some(143),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.starts_with("error: terminated (SIGTERM): stopped, then cleaned up\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("scripts/rotate-tokens.rhai: 0 items ok, 0 failed; 1 write, ")
+            && stderr.ends_with("; terminated\n"),
+        "the summary says what happened: {stderr}"
     );
     let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
     assert_eq!(

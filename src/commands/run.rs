@@ -130,7 +130,13 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     if has_state {
         resolve_dead_runs(&rt, args.dry_run);
     }
-    let ending = eval_deep(&engine, &ast, &name, &sources);
+    let mut ending = eval_deep(&engine, &ast, &name, &sources);
+    if let (Ending::Interrupted(d), Some(kind)) = (&mut ending, ctx.interrupted()) {
+        d.message = match kind {
+            Kind::Terminated => "terminated (SIGTERM): stopped, then cleaned up".into(),
+            _ => "interrupted (Ctrl-C): stopped, then cleaned up".into(),
+        };
+    }
     let settled = rt.ledger.settle(&rt);
     let mut code = match &ending {
         Ending::Value(_) => success_code(&rt),
@@ -190,7 +196,7 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     }
     eprint!("{errors}");
     if !quiet || failed {
-        summary(&rt, &name, started, &ending, &settled);
+        summary(&rt, &name, started, &ending, &settled, ctx.interrupted());
     }
     Ok(code)
 }
@@ -346,11 +352,12 @@ fn summary(
     started: std::time::Instant,
     ending: &Ending,
     settled: &[Settled],
+    signal: Option<Kind>,
 ) {
     use std::sync::atomic::Ordering;
     let ok = rt.stats.items_ok.load(Ordering::Relaxed);
     let failed = rt.stats.items_failed.load(Ordering::Relaxed);
-    let stopped = matches!(ending, Ending::Stopped(_));
+    let stopped = matches!(ending, Ending::Stopped(_) | Ending::Interrupted(_));
     if ok + failed == 0 && !stopped && settled.is_empty() {
         return;
     }
@@ -363,6 +370,8 @@ fn summary(
         .count();
     let why = match ending {
         Ending::Stopped(why) => format!("; {why}"),
+        Ending::Interrupted(_) if signal == Some(Kind::Terminated) => "; terminated".to_string(),
+        Ending::Interrupted(_) => "; interrupted".to_string(),
         _ => String::new(),
     };
     if tracing::enabled!(tracing::Level::INFO) {
