@@ -9,7 +9,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     init_logging(cli.global.verbose, cli.global.quiet, cli.global.log_format);
     let env = |k: &str| std::env::var(k).ok();
     let settings = || settings::resolve(&cli.global, &env).map_err(Failure::usage);
-    match cli.command {
+    let (format, dry_run) = cli.command.output();
+    let done = dispatch(cli.command, settings);
+    // Asked for JSON, a failure is a JSON document too (its text still goes to stderr).
+    if let (Err(f), crate::output::Format::Json) = (&done, format) {
+        crate::output::out(&f.envelope(dry_run).render());
+    }
+    done
+}
+
+fn dispatch(
+    command: Command,
+    settings: impl Fn() -> Result<settings::Settings, Failure>,
+) -> Result<i32, Failure> {
+    match command {
         Command::Run(args) => crate::commands::run::run(settings()?, args),
         Command::Repl(args) => crate::repl::run(settings()?, args),
         Command::Check { script } => crate::commands::check::check(&script),

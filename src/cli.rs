@@ -119,6 +119,25 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The output format the command was asked for, and whether it is a dry
+    /// run: a failure is reported in that format too.
+    pub fn output(&self) -> (OutputFormat, bool) {
+        match self {
+            Command::Run(a) => (a.output, a.dry_run),
+            Command::Inventory {
+                action: InventoryCmd::List { output } | InventoryCmd::Reconcile { output, .. },
+            } => (*output, false),
+            Command::Audit(a) => (a.output, false),
+            Command::Journal { action, output, .. } => (
+                *output,
+                matches!(action, Some(JournalCmd::Resolve { dry_run: true })),
+            ),
+            _ => (OutputFormat::Text, false),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum JournalCmd {
     /// Revoke what runs that died (SIGKILL, a crash) minted and never delivered
@@ -164,9 +183,9 @@ pub enum InventoryCmd {
     Remove { username: String },
     /// Import entries from a JSON array or a CSV file (username,owner,purpose,tags)
     Import { file: std::path::PathBuf },
-    /// Print the inventory as JSON (or CSV)
+    /// Print the inventory as a JSON array or CSV, the shapes `import` reads back
     Export {
-        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        #[arg(long = "output", alias = "format", value_enum, default_value_t = ExportFormat::Json)]
         format: ExportFormat,
     },
     /// Compare the inventory with the server: accounts it lacks, entries whose account is gone

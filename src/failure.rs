@@ -72,6 +72,11 @@ impl Kind {
 pub struct Failure {
     pub code: i32,
     pub message: String,
+    /// Where in a script it happened: file, line, column.
+    pub location: Option<(String, usize, usize)>,
+    /// The message alone, when `message` is a rendering with more around it
+    /// (a source excerpt, a list): what `--output json` reports.
+    pub plain: Option<String>,
 }
 
 impl Failure {
@@ -79,6 +84,8 @@ impl Failure {
         Self {
             code: kind.code(),
             message: format!("error: {}\n", message.into()),
+            location: None,
+            plain: None,
         }
     }
 
@@ -87,6 +94,8 @@ impl Failure {
         Self {
             code: kind.code(),
             message: text,
+            location: None,
+            plain: None,
         }
     }
 
@@ -105,6 +114,52 @@ impl Failure {
 
     pub fn api(e: &ApiError) -> Self {
         Self::new(Kind::of_api(e), e.to_string())
+    }
+}
+
+impl Failure {
+    /// The failure as the `error` member of a JSON document.
+    pub fn to_json(&self) -> serde_json::Value {
+        let message = match &self.plain {
+            Some(p) => p.clone(),
+            None => self
+                .message
+                .trim_end()
+                .strip_prefix("error: ")
+                .unwrap_or(self.message.trim_end())
+                .to_string(),
+        };
+        crate::output::error_value(
+            &message,
+            self.code,
+            kind_name(self.code),
+            self.location.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c)),
+        )
+    }
+
+    /// This failure's `--output json` document.
+    pub fn envelope(&self, dry_run: bool) -> crate::output::Envelope {
+        crate::output::Envelope {
+            dry_run,
+            error: self.to_json(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The name of an exit code's kind, as JSON documents give it.
+pub fn kind_name(code: i32) -> &'static str {
+    match code {
+        exit::OK => "ok",
+        exit::SCRIPT => "script",
+        exit::USAGE => "usage",
+        exit::AUTH => "auth",
+        exit::PARTIAL => "partial",
+        exit::LOCKED => "locked",
+        exit::UNAVAILABLE => "unavailable",
+        exit::INTERRUPTED => "interrupted",
+        exit::TERMINATED => "terminated",
+        _ => "exit",
     }
 }
 

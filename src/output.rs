@@ -119,14 +119,65 @@ impl Table {
         out
     }
 
-    /// RFC 4180 CSV with a header row; absent values are empty fields.
+    /// RFC 4180 CSV with a header row; absent values are empty fields. A column
+    /// holding objects (a Duckling configuration) becomes one column per key,
+    /// `read_write.instance_size`, so every field is a plain value.
     pub fn to_csv(&self) -> String {
+        let flat = self.flattened();
         let mut w = csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record(&self.columns);
-        for row in &self.rows {
-            let _ = w.write_record(self.cells(row, "", true));
+        let _ = w.write_record(&flat.columns);
+        for row in &flat.rows {
+            let _ = w.write_record(flat.cells(row, "", true));
         }
         String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
+    }
+
+    /// The table with each object-valued column split into `column.key` columns.
+    fn flattened(&self) -> Table {
+        let mut columns = Vec::new();
+        for c in &self.columns {
+            let mut keys: Vec<String> = Vec::new();
+            for row in &self.rows {
+                if let Some(Value::Object(m)) = row.get(c) {
+                    for k in m.keys() {
+                        if !keys.contains(k) {
+                            keys.push(k.clone());
+                        }
+                    }
+                }
+            }
+            if keys.is_empty() {
+                columns.push((c.clone(), None));
+            } else {
+                columns.extend(keys.into_iter().map(|k| (format!("{c}.{k}"), Some((c, k)))));
+            }
+        }
+        if columns.iter().all(|(_, sub)| sub.is_none()) {
+            return self.clone();
+        }
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| match row {
+                Value::Object(m) => Value::Object(
+                    columns
+                        .iter()
+                        .map(|(name, sub)| {
+                            let v = match sub {
+                                None => m.get(name).cloned(),
+                                Some((c, k)) => m.get(*c).and_then(|o| o.get(k)).cloned(),
+                            };
+                            (name.clone(), v.unwrap_or(Value::Null))
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            })
+            .collect();
+        Table {
+            columns: columns.into_iter().map(|(name, _)| name).collect(),
+            rows,
+        }
     }
 }
 
@@ -258,6 +309,73 @@ fn key_values(m: &Map<String, Value>) -> String {
         out.push_str(&format!("{k}{}  {}\n", " ".repeat(pad), cell(val)));
     }
     out
+}
+
+/// The version of the `--output json` document (`docs/output.schema.json`).
+pub const OUTPUT_VERSION: u32 = 1;
+
+/// The one document every `--output json` prints: `{"mdops_output": 1, "ok",
+/// "dry_run", "result", "plan", "summary", "error"}`. Values are raw (seconds,
+/// RFC 3339 times, structured maps); display strings belong to text output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Envelope {
+    pub ok: bool,
+    pub dry_run: bool,
+    /// The command's or script's result (`null` when it failed before one).
+    pub result: Value,
+    /// The writes a dry run planned, in order (empty otherwise).
+    pub plan: Vec<Value>,
+    /// A run's counts: items, writes, requests, retries, seconds (`null` for
+    /// commands that are not runs).
+    pub summary: Value,
+    /// Why it failed: `{message, exit_code, kind, location}` (`null` when ok).
+    pub error: Value,
+}
+
+impl Envelope {
+    /// A successful command's document.
+    pub fn ok(result: Value) -> Envelope {
+        Envelope {
+            ok: true,
+            result,
+            ..Envelope::default()
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "mdops_output": OUTPUT_VERSION,
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "result": self.result,
+            "plan": self.plan,
+            "summary": self.summary,
+            "error": self.error,
+        })
+    }
+
+    /// The document as printed: pretty JSON, a newline.
+    pub fn render(&self) -> String {
+        json(&self.to_json())
+    }
+}
+
+/// The `error` member of an [`Envelope`]: what went wrong, the exit code, its
+/// kind, and where in a script (or `null`).
+pub fn error_value(
+    message: &str,
+    exit_code: i32,
+    kind: &str,
+    location: Option<(&str, usize, usize)>,
+) -> Value {
+    serde_json::json!({
+        "message": message,
+        "exit_code": exit_code,
+        "kind": kind,
+        "location": location.map(|(file, line, column)| {
+            serde_json::json!({"file": file, "line": line, "column": column})
+        }),
+    })
 }
 
 /// Pretty JSON and a newline: one document on stdout.

@@ -216,6 +216,22 @@ pub fn clean_output(text: &str) -> Cow<'_, str> {
     replace(text, None, true)
 }
 
+/// [`clean_output`] over every string (and key) of a JSON value: a script's
+/// result as its JSON document carries it.
+pub fn clean_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(clean_output(&s).into_owned()),
+        Value::Array(a) => Value::Array(a.into_iter().map(clean_json).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (clean_output(&k).into_owned(), clean_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// [`clean`] into an owned string.
 pub fn cleaned(text: &str) -> String {
     clean(text).into_owned()

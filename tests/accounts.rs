@@ -1,4 +1,4 @@
-use crate::support::{assert_exit, Env};
+use crate::support::{assert_exit, json_doc, json_result, Env};
 
 #[test]
 fn create_then_exists_list_and_duplicate() {
@@ -36,7 +36,7 @@ fn list_falls_back_quietly_without_the_users_route() {
     let out = env.run("list.rhai", "accounts::list()", &["--output", "json"]);
     assert_exit(&out, 0);
     // Only the account with running Ducklings is discoverable without GET /v1/users.
-    assert_eq!(out.stdout, "[\n  \"etl_pipeline\"\n]\n");
+    assert_eq!(json_result(&out), serde_json::json!(["etl_pipeline"]));
     assert_eq!(out.stderr, "");
     let users_calls: Vec<_> = env
         .sim
@@ -132,9 +132,13 @@ fn dry_run_plan_is_part_of_the_json_document() {
         &["--dry-run", "--output", "json"],
     );
     assert_exit(&out, 0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    let doc = json_doc(&out);
+    assert_eq!(doc["dry_run"], true);
     assert_eq!(
-        doc,
-        serde_json::json!({"dry_run": true, "plan": [{"action": "create account", "target": "planned_one"}], "result": 7})
+        doc["plan"],
+        serde_json::json!([{"action": "create account", "target": "planned_one"}])
     );
+    assert_eq!(doc["result"], 7);
+    assert_eq!(doc["summary"]["writes"], 1, "{doc}");
+    assert_eq!(doc["error"], serde_json::Value::Null);
 }

@@ -1,4 +1,4 @@
-use crate::support::{assert_exit, Cmd, Env};
+use crate::support::{assert_exit, json_doc, json_result, Cmd, Env};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -30,7 +30,7 @@ fn json_output_is_one_document() {
         .args(["--sandbox", "run", "overview", "--output", "json"])
         .output();
     assert_exit(&out, 0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
+    let doc = json_result(&out);
     let rows = doc.as_array().unwrap();
     assert_eq!(rows.len(), 5);
     let keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
@@ -49,6 +49,36 @@ fn json_output_is_one_document() {
     );
     assert_eq!(rows[1]["username"], "etl_pipeline");
     assert_eq!(rows[1]["tokens"], 2);
+    // Raw values: seconds, RFC 3339 times, configuration maps.
+    assert_eq!(rows[1]["oldest"], 400 * 86400);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(rows[1]["next_expiry"].as_str().unwrap()).is_ok(),
+        "{}",
+        rows[1]
+    );
+    assert_eq!(
+        rows[1]["read_write"],
+        serde_json::json!({"instance_size": "jumbo", "cooldown_seconds": 300})
+    );
+    assert_eq!(rows[2]["next_expiry"], serde_json::Value::Null, "never");
+    // CSV: the same raw values, a configuration split into one column per key.
+    let out = Cmd::bare(home.path())
+        .args(["--sandbox", "run", "overview", "--output", "csv"])
+        .output();
+    assert_exit(&out, 0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "username,tokens,never_expire,next_expiry,oldest,read_write.cooldown_seconds,\
+         read_write.instance_size,read_scaling.cooldown_seconds,read_scaling.flock_size,\
+         read_scaling.instance_size,running"
+    );
+    assert!(lines[2].starts_with("etl_pipeline,2,1,20"), "{}", lines[2]);
+    assert!(
+        lines[2].ends_with(",34560000,300,jumbo,120,2,standard,1"),
+        "{}",
+        lines[2]
+    );
 }
 
 #[test]
@@ -60,16 +90,29 @@ fn json_output_keeps_print_off_stdout_and_reports_errors_as_json() {
         &["--output", "json"],
     );
     assert_exit(&out, 0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = json_result(&out);
     assert_eq!(doc["ok"], true);
     assert!(doc["secret"].as_str().unwrap().starts_with("<secret "));
     assert_eq!(out.stderr, "chatter\n");
     let out = env.run("e.rhai", "\n  throw \"nope\";", &["--output", "json"]);
     assert_exit(&out, 1);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = json_doc(&out);
+    assert_eq!(doc["result"], serde_json::Value::Null);
     assert_eq!(
-        doc,
-        serde_json::json!({"error": {"message": "uncaught exception: nope", "location": {"file": "e.rhai", "line": 2, "column": 3}, "exit_code": 1}})
+        doc["error"],
+        serde_json::json!({"message": "uncaught exception: nope", "location": {"file": "e.rhai", "line": 2, "column": 3}, "exit_code": 1, "kind": "script"})
+    );
+    // Failures before the script runs are documents too.
+    let out = env
+        .mdops()
+        .args(["run", "overview", "--output", "json", "--arg", "x=1"])
+        .output();
+    assert_exit(&out, 2);
+    let doc = json_doc(&out);
+    assert_eq!(doc["error"]["kind"], "usage");
+    assert_eq!(
+        doc["error"]["message"],
+        "invalid arguments for scripts/overview.rhai: unknown argument x; this script takes no arguments"
     );
 }
 

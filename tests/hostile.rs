@@ -657,7 +657,8 @@ fn dry_run_plan_lines_stay_off_a_csv_or_json_stdout() {
             "{out:?}"
         );
         if parse {
-            let _: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+            let doc = crate::support::json_doc(&out);
+            assert_eq!(doc["plan"][0]["action"], "revoke token");
         } else {
             assert_eq!(out.stdout, "a\n1\n");
         }

@@ -1,6 +1,6 @@
 //! Local state: inventory, token journal, audit log, secret sinks.
 
-use crate::support::{assert_exit, Cmd, Env};
+use crate::support::{assert_exit, json_result, Cmd, Env};
 use std::path::Path;
 
 /// Every file under `dir`, recursively, as bytes.
@@ -141,7 +141,7 @@ fn the_journal_follows_a_token_from_mint_to_revocation() {
     let id = out.stdout.trim().to_string();
     let out = env.mdops().args(["journal", "--output", "json"]).output();
     assert_exit(&out, 0);
-    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = json_result(&out);
     let row = &rows[0];
     assert_eq!(row["token_id"], id.as_str());
     assert_eq!(row["username"], "etl_pipeline");
@@ -175,7 +175,7 @@ fn the_audit_log_records_every_mutating_call_and_filters() {
         .args(["audit", "--account", "AUDITED_ONE", "--output", "json"])
         .output();
     assert_exit(&out, 0);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     let summary: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -300,7 +300,7 @@ fn inventory_commands_and_script_functions() {
         .mdops()
         .args(["inventory", "list", "--output", "json"])
         .output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     assert_eq!(rows.len(), 2, "the bad import added nothing");
 }
 
@@ -323,7 +323,7 @@ fn reconcile_reports_both_ways_and_adopts() {
         .args(["inventory", "reconcile", "--adopt", "--output", "json"])
         .output();
     assert_exit(&out, 0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = json_result(&out);
     assert_eq!(
         doc["adopted"],
         serde_json::json!(["bi_tool", "etl_pipeline"])
@@ -397,7 +397,7 @@ fn a_sink_in_a_missing_directory_fails_and_the_token_is_revoked() {
         .mdops()
         .args(["journal", "--account", "bi_tool", "--output", "json"])
         .output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["name"], "undelivered");
     assert!(rows[0]["delivered_at"].is_null());
@@ -523,16 +523,16 @@ fn two_runs_recording_at_once_both_succeed() {
         );
     }
     let out = env.mdops().args(["journal", "--output", "json"]).output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     assert_eq!(rows.len(), 50);
     let out = env.mdops().args(["audit", "--output", "json"]).output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     assert_eq!(rows.len(), 50);
     let out = env
         .mdops()
         .args(["inventory", "list", "--output", "json"])
         .output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     assert_eq!(rows.len(), 50);
 }
 

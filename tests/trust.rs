@@ -2,7 +2,7 @@
 //! act wider than asked, lose a secret or hide a failure, tried as an
 //! operator would, against the emulator.
 
-use crate::support::{assert_exit, wait_until, Env, Output};
+use crate::support::{assert_exit, json_result, wait_until, Env, Output};
 use mdops::sim::{Behaviour, Faults};
 use std::time::Duration;
 
@@ -327,7 +327,7 @@ fn a_script_that_drops_a_secret_gets_it_revoked() {
         "{out:?}"
     );
     let journal = env.mdops().args(["journal", "--output", "json"]).output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&journal.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&journal)).unwrap();
     for row in rows {
         let settled = row["revoked_at"].is_string() || row["revealed_at"].is_string();
         assert!(settled, "every minted token is settled: {row}");

@@ -1,7 +1,7 @@
 //! The bundled workflows against the emulator: final server state, sink
 //! contents, idempotence, and convergence after interruptions.
 
-use crate::support::{assert_exit, Env, Output};
+use crate::support::{assert_exit, json_result, Env, Output};
 use mdops::sim::state::SimToken;
 
 const ROT_SEED: &str = r#"
@@ -254,7 +254,7 @@ fn assert_converged(env: &Env, sinks: &std::path::Path) {
         .mdops()
         .args(["journal", "--account", "tenant_a", "--output", "json"])
         .output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     for row in rows {
         let live = row["token_id"] == current.id.as_str();
         assert_eq!(row["revoked_at"].is_null(), live, "journal row {row}");
@@ -595,7 +595,7 @@ fn provision_account_is_idempotent() {
         .mdops()
         .args(["inventory", "list", "--output", "json"])
         .output();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
     assert_eq!(rows[0]["owner"], "data-team");
     assert_eq!(rows[0]["tags"], serde_json::json!(["tenant", "eu"]));
     assert_idempotent(&env, "provision-account", &args);
@@ -654,23 +654,26 @@ fn audit_report_flags_breaches_and_speaks_csv_and_json() {
     );
     assert_exit(&out, 4);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines[0], "account,inventory,tokens,never_expire,expiring,oldest,read_write,read_scaling,running,breach");
+    assert_eq!(
+        lines[0],
+        "account,inventory,tokens,never_expire,expiring,oldest,read_write.cooldown_seconds,\
+         read_write.instance_size,read_scaling.cooldown_seconds,read_scaling.flock_size,\
+         read_scaling.instance_size,running,breach"
+    );
     assert!(
-        lines.contains(
-            &"svc_one,tracked,3,2,0,500d,\"standard, cooldown 1m\",4 x standard,0,token too old"
-        ),
+        lines.contains(&"svc_one,tracked,3,2,0,43200000,60,standard,60,4,standard,0,token too old"),
         "{}",
         out.stdout
     );
     assert!(
         lines.contains(
-            &"svc_two,untracked,1,1,0,800d,\"standard, cooldown 1m\",4 x standard,0,token too old"
+            &"svc_two,untracked,1,1,0,69120000,60,standard,60,4,standard,0,token too old"
         ),
         "{}",
         out.stdout
     );
     assert!(
-        lines.contains(&"long_gone,gone,0,0,0,-,-,-,0,"),
+        lines.contains(&"long_gone,gone,0,0,0,,,,,,,0,"),
         "{}",
         out.stdout
     );
@@ -680,7 +683,7 @@ fn audit_report_flags_breaches_and_speaks_csv_and_json() {
         &["--arg", "max_never_expiring=5", "--output", "json"],
     );
     assert_exit(&out, 0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = json_result(&out);
     assert_eq!(doc.as_array().unwrap().len(), 3);
     assert!(env.sim.writes().is_empty(), "a report writes nothing");
 }

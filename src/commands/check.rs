@@ -9,7 +9,7 @@ pub fn check(spec: &str) -> Result<i32, Failure> {
     let (name, text) = super::run::load_script(spec)?;
     let sources = Arc::new(Sources::default());
     sources.add(&name, &text);
-    let fail = |d: &script::diagnostics::Diagnostic| super::run::fail(d, &sources, false);
+    let fail = |d: &script::diagnostics::Diagnostic| super::run::fail(d, &sources);
     script::params::extract(&text, &name).map_err(|d| fail(&d))?;
     let engine = script::engine(None, sources.clone(), PrintTo::Stderr);
     let ast = script::compile(&engine, &name, &text, &sources).map_err(|d| fail(&d))?;

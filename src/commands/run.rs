@@ -9,7 +9,7 @@ use crate::output::{self, Format};
 use crate::runtime::ledger::Settled;
 use crate::runtime::Runtime;
 use crate::script::bindings::exit::MESSAGE_KEY;
-use crate::script::convert::{to_doc, EXIT_CODE_KEY, STOP_KEY};
+use crate::script::convert::{to_doc, Mode, EXIT_CODE_KEY, STOP_KEY};
 use crate::script::diagnostics::{Diagnostic, Sources};
 use crate::script::host::{Host, Program};
 use crate::script::{self, PrintTo};
@@ -57,18 +57,20 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     sources.add(&name, &text);
     let json = args.output == Format::Json;
     // Declared parameters are checked before anything is locked, opened or sent.
-    let declared = script::params::extract(&text, &name).map_err(|d| fail(&d, &sources, json))?;
+    let declared = script::params::extract(&text, &name).map_err(|d| fail(&d, &sources))?;
     let params = match &declared {
         Some(p) => Some(p.bind(&args.args).map_err(|problems| {
             let body = problems.join("\n  ");
             let help = format!("`mdops doc {}` lists its parameters", args.script);
-            if json {
-                output::out(&output::json(&serde_json::json!({"error": {"message": problems.join("; "), "exit_code": exit::USAGE}})));
-            }
-            Failure::rendered(
+            let mut f = Failure::rendered(
                 Kind::Usage,
                 format!("error: invalid arguments for {name}:\n  {body}\n  = help: {help}\n"),
-            )
+            );
+            f.plain = Some(format!(
+                "invalid arguments for {name}: {}",
+                problems.join("; ")
+            ));
+            f
         })?),
         None => None,
     };
@@ -116,7 +118,7 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     let engine = script::engine(Some(host.clone()), sources.clone(), print_to);
     let ast = script::compile(&engine, &name, &text, &sources)
         .and_then(|ast| script::lint::check(&engine, &ast, &name).map(|_| ast))
-        .map_err(|d| fail(&d, &sources, json))?;
+        .map_err(|d| fail(&d, &sources))?;
     let mut functions = ast.clone_functions_only();
     functions.set_source(name.as_str());
     host.set_program(Program {
@@ -130,7 +132,12 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     if has_state {
         resolve_dead_runs(&rt, args.dry_run);
     }
-    let mut ending = eval_deep(&engine, &ast, &name, &sources);
+    let mode = if args.output == Format::Text {
+        Mode::Display
+    } else {
+        Mode::Raw
+    };
+    let mut ending = eval_deep(&engine, &ast, &name, &sources, mode);
     if let (Ending::Interrupted(d), Some(kind)) = (&mut ending, ctx.interrupted()) {
         d.message = match kind {
             Kind::Terminated => "terminated (SIGTERM): stopped, then cleaned up".into(),
@@ -152,36 +159,42 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     if unsettled && code == exit::OK {
         code = exit::PARTIAL;
     }
-    let failed = code != exit::OK;
     // What the run printed: the result, then what went wrong, then the summary.
     let mut errors = String::new();
+    let mut envelope = output::Envelope {
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let mut error_at: Option<(String, usize, usize)> = None;
+    let mut error_message: Option<String> = None;
     match &ending {
-        Ending::Value(doc) => match doc {
-            Ok(doc) => emit_result(&rt, doc.clone(), json, args.dry_run),
-            Err(e) => {
-                code = exit::SCRIPT;
-                errors.push_str(&format!("error: cannot show the result: {e}\n"));
-            }
-        },
-        Ending::Failed(d) | Ending::Interrupted(d) => {
+        Ending::Value(Ok(doc)) => {
             if json {
-                emit_json_error(d, d.category.code());
+                envelope.result = crate::redact::clean_json(doc.to_json());
+            } else {
+                output::out(&crate::redact::clean_output(&doc.render(rt.options.output)));
             }
+        }
+        Ending::Value(Err(e)) => {
+            code = exit::SCRIPT;
+            error_message = Some(format!("cannot show the result: {e}"));
+            errors.push_str(&format!("error: cannot show the result: {e}\n"));
+        }
+        Ending::Failed(d) | Ending::Interrupted(d) => {
+            error_message = Some(d.message.clone());
+            error_at = location_of(d);
             errors.push_str(&d.render(&sources));
         }
-        Ending::Exit(c, message) => {
+        Ending::Exit(_, message) => {
             if let Some(m) = message {
-                if json {
-                    output::out(&output::json(
-                        &serde_json::json!({"error": {"message": m, "exit_code": c}}),
-                    ));
-                }
+                error_message = Some(m.clone());
                 errors.push_str(&format!("error: {}\n", output::escape(m)));
             }
         }
         // The summary line says why.
-        Ending::Stopped(_) => {}
+        Ending::Stopped(why) => error_message = Some(why.clone()),
     }
+    let failed = code != exit::OK;
     if !quiet || failed {
         for w in rt.take_warnings() {
             eprintln!("{w}");
@@ -195,8 +208,24 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
         ));
     }
     eprint!("{errors}");
+    let counts = Summary::of(&rt, started, &settled);
     if !quiet || failed {
-        summary(&rt, &name, started, &ending, &settled, ctx.interrupted());
+        counts.print(&name, &ending, ctx.interrupted());
+    }
+    if json {
+        envelope.ok = !failed;
+        envelope.plan = rt.take_plan();
+        envelope.summary = counts.to_json(&ending, ctx.interrupted());
+        if failed {
+            let message = error_message.unwrap_or_else(|| counts.failure_text());
+            envelope.error = output::error_value(
+                &crate::redact::clean(&message),
+                code,
+                crate::failure::kind_name(code),
+                error_at.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c)),
+            );
+        }
+        output::out(&envelope.render());
     }
     Ok(code)
 }
@@ -224,14 +253,20 @@ fn success_code(rt: &Runtime) -> i32 {
 /// Runs the script on a thread with room for deep recursion (Rhai recurses
 /// over deeply nested values when it prints, clones or drops them), and turns
 /// how it ended into plain data there.
-fn eval_deep(engine: &rhai::Engine, ast: &rhai::AST, name: &str, sources: &Sources) -> Ending {
+fn eval_deep(
+    engine: &rhai::Engine,
+    ast: &rhai::AST,
+    name: &str,
+    sources: &Sources,
+    mode: Mode,
+) -> Ending {
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("mdops-script".into())
             .stack_size(script::SCRIPT_STACK)
             .spawn_scoped(s, || {
                 match engine.eval_ast_with_scope::<Dynamic>(&mut Scope::new(), ast) {
-                    Ok(v) => Ending::Value(to_doc(&v)),
+                    Ok(v) => Ending::Value(to_doc(&v, mode)),
                     Err(e) => ending_of(*e, engine, ast, name, sources),
                 }
             })
@@ -288,28 +323,15 @@ fn ending_of(
     }
 }
 
-fn emit_result(rt: &Runtime, doc: output::Doc, json: bool, dry_run: bool) {
-    if json {
-        let result = doc.to_json();
-        let value = if dry_run {
-            serde_json::json!({"dry_run": true, "plan": rt.take_plan(), "result": result})
-        } else {
-            result
-        };
-        output::out(&crate::redact::clean_output(&output::json(&value)));
-    } else {
-        output::out(&crate::redact::clean_output(&doc.render(rt.options.output)));
-    }
-}
-
-fn emit_json_error(d: &Diagnostic, code: i32) {
-    let location =
-        d.at.as_ref().filter(|(_, p)| !p.is_none()).map(
-            |(src, p)| serde_json::json!({"file": src, "line": p.line(), "column": p.position()}),
-        );
-    output::out(&output::json(
-        &serde_json::json!({"error": {"message": d.message, "location": location, "exit_code": code}}),
-    ));
+/// Where in the script a diagnostic points: file, line, column.
+fn location_of(d: &Diagnostic) -> Option<(String, usize, usize)> {
+    d.at.as_ref().filter(|(_, p)| !p.is_none()).map(|(src, p)| {
+        (
+            src.to_string(),
+            p.line().unwrap_or(0),
+            p.position().unwrap_or(0),
+        )
+    })
 }
 
 /// What runs that died without cleaning up left behind is revoked before this
@@ -344,56 +366,116 @@ fn resolve_dead_runs(rt: &Runtime, dry_run: bool) {
     }
 }
 
-/// One line on stderr after bulk work or a stop: items, writes, requests,
-/// retries, time. A structured event with `--log-format json`.
-fn summary(
-    rt: &Runtime,
-    name: &str,
-    started: std::time::Instant,
-    ending: &Ending,
-    settled: &[Settled],
-    signal: Option<Kind>,
-) {
-    use std::sync::atomic::Ordering;
-    let ok = rt.stats.items_ok.load(Ordering::Relaxed);
-    let failed = rt.stats.items_failed.load(Ordering::Relaxed);
-    let stopped = matches!(ending, Ending::Stopped(_) | Ending::Interrupted(_));
-    if ok + failed == 0 && !stopped && settled.is_empty() {
-        return;
-    }
-    let writes = rt.stats.writes.load(Ordering::Relaxed);
-    let (requests, retries) = rt.api_stats();
-    let secs = started.elapsed().as_secs_f64();
-    let revoked = settled
-        .iter()
-        .filter(|s| s.revoked && s.token_id.is_some())
-        .count();
-    let why = match ending {
-        Ending::Stopped(why) => format!("; {why}"),
-        Ending::Interrupted(_) if signal == Some(Kind::Terminated) => "; terminated".to_string(),
-        Ending::Interrupted(_) => "; interrupted".to_string(),
-        _ => String::new(),
-    };
-    if tracing::enabled!(tracing::Level::INFO) {
-        tracing::info!(
-            script = name,
-            items_ok = ok,
-            items_failed = failed,
-            writes,
+/// What a run did, counted: printed as its summary line on stderr, logged
+/// as one event with `--log-format json`, and the `summary` of its JSON document.
+struct Summary {
+    ok: u64,
+    failed: u64,
+    writes: u64,
+    requests: u64,
+    retries: u64,
+    seconds: f64,
+    orphans_revoked: u64,
+    dry_run: bool,
+    quiet_run: bool,
+}
+
+impl Summary {
+    fn of(rt: &Runtime, started: std::time::Instant, settled: &[Settled]) -> Summary {
+        use std::sync::atomic::Ordering;
+        let (requests, retries) = rt.api_stats();
+        let ok = rt.stats.items_ok.load(Ordering::Relaxed);
+        let failed = rt.stats.items_failed.load(Ordering::Relaxed);
+        Summary {
+            ok,
+            failed,
+            writes: rt.stats.writes.load(Ordering::Relaxed),
             requests,
             retries,
-            orphans_revoked = revoked,
-            seconds = secs,
-            stopped = why.trim_start_matches("; "),
-            "run finished"
+            seconds: started.elapsed().as_secs_f64(),
+            orphans_revoked: settled
+                .iter()
+                .filter(|s| s.revoked && s.token_id.is_some())
+                .count() as u64,
+            dry_run: rt.options.dry_run,
+            quiet_run: ok + failed == 0 && settled.is_empty(),
+        }
+    }
+
+    /// Why the run stopped early, if it did: `--max-writes`, or a signal.
+    fn stopped(ending: &Ending, signal: Option<Kind>) -> Option<String> {
+        match ending {
+            Ending::Stopped(why) => Some(why.clone()),
+            Ending::Interrupted(_) if signal == Some(Kind::Terminated) => Some("terminated".into()),
+            Ending::Interrupted(_) => Some("interrupted".into()),
+            _ => None,
+        }
+    }
+
+    fn to_json(&self, ending: &Ending, signal: Option<Kind>) -> serde_json::Value {
+        serde_json::json!({
+            "items_ok": self.ok,
+            "items_failed": self.failed,
+            "writes": self.writes,
+            "requests": self.requests,
+            "retries": self.retries,
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "orphans_revoked": self.orphans_revoked,
+            "stopped": Summary::stopped(ending, signal),
+        })
+    }
+
+    /// The error message of a run that ended with a code but no error of its own.
+    fn failure_text(&self) -> String {
+        if self.failed > 0 {
+            format!("{} of {} items failed", self.failed, self.ok + self.failed)
+        } else if self.orphans_revoked > 0 {
+            format!(
+                "{} token(s) minted in this run were never delivered, revealed or released, and were revoked",
+                self.orphans_revoked
+            )
+        } else {
+            "the script asked for this exit code".into()
+        }
+    }
+
+    /// The summary line on stderr (a structured event with `--log-format
+    /// json`), for bulk runs and runs that stopped early.
+    fn print(&self, name: &str, ending: &Ending, signal: Option<Kind>) {
+        let stopped = Summary::stopped(ending, signal);
+        if self.quiet_run && stopped.is_none() {
+            return;
+        }
+        let (ok, failed, writes, requests, retries, secs) = (
+            self.ok,
+            self.failed,
+            self.writes,
+            self.requests,
+            self.retries,
+            self.seconds,
         );
-    } else {
-        let orphans = if revoked > 0 {
-            format!("; {revoked} undelivered token(s) revoked")
+        let why = stopped.map(|w| format!("; {w}")).unwrap_or_default();
+        if tracing::enabled!(tracing::Level::INFO) {
+            tracing::info!(
+                script = name,
+                items_ok = ok,
+                items_failed = failed,
+                writes,
+                requests,
+                retries,
+                orphans_revoked = self.orphans_revoked,
+                seconds = secs,
+                stopped = why.trim_start_matches("; "),
+                "run finished"
+            );
+            return;
+        }
+        let orphans = if self.orphans_revoked > 0 {
+            format!("; {} undelivered token(s) revoked", self.orphans_revoked)
         } else {
             String::new()
         };
-        let writes = if rt.options.dry_run {
+        let writes = if self.dry_run {
             format!("{writes} {} planned", plural(writes, "write"))
         } else {
             format!("{writes} {}", plural(writes, "write"))
@@ -407,14 +489,12 @@ fn summary(
     }
 }
 
-pub fn fail(d: &Diagnostic, sources: &Sources, json: bool) -> Failure {
-    let code = d.category.code();
-    if json {
-        emit_json_error(d, code);
-    }
+pub fn fail(d: &Diagnostic, sources: &Sources) -> Failure {
     Failure {
-        code,
+        code: d.category.code(),
         message: d.render(sources),
+        location: location_of(d),
+        plain: Some(d.message.clone()),
     }
 }
 

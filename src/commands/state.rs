@@ -4,7 +4,7 @@
 use crate::cli::{AuditArgs, ExportFormat, InventoryCmd, JournalCmd};
 use crate::context::{Context, OnSignal};
 use crate::failure::{exit, Failure};
-use crate::output::{out, Doc, Format, Table};
+use crate::output::{out, Doc, Envelope, Format, Table};
 use crate::settings::Settings;
 use crate::store::{AuditFilter, InventoryEntry, Store};
 use serde::Serialize;
@@ -28,9 +28,7 @@ fn open(settings: &Settings) -> Result<Store, Failure> {
 /// every field; `(none)` for an empty table in text.
 fn show<T: Serialize>(rows: &[T], columns: &[&str], format: Format) {
     match format {
-        Format::Json => out(&crate::output::json(
-            &serde_json::to_value(rows).unwrap_or_default(),
-        )),
+        Format::Json => out(&Envelope::ok(serde_json::to_value(rows).unwrap_or_default()).render()),
         Format::Text if rows.is_empty() => out("(none)\n"),
         _ => out(&Doc::Table(Table::of(rows, columns)).render(format)),
     }
@@ -147,10 +145,11 @@ fn reconcile(settings: &Settings, adopt: bool, output: Format) -> Result<i32, Fa
         adopted: names(&["adopted"]),
     };
     match output {
-        Format::Json => out(&crate::output::json(
-            &serde_json::to_value(&report).unwrap_or_default(),
-        )),
-        Format::Text | Format::Csv => {
+        Format::Json => {
+            out(&Envelope::ok(serde_json::to_value(&report).unwrap_or_default()).render())
+        }
+        Format::Csv => out(&Table::of(&found.rows, &["account", "state"]).to_csv()),
+        Format::Text => {
             let list = |v: &[String]| {
                 if v.is_empty() {
                     "(none)".to_string()
@@ -235,6 +234,8 @@ pub fn journal(
     Ok(exit::OK)
 }
 
+const RESOLVED_COLUMNS: [&str; 5] = ["script", "pid", "account", "token", "outcome"];
+
 #[derive(Serialize)]
 struct Resolved {
     run: String,
@@ -273,11 +274,13 @@ fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Fa
                 });
             }
         }
-        show(
-            &rows,
-            &["script", "pid", "account", "token", "outcome"],
-            output,
-        );
+        if output == Format::Json {
+            let mut doc = Envelope::ok(serde_json::to_value(&rows).unwrap_or_default());
+            doc.dry_run = true;
+            out(&doc.render());
+        } else {
+            show(&rows, &RESOLVED_COLUMNS, output);
+        }
         return Ok(exit::OK);
     }
     drop(store);
@@ -303,12 +306,23 @@ fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Fa
             });
         }
     }
-    show(
-        &rows,
-        &["script", "pid", "account", "token", "outcome"],
-        output,
-    );
-    Ok(if clean { exit::OK } else { exit::PARTIAL })
+    let code = if clean { exit::OK } else { exit::PARTIAL };
+    if output == Format::Json {
+        let mut doc = Envelope::ok(serde_json::to_value(&rows).unwrap_or_default());
+        if !clean {
+            doc.ok = false;
+            doc.error = crate::output::error_value(
+                "some tokens could not be revoked; run `mdops journal resolve` again",
+                code,
+                crate::failure::kind_name(code),
+                None,
+            );
+        }
+        out(&doc.render());
+    } else {
+        show(&rows, &RESOLVED_COLUMNS, output);
+    }
+    Ok(code)
 }
 
 /// `7d` (that long ago) or an RFC 3339 time, as the RFC 3339 UTC form the log stores.

@@ -113,7 +113,11 @@ pub fn complete(known: &Known, line: &str, pos: usize) -> (usize, Vec<String>) {
             known
                 .functions
                 .iter()
-                .filter(|f| !f.qualified.contains("::") && f.qualified.starts_with(word))
+                .filter(|f| {
+                    !f.qualified.contains("::")
+                        && !f.qualified.contains('.')
+                        && f.qualified.starts_with(word)
+                })
                 .map(|f| format!("{}(", f.qualified)),
         );
         c.extend(

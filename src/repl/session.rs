@@ -72,7 +72,7 @@ fn help_text(docs: &[docs::FnDoc]) -> String {
     namespaces.dedup();
     let mut helpers: Vec<&str> = docs
         .iter()
-        .filter(|f| !f.qualified.contains("::"))
+        .filter(|f| !f.qualified.contains("::") && !f.qualified.contains('.'))
         .map(|f| f.qualified.as_str())
         .collect();
     helpers.dedup();
@@ -347,7 +347,12 @@ fn show(v: &Dynamic, json: bool) -> Result<String, String> {
             v.clone().into_string().unwrap_or_default()
         ));
     }
-    let doc = crate::script::convert::to_doc(v)?;
+    let mode = if json {
+        crate::script::convert::Mode::Raw
+    } else {
+        crate::script::convert::Mode::Display
+    };
+    let doc = crate::script::convert::to_doc(v, mode)?;
     let text = if json {
         crate::output::json(&doc.to_json())
     } else {

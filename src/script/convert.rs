@@ -5,7 +5,7 @@
 use crate::api::{ApiError, SecretString};
 use crate::output::{Doc, Table as OutTable};
 use crate::runtime::Error;
-use crate::script::table::Table;
+use crate::script::table::{Shown, Table};
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext, Position};
 
 /// What a binding returns: a value, or the error the script sees.
@@ -22,22 +22,30 @@ pub fn to_dynamic<T: Serialize>(value: &T) -> Dynamic {
     rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
 }
 
+/// Which side of a [`Shown`] value output takes: the text people read, or the
+/// raw value machines do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Display,
+    Raw,
+}
+
 /// A Rhai value as JSON, for API bodies and output. Secrets become their
 /// redacted form; they never reach JSON. Too deep a value is an error.
 pub fn to_json_checked(value: &Dynamic) -> Result<Value, String> {
-    json_at(value, 0)
+    json_at(value, 0, Mode::Raw)
 }
 
 /// [`to_json_checked`] where depth cannot be an issue (or `null` if it is).
 pub fn to_json(value: &Dynamic) -> Value {
-    json_at(value, 0).unwrap_or(Value::Null)
+    json_at(value, 0, Mode::Raw).unwrap_or(Value::Null)
 }
 
 fn too_deep() -> String {
     format!("the value is nested more than {MAX_DEPTH} levels deep")
 }
 
-fn json_at(value: &Dynamic, depth: usize) -> Result<Value, String> {
+fn json_at(value: &Dynamic, depth: usize, mode: Mode) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err(too_deep());
     }
@@ -63,14 +71,14 @@ fn json_at(value: &Dynamic, depth: usize) -> Result<Value, String> {
     if let Some(arr) = value.read_lock::<Array>() {
         return arr
             .iter()
-            .map(|v| json_at(v, depth + 1))
+            .map(|v| json_at(v, depth + 1, mode))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
     if let Some(map) = value.read_lock::<Map>() {
         let mut out = serde_json::Map::new();
         for (k, v) in map.iter() {
-            out.insert(k.to_string(), json_at(v, depth + 1)?);
+            out.insert(k.to_string(), json_at(v, depth + 1, mode)?);
         }
         return Ok(Value::Object(out));
     }
@@ -78,23 +86,29 @@ fn json_at(value: &Dynamic, depth: usize) -> Result<Value, String> {
         return Ok(Value::String(s.redacted()));
     }
     if let Some(t) = value.read_lock::<Table>() {
-        return t.to_output(depth).map(|t| t.to_json());
+        return t.to_output(depth, mode).map(|t| t.to_json());
+    }
+    if let Some(s) = value.read_lock::<Shown>() {
+        return match mode {
+            Mode::Display => Ok(Value::String(s.text.clone())),
+            Mode::Raw => json_at(&s.raw, depth + 1, mode),
+        };
     }
     Ok(Value::String(value.to_string()))
 }
 
 /// A script's result as an output document: a `table()`, an array of maps
 /// (shown as a table), or any other value.
-pub fn to_doc(value: &Dynamic) -> Result<Doc, String> {
+pub fn to_doc(value: &Dynamic, mode: Mode) -> Result<Doc, String> {
     if let Some(t) = value.read_lock::<Table>() {
-        return t.to_output(0).map(Doc::Table);
+        return t.to_output(0, mode).map(Doc::Table);
     }
-    to_json_checked(value).map(Doc::value)
+    json_at(value, 0, mode).map(Doc::value)
 }
 
 /// The aligned text form of a table (what `print(table)` shows).
 pub fn table_text(t: &Table) -> String {
-    match t.to_output(0) {
+    match t.to_output(0, Mode::Display) {
         Ok(t) => t.render(),
         Err(e) => format!("<{e}>"),
     }
@@ -102,11 +116,11 @@ pub fn table_text(t: &Table) -> String {
 
 /// Rows of a Rhai table as the output module's table.
 impl Table {
-    pub fn to_output(&self, depth: usize) -> Result<OutTable, String> {
+    pub fn to_output(&self, depth: usize, mode: Mode) -> Result<OutTable, String> {
         let rows = self
             .rows
             .iter()
-            .map(|r| json_at(r, depth + 1))
+            .map(|r| json_at(r, depth + 1, mode))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(OutTable::new(rows, self.columns.clone()))
     }

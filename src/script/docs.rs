@@ -81,13 +81,34 @@ fn render(qualified: &str, f: &FnMeta) -> FnDoc {
             (None, None) => "_".into(),
         })
         .collect();
-    let mut signature = format!("{qualified}({})", params.join(", "));
     let ret = friendly_ret(&f.return_type);
+    // A property getter reads as the property: `Shown.raw -> any`.
+    if let Some(prop) = f.name.strip_prefix("get$") {
+        let on = f
+            .params
+            .first()
+            .and_then(|p| p.typ.as_deref())
+            .map(friendly)
+            .unwrap_or_default();
+        return FnDoc {
+            qualified: format!("{on}.{prop}"),
+            signature: format!("{on}.{prop} -> {ret}"),
+            doc: doc_text(f),
+        };
+    }
+    let mut signature = format!("{qualified}({})", params.join(", "));
     if !f.return_type.is_empty() && ret != "()" {
         signature.push_str(&format!(" -> {ret}"));
     }
-    let doc = f
-        .doc_comments
+    FnDoc {
+        qualified: qualified.to_string(),
+        signature,
+        doc: doc_text(f),
+    }
+}
+
+fn doc_text(f: &FnMeta) -> String {
+    f.doc_comments
         .iter()
         .flat_map(|c| c.lines())
         .map(|l| {
@@ -100,12 +121,7 @@ fn render(qualified: &str, f: &FnMeta) -> FnDoc {
         .collect::<Vec<_>>()
         .join("\n")
         .trim()
-        .to_string();
-    FnDoc {
-        qualified: qualified.to_string(),
-        signature,
-        doc,
-    }
+        .to_string()
 }
 
 fn friendly_ret(ty: &str) -> String {

@@ -54,7 +54,10 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         .register_type_with_name::<Table>("Table")
         .register_fn("to_string", |t: &mut Table| convert::table_text(t))
         .register_fn("to_debug", |t: &mut Table| convert::table_text(t))
-        .register_fn("len", |t: &mut Table| t.rows.len() as rhai::INT);
+        .register_fn("len", |t: &mut Table| t.rows.len() as rhai::INT)
+        .register_type_with_name::<table::Shown>("Shown")
+        .register_fn("to_string", |s: &mut table::Shown| s.text.clone())
+        .register_fn("to_debug", |s: &mut table::Shown| format!("{:?}", s.text));
     for module in bindings::globals() {
         engine.register_global_module(module.into());
     }

@@ -1,5 +1,6 @@
-//! The `Table` script type: rows with a chosen column order, made by
-//! `table(rows, columns)`. Only the data: turning it into output is
+//! The script types of output: `Table`, rows with a chosen column order
+//! (`table(rows, columns)`), and `Shown`, a raw value with its display text
+//! (`shown(raw, text)`). Only the data: turning it into output is
 //! `convert`'s job (which depends on this, not the other way round).
 
 use rhai::{Array, Dynamic, Map};
@@ -15,6 +16,14 @@ impl Table {
     pub fn new(rows: Array, columns: Option<Vec<String>>) -> Table {
         Table { columns, rows }
     }
+}
+
+/// A value with the text people see in its place: text output shows `text`,
+/// JSON and CSV carry `raw` (seconds, RFC 3339 times, structured maps).
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub raw: Dynamic,
+    pub text: String,
 }
 
 /// A map from key/value pairs.

@@ -314,6 +314,47 @@ impl Cmd {
     }
 }
 
+/// The `--output json` document on stdout, checked against
+/// `docs/output.schema.json` (the published contract), and returned whole.
+#[track_caller]
+pub fn json_doc(out: &Output) -> serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/output.schema.json"))
+                .expect("the output schema is JSON");
+        jsonschema::options()
+            .build(&schema)
+            .expect("the output schema compiles")
+    });
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{out:?}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the document breaks docs/output.schema.json:\n{}\n{out:?}",
+        errors.join("\n")
+    );
+    assert_eq!(
+        doc["ok"],
+        out.code == 0,
+        "`ok` agrees with the exit code:\n{out:?}"
+    );
+    if out.code != 0 {
+        assert_eq!(doc["error"]["exit_code"], out.code, "{out:?}");
+    }
+    doc
+}
+
+/// The `result` of a `--output json` document (the document is checked).
+#[track_caller]
+pub fn json_result(out: &Output) -> serde_json::Value {
+    json_doc(out)["result"].clone()
+}
+
 /// A plain HTTP client for talking to the emulator directly.
 pub fn http() -> reqwest::blocking::Client {
     mdops::api::install_crypto_provider();

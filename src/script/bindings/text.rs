@@ -1,7 +1,7 @@
 //! Tables, patterns and templates.
 
 use crate::script::convert::{invalid, ScriptResult, MAX_DEPTH};
-use crate::script::table::Table;
+use crate::script::table::{Shown, Table};
 use crate::sinks::template::{expand, Kind};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
@@ -89,6 +89,30 @@ pub mod api {
     #[rhai_fn(name = "table")]
     pub fn table(rows: Array) -> Table {
         Table::new(rows, None)
+    }
+
+    /// A value with the text people see in its place: text output shows `text`,
+    /// while `--output json` and `csv` carry `raw`. For report cells such as an age
+    /// (`shown(age, "85d")`: seconds in JSON) or a configuration
+    /// (`shown(cfg, "jumbo, cooldown 5m")`: the map in JSON). `.raw` and `.text`
+    /// read them back; printing or interpolating shows the text.
+    pub fn shown(raw: Dynamic, text: &str) -> Shown {
+        Shown {
+            raw,
+            text: text.to_string(),
+        }
+    }
+
+    /// The raw value of a `shown(raw, text)` cell (what JSON output carries).
+    #[rhai_fn(get = "raw", pure)]
+    pub fn shown_raw(s: &mut Shown) -> Dynamic {
+        s.raw.clone()
+    }
+
+    /// The display text of a `shown(raw, text)` cell (what text output shows).
+    #[rhai_fn(get = "text", pure)]
+    pub fn shown_text(s: &mut Shown) -> String {
+        s.text.clone()
     }
 
     /// Whether `text` matches the glob `pattern`: `*` any run of characters, `?` one
