@@ -24,7 +24,11 @@ fn dispatch(
 ) -> Result<i32, Failure> {
     match command {
         Command::Run(args) => crate::commands::run::run(settings()?, args),
+        Command::Eval(e) => crate::commands::run::eval(settings()?, e.expr, e.flags),
         Command::Repl(args) => crate::repl::run(settings()?, args),
+        Command::Whoami { output } => crate::commands::whoami::whoami(settings()?, output),
+        Command::Completions { shell } => crate::commands::doc::completions(shell),
+        Command::Man => crate::commands::doc::man(),
         Command::Check { script } => crate::commands::check::check(&script),
         Command::Scripts => crate::commands::doc::list_scripts(),
         Command::Doc { name } => crate::commands::doc::doc(name.as_deref()),

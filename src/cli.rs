@@ -84,6 +84,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run a workflow script (a path, or the name of a bundled workflow)
     Run(RunArgs),
+    /// Evaluate an expression or a few statements, as `run` runs a script
+    Eval(EvalArgs),
     /// Interactive session: explore the organization, try functions, build workflows
     Repl(ReplArgs),
     /// Compile a script without running it; report errors with file:line:col
@@ -107,6 +109,15 @@ pub enum Command {
     },
     /// The audit log of mutating API calls
     Audit(AuditArgs),
+    /// Profile, API URL, where the token comes from, where state lives; and a live check
+    Whoami {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Shell completion script on stdout (bash, zsh, fish, powershell, elvish)
+    Completions { shell: clap_complete::Shell },
+    /// The manual page (roff) on stdout: `mdops man | man -l -`
+    Man,
     /// The journal of tokens mdops minted: delivered, verified, revoked
     Journal {
         #[command(subcommand)]
@@ -124,7 +135,9 @@ impl Command {
     /// run: a failure is reported in that format too.
     pub fn output(&self) -> (OutputFormat, bool) {
         match self {
-            Command::Run(a) => (a.output, a.dry_run),
+            Command::Run(a) => (a.flags.output, a.flags.dry_run),
+            Command::Eval(e) => (e.flags.output, e.flags.dry_run),
+            Command::Whoami { output } => (*output, false),
             Command::Inventory {
                 action: InventoryCmd::List { output } | InventoryCmd::Reconcile { output, .. },
             } => (*output, false),
@@ -223,6 +236,22 @@ pub struct AuditArgs {
 pub struct RunArgs {
     /// Script path or bundled workflow name
     pub script: String,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Rhai: one expression, or statements; the last expression is the result
+    #[arg(value_name = "EXPR")]
+    pub expr: String,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// The flags `run` and `eval` share.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunFlags {
     /// Script argument, read with arg("KEY") (repeatable)
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub args: Vec<(String, String)>,
@@ -232,7 +261,7 @@ pub struct RunArgs {
     /// Confirm destructive steps (account deletion) without asking
     #[arg(long, short)]
     pub yes: bool,
-    /// Output format of the script's result
+    /// Output format of the result
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }

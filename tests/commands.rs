@@ -395,3 +395,153 @@ fn seed_files_load_as_json_too() {
     .unwrap();
     assert_eq!(good.accounts[0].username, "json_one");
 }
+
+#[test]
+fn eval_runs_an_expression_like_run_runs_a_script() {
+    let env = Env::new();
+    env.mdops()
+        .args(["eval", "accounts::list().len()"])
+        .stdout("2\n")
+        .run();
+    env.mdops()
+        .args([
+            "eval",
+            "let n = arg(\"n\").parse_int(); n * 2",
+            "--arg",
+            "n=21",
+        ])
+        .stdout("42\n")
+        .run();
+    let out = env
+        .mdops()
+        .args([
+            "eval",
+            "tokens::list(\"bi_tool\").map(|t| t.name)",
+            "--output",
+            "json",
+        ])
+        .any_stdout()
+        .run();
+    assert_eq!(json_result(&out), serde_json::json!(["looker"]));
+    // A dry run plans; an error has the script position of the expression.
+    env.mdops()
+        .args(["eval", "accounts::create(\"planned\")", "--dry-run"])
+        .stdout_has(&["[dry-run] create account planned\n", "username  planned\n"])
+        .run();
+    env.mdops()
+        .args(["eval", "tokens::list(\"ghost_account\")"])
+        .status(1)
+        .stderr_has(&["User ghost_account not found", "--> <eval>:1:"])
+        .run();
+    env.mdops()
+        .args(["eval", "  "])
+        .status(2)
+        .stderr_has(&["nothing to evaluate"])
+        .run();
+    assert!(env.sim.writes().is_empty());
+}
+
+#[test]
+fn whoami_says_where_things_come_from_and_checks_the_token() {
+    let env = Env::new();
+    let out = env.mdops().args(["whoami"]).any_stdout().run();
+    assert!(
+        out.stdout.contains(&format!(
+            "token_from  --token-file {}\n",
+            env.token_file.display()
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("api_url     {}", env.sim.url())),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("accepted    true\nadmin       true\nuser_list   true\n"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains(crate::support::ADMIN),
+        "never the token"
+    );
+    assert!(out.stdout.contains("token       <secret "), "{out:?}");
+    // A service account's own token authenticates but is no admin: exit 3.
+    let own = env.home.path().join("own.token");
+    std::fs::write(&own, "etl-secret-airflow-000000000000\n").unwrap();
+    let out = env
+        .mdops()
+        .args([
+            "whoami",
+            "--output",
+            "json",
+            "--token-file",
+            own.to_str().unwrap(),
+        ])
+        .status(3)
+        .any_stdout()
+        .stderr_has(&["403"])
+        .run();
+    let doc = json_doc(&out);
+    assert_eq!(doc["result"]["accepted"], true);
+    assert_eq!(doc["result"]["admin"], false);
+    assert!(!out.stdout.contains("etl-secret-airflow"));
+    // A refused token: exit 3, and nothing of it printed.
+    std::fs::write(&own, "not-a-token-of-this-org-000000\n").unwrap();
+    let out = env
+        .mdops()
+        .args(["whoami", "--token-file", own.to_str().unwrap()])
+        .status(3)
+        .any_stdout()
+        .stderr_has(&["401"])
+        .run();
+    assert!(out.stdout.contains("accepted    false\n"), "{out:?}");
+    assert!(!out.stdout.contains("not-a-token") && !out.stderr.contains("not-a-token"));
+    // No token at all: a usage error that says how to give one.
+    Cmd::bare(env.home.path())
+        .args(["whoami"])
+        .status(2)
+        .any_stdout()
+        .stderr_has(&["no admin token"])
+        .run();
+}
+
+#[test]
+fn completions_and_the_manual_are_generated() {
+    let home = tempfile::tempdir().unwrap();
+    for (shell, mark) in [
+        ("bash", "_mdops()"),
+        ("zsh", "#compdef mdops"),
+        ("fish", "complete -c mdops"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = Cmd::bare(home.path())
+            .args(["completions", shell])
+            .any_stdout()
+            .run();
+        assert!(
+            out.stdout.contains(mark),
+            "{shell}: {}",
+            &out.stdout[..200.min(out.stdout.len())]
+        );
+        assert!(
+            out.stdout.contains("rotate") || out.stdout.contains("whoami"),
+            "{shell}"
+        );
+    }
+    Cmd::bare(home.path())
+        .args(["completions", "tcsh"])
+        .status(2)
+        .stderr_has(&["invalid value 'tcsh'"])
+        .run();
+    let out = Cmd::bare(home.path()).args(["man"]).any_stdout().run();
+    assert!(out.stdout.contains(".TH mdops 1"), "{}", &out.stdout[..300]);
+    for section in [
+        ".SH \"MDOPS RUN\"",
+        ".SH \"MDOPS WHOAMI\"",
+        "\\-\\-max\\-writes",
+    ] {
+        assert!(out.stdout.contains(section), "lacks {section}");
+    }
+}

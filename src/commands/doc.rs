@@ -85,3 +85,48 @@ pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
         crate::output::escape(name)
     )))
 }
+
+/// `mdops completions SHELL`: the completion script for that shell on stdout.
+pub fn completions(shell: clap_complete::Shell) -> Result<i32, Failure> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut crate::cli::Cli::command(), "mdops", &mut buf);
+    out(&String::from_utf8_lossy(&buf));
+    Ok(exit::OK)
+}
+
+/// `mdops man`: the manual page in roff on stdout: the main page, then a
+/// section per command with its synopsis and options.
+pub fn man() -> Result<i32, Failure> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    cmd.build();
+    let mut buf = Vec::new();
+    let fail = |e: std::io::Error| Failure::script(format!("cannot render the manual: {e}"));
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut buf)
+        .map_err(fail)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let page = clap_mangen::Man::new(sub.clone());
+        let mut part = Vec::new();
+        page.render_synopsis_section(&mut part).map_err(fail)?;
+        page.render_options_section(&mut part).map_err(fail)?;
+        let title = format!(".SH \"MDOPS {}\"", sub.get_name().to_uppercase());
+        for line in String::from_utf8_lossy(&part).lines() {
+            let line = match line {
+                ".SH SYNOPSIS" => title.as_str(),
+                ".SH OPTIONS" => ".SS Options",
+                other => other,
+            };
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            if line == title {
+                if let Some(about) = sub.get_about() {
+                    buf.extend_from_slice(format!("{about}\n.br\n").as_bytes());
+                }
+            }
+        }
+    }
+    out(&String::from_utf8_lossy(&buf));
+    Ok(exit::OK)
+}

@@ -6,3 +6,4 @@ pub mod doc;
 pub mod run;
 pub mod sim;
 pub mod state;
+pub mod whoami;

@@ -2,7 +2,7 @@
 //! lock, resolve what dead runs left behind, run, clean up, and end with the
 //! exit code that says what happened.
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, RunFlags};
 use crate::context::{Context, OnSignal};
 use crate::failure::{exit, Failure, Kind};
 use crate::output::{self, Format};
@@ -53,6 +53,29 @@ enum Ending {
 
 pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     let (name, text) = load_script(&args.script)?;
+    run_text(settings, &args.script, args.flags, name, text, true)
+}
+
+/// `mdops eval EXPR`: the expression (or a few statements) as a script named
+/// `<eval>`, with the flags, globals, output and exit codes of `run`. It
+/// takes no lock: it is not a workflow that cron could start twice.
+pub fn eval(settings: Settings, expr: String, flags: RunFlags) -> Result<i32, Failure> {
+    if expr.trim().is_empty() {
+        return Err(Failure::usage(
+            "nothing to evaluate: give an expression, e.g. mdops eval 'accounts::list()'",
+        ));
+    }
+    run_text(settings, "<eval>", flags, "<eval>".to_string(), expr, false)
+}
+
+fn run_text(
+    settings: Settings,
+    spec: &str,
+    args: RunFlags,
+    name: String,
+    text: String,
+    lock: bool,
+) -> Result<i32, Failure> {
     let sources = Arc::new(Sources::default());
     sources.add(&name, &text);
     let json = args.output == Format::Json;
@@ -61,7 +84,7 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
     let params = match &declared {
         Some(p) => Some(p.bind(&args.args).map_err(|problems| {
             let body = problems.join("\n  ");
-            let help = format!("`mdops doc {}` lists its parameters", args.script);
+            let help = format!("`mdops doc {spec}` lists its parameters");
             let mut f = Failure::rendered(
                 Kind::Usage,
                 format!("error: invalid arguments for {name}:\n  {body}\n  = help: {help}\n"),
@@ -75,11 +98,11 @@ pub fn run(settings: Settings, args: RunArgs) -> Result<i32, Failure> {
         None => None,
     };
     // A dry run changes nothing and a sandbox run shares nothing: neither needs the lock.
-    let _lock = if args.dry_run || settings.sandbox {
+    let _lock = if !lock || args.dry_run || settings.sandbox {
         None
     } else {
-        let bundled = name.starts_with("scripts/") && !std::path::Path::new(&args.script).is_file();
-        let key = crate::lock::key_for(&args.script, bundled);
+        let bundled = name.starts_with("scripts/") && !std::path::Path::new(spec).is_file();
+        let key = crate::lock::key_for(spec, bundled);
         match crate::lock::acquire(&settings.data_dir, &key, &name) {
             Ok(lock) => Some(lock),
             Err(crate::lock::LockError::Held { path, holder }) => {

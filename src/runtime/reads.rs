@@ -234,3 +234,48 @@ impl Runtime {
             .is_some())
     }
 }
+
+/// What `mdops whoami` learns from the server about the admin token.
+#[derive(Debug, Default)]
+pub struct AdminCheck {
+    /// The token authenticates (`None`: the server could not be asked).
+    pub accepted: Option<bool>,
+    /// It may do admin work (`GET /v1/active_accounts` needs the Admin role).
+    pub admin: Option<bool>,
+    /// The server offers the user list (`GET /v1/users`) to this token.
+    pub user_list: Option<bool>,
+    /// Why the check failed (401, 403, unreachable).
+    pub error: Option<ApiError>,
+}
+
+impl Runtime {
+    /// Asks the server about the admin token with two reads that change
+    /// nothing: the admin-only list of running Ducklings, then the user list.
+    pub fn check_admin(&self) -> AdminCheck {
+        let mut check = AdminCheck::default();
+        match self.call(|c| async move { c.active_accounts().await }) {
+            Ok(_) => {
+                check.accepted = Some(true);
+                check.admin = Some(true);
+            }
+            Err(e) => {
+                match &e {
+                    ApiError::Status { status: 401, .. } => check.accepted = Some(false),
+                    ApiError::Status { status: 403, .. } => {
+                        check.accepted = Some(true);
+                        check.admin = Some(false);
+                    }
+                    _ => {}
+                }
+                check.error = Some(e);
+                return check;
+            }
+        }
+        check.user_list = match self.call(|c| async move { c.list_users().await }) {
+            Ok(list) => Some(list.is_some()),
+            Err(ApiError::Status { status: 403, .. }) => Some(false),
+            Err(_) => None,
+        };
+        check
+    }
+}
