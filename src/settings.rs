@@ -244,6 +244,11 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
     } else {
         (None, None)
     };
+    // Known to the redactor from now on: before the first request, a script
+    // that prints the token file, or a command that echoes it, must not show it.
+    if let Some(t) = &token {
+        crate::redact::register(t.expose());
+    }
     if !(1..=3600).contains(&global.timeout) {
         return Err(format!(
             "--timeout must be 1 to 3600 seconds, not {}",

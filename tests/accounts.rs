@@ -30,14 +30,22 @@ fn create_then_exists_list_and_duplicate() {
 }
 
 #[test]
-fn list_falls_back_quietly_without_the_users_route() {
+fn list_falls_back_without_the_users_route_and_says_so() {
     let seed = crate::support::SEED.replace("dives = [", "users_endpoint = false\ndives = [");
     let env = Env::with_seed(&seed);
-    let out = env.run("list.rhai", "accounts::list()", &["--output", "json"]);
+    let out = env.run(
+        "list.rhai",
+        "accounts::list(); accounts::list()",
+        &["--output", "json"],
+    );
     assert_exit(&out, 0);
     // Only the account with running Ducklings is discoverable without GET /v1/users.
     assert_eq!(json_result(&out), serde_json::json!(["etl_pipeline"]));
-    assert_eq!(out.stderr, "");
+    assert_eq!(
+        out.stderr,
+        "warning: this API has no list of users (GET /v1/users): the accounts known are the inventory's and those with running Ducklings\n",
+        "said once, however many listings"
+    );
     let users_calls: Vec<_> = env
         .sim
         .requests()

@@ -129,6 +129,45 @@ fn a_lost_token_answer_leaves_no_duplicate_and_no_orphan() {
     assert_eq!(posts, [0, 200]);
 }
 
+/// The same, with the server's clock five minutes behind ours (or ahead):
+/// the orphan is looked for in the server's time (its `Date` header), so it
+/// is still found.
+#[test]
+fn a_lost_token_answer_is_resolved_whatever_the_clocks_say() {
+    for skew_minutes in [-5i64, 5] {
+        let env = with_faults(Faults {
+            drop_rate: 1.0,
+            scope: Some("POST /v1/users/*/tokens".into()),
+            limit: Some(1),
+            ..Default::default()
+        });
+        env.org().clock_offset = chrono::Duration::minutes(skew_minutes);
+        let out = env.run(
+            "m.rhai",
+            "let t = tokens::create(\"bi_tool\", \"skewed\"); t.token.reveal()",
+            &[],
+        );
+        assert_exit(&out, 0);
+        let org = env.org();
+        let named: Vec<_> = org.users["bi_tool"]
+            .tokens
+            .iter()
+            .filter(|t| t.name == "skewed")
+            .collect();
+        assert_eq!(
+            named.len(),
+            1,
+            "skew {skew_minutes}m: exactly one live token"
+        );
+        assert_eq!(out.stdout.trim(), named[0].secret);
+        assert_eq!(
+            org.revoked.len(),
+            1,
+            "skew {skew_minutes}m: the orphan was revoked"
+        );
+    }
+}
+
 #[test]
 fn a_lost_account_answer_is_resolved_by_looking() {
     let env = with_faults(Faults {

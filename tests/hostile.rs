@@ -1067,13 +1067,15 @@ fn a_link_planted_at_a_sink_is_refused_and_its_target_untouched() {
             &format!("sink_dir={}", dir.path().display()),
         ])
         .output();
-    assert_exit(&out, 4);
-    assert!(out.stdout.contains("is a symbolic link"), "{out:?}");
+    // Found before anything is minted.
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("is a symbolic link"), "{out:?}");
     assert_eq!(
         std::fs::read_to_string(&outside).unwrap(),
         "line one\nline two\n"
     );
     assert_eq!(names(&env, "etl"), ["airflow"]);
+    assert!(env.sim.writes().is_empty());
 }
 
 #[test]
@@ -1147,7 +1149,18 @@ fn a_command_sink_that_cannot_be_undone_says_so() {
 #[test]
 fn a_variable_that_changes_how_commands_run_cannot_carry_a_token() {
     let env = Env::new();
-    for var in ["PATH", "LD_PRELOAD", "1X"] {
+    for var in [
+        "PATH",
+        "LD_PRELOAD",
+        "1X",
+        "PYTHONPATH",
+        "NODE_OPTIONS",
+        "PERL5OPT",
+        "GIT_SSH_COMMAND",
+        "PROMPT_COMMAND",
+        "SSL_CERT_FILE",
+        "BASH_FUNC_x",
+    ] {
         let out = env
             .mdops()
             .args([
@@ -1201,4 +1214,84 @@ fn a_known_secret_read_back_from_a_file_is_not_printed() {
         out.stdout.contains(&secret("b")),
         "what the script revealed, it may print"
     );
+}
+
+/// The admin token is a known secret from the moment it is read, not from
+/// the first request: a script that prints the token file before any call
+/// shows a fingerprint.
+#[test]
+fn the_admin_token_is_redacted_before_the_first_request() {
+    let env = Env::new();
+    let out = env
+        .rhai(
+            "early.rhai",
+            &format!(
+                "print(read_text(\"{}\")); let r = sh([\"cat\", \"{}\"]); print(r.stdout);",
+                env.token_file.display(),
+                env.token_file.display()
+            ),
+        )
+        .any_stdout()
+        .run();
+    assert!(!out.stdout.contains(crate::support::ADMIN), "{out:?}");
+    assert_eq!(out.stdout.matches("<secret ").count(), 2, "{out:?}");
+    assert!(env.sim.requests().is_empty(), "no request was made");
+}
+
+/// A script's declaration cannot be one nobody can satisfy or pass.
+#[test]
+fn declarations_that_cannot_work_are_refused() {
+    let env = Env::new();
+    for (decl, why) in [
+        (
+            r#"#{"a=b": #{type: "string", doc: "x"}}"#,
+            "cannot be given as --arg NAME=VALUE",
+        ),
+        (
+            "#{\"\u{0430}ccounts\": #{type: \"string\", doc: \"x\"}}",
+            "use ASCII letters",
+        ),
+        (
+            r#"#{n: #{type: "int", min: 10, max: 1, doc: "x"}}"#,
+            "min is above max",
+        ),
+        (
+            r#"#{e: #{type: "enum", values: [], doc: "x"}}"#,
+            "values must be non-empty",
+        ),
+    ] {
+        env.rhai("d.rhai", &format!("let p = params({decl});"))
+            .status(1)
+            .stderr_has(&["invalid parameter declaration", why])
+            .run();
+    }
+    env.rhai(
+        "nested.rhai",
+        "let p = params(#{x: #{type: \"string\", doc: \"x\"}});\nfn later() { params(#{y: #{type: \"string\", doc: \"y\"}}) }\nlater()",
+    )
+    .status(1)
+    .stderr_has(&["params() is called once, at the top level", "nested.rhai:2:14"])
+    .run();
+    env.rhai(
+        "list.rhai",
+        "let p = params(#{l: #{type: \"list\", required: true, doc: \"x\"}}); p.l",
+    )
+    .args(["--arg", "l=,"])
+    .status(2)
+    .stderr_has(&["\",\" has an empty item"])
+    .run();
+    // A page for a script that does not compile is its error, not a blank page.
+    let broken = env.script("broken.rhai", "//! Broken.\nlet = ;\n");
+    env.mdops()
+        .args(["doc", broken.to_str().unwrap()])
+        .status(1)
+        .stderr_has(&["syntax error", "broken.rhai:2:"])
+        .run();
+    // Nor can a script's comments drive the reader's terminal.
+    let esc = env.script("esc.rhai", "//! Title \u{1b}]0;pwned\u{7}\nlet x = 1;\n");
+    env.mdops()
+        .args(["doc", esc.to_str().unwrap()])
+        .stdout("Title \\u{1b}]0;pwned\\u{7}\n")
+        .run();
+    assert!(env.sim.requests().is_empty());
 }

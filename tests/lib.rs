@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod hostile;
 mod repl;
+mod rotation;
 mod scale;
 mod state;
 mod tokens;

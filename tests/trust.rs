@@ -554,6 +554,14 @@ fn max_writes_stops_the_run_before_the_next_write() {
             .contains("; stopped before write 4 (--max-writes 3): nothing more was changed\n"),
         "{out:?}"
     );
+    // What was changed before the stop is listed, for the operator to see.
+    assert!(
+        out.stderr
+            .contains("writes made before the stop (see `mdops audit`):\n  create token tenant_0/")
+            && out.stderr.contains("\n  revoke token tenant_0/")
+            && out.stderr.contains("\n  create token tenant_1/"),
+        "{out:?}"
+    );
     // The rerun finishes the job (what was minted was delivered, not orphaned).
     let out = run(
         &env,

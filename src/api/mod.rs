@@ -18,6 +18,7 @@ mod endpoints;
 pub mod error;
 pub mod models;
 mod recovery;
+pub use recovery::orphans_of;
 pub mod resilience;
 pub mod rules;
 pub mod transport;

@@ -94,20 +94,23 @@ impl Client {
     /// `POST /v1/users/{username}/tokens`: mint a token; the secret comes back once.
     ///
     /// After an ambiguous failure, any token of this name created since the
-    /// request began is an orphan whose secret nobody received: it is revoked,
-    /// then a fresh token is minted. So a retry never leaves a duplicate behind.
+    /// request began (in the server's time, from its `Date` headers) that is
+    /// not `ours` (the caller's journal of tokens it received) is an orphan
+    /// whose secret nobody received: it is revoked, then a fresh token is
+    /// minted. So a retry never leaves a duplicate behind, a skewed local clock
+    /// cannot hide one, and a token another worker received is never touched.
     pub async fn create_token(
         &self,
         username: &str,
         new: &NewToken,
+        ours: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<CreatedToken, ApiError> {
         rules::new_token(username, new)?;
         let segments = ["v1", "users", username, "tokens"];
         let began = std::cell::Cell::new(chrono::Utc::now());
         self.create_resolving(
             || {
-                // Clocks differ a little between us and the server: look back a minute.
-                began.set(chrono::Utc::now() - chrono::Duration::seconds(60));
+                began.set(chrono::Utc::now());
                 async move {
                     let body = self
                         .call::<serde_json::Map<String, Value>, _>(Method::POST, &segments, Some(new))
@@ -116,17 +119,10 @@ impl Client {
                 }
             },
             || async {
-                let since = began.get();
-                let orphans: Vec<Token> = match self.list_tokens(username).await {
-                    Ok(tokens) => tokens
-                        .into_iter()
-                        .filter(|t| t.name.as_deref() == Some(new.name.as_str()))
-                        .filter(|t| {
-                            chrono::DateTime::parse_from_rfc3339(&t.created_ts)
-                                .map(|c| c >= since)
-                                .unwrap_or(false)
-                        })
-                        .collect(),
+                let listed = self.list_tokens(username).await;
+                let since = self.orphan_window(began.get());
+                let orphans: Vec<Token> = match listed {
+                    Ok(tokens) => orphans_of(tokens, &new.name, since, ours),
                     Err(_) => return Found::Unknown,
                 };
                 for orphan in orphans {
@@ -141,6 +137,20 @@ impl Client {
             },
         )
         .await
+    }
+
+    /// From when (server time) a token minted by a request that began at
+    /// `began` (our time) may date: the server's clock when it is known (a few
+    /// seconds of slack for the `Date` header's resolution and the trip), a
+    /// minute before ours otherwise.
+    pub fn orphan_window(
+        &self,
+        began: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        match self.server_time(began) {
+            Some(t) => t - chrono::Duration::seconds(5),
+            None => began - chrono::Duration::seconds(60),
+        }
     }
 
     /// The secret and metadata from a create's answer. An answer that minted
@@ -193,5 +203,54 @@ impl Client {
                 })
             }
         }
+    }
+}
+
+/// Tokens named `name`, created at or after `since`, that are not `ours`: what
+/// a create whose answer was lost may have minted.
+pub fn orphans_of(
+    tokens: Vec<Token>,
+    name: &str,
+    since: chrono::DateTime<chrono::Utc>,
+    ours: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<Token> {
+    tokens
+        .into_iter()
+        .filter(|t| t.name.as_deref() == Some(name))
+        .filter(|t| chrono::DateTime::parse_from_rfc3339(&t.created_ts).is_ok_and(|c| c >= since))
+        .filter(|t| !ours(&t.id))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: &str, name: &str, created: &str) -> Token {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "created_ts": created, "token_type": "read_write", "read_only": false,
+        }))
+        .unwrap()
+    }
+
+    /// Only tokens of the name, from the window, that nobody received.
+    #[test]
+    fn orphans_are_new_same_named_and_not_ours() {
+        let since = chrono::DateTime::parse_from_rfc3339("2026-11-29T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let tokens = vec![
+            token("a", "ci", "2026-11-29T12:00:01Z"),
+            token("b", "ci", "2026-11-29T11:59:00Z"),
+            token("c", "other", "2026-11-29T12:00:02Z"),
+            token("d", "ci", "2026-11-29T12:00:03Z"),
+            token("e", "ci", "not a time"),
+        ];
+        let ours = |id: &str| id == "d";
+        let found: Vec<String> = orphans_of(tokens, "ci", since, &ours)
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(found, ["a"]);
     }
 }

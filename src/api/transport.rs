@@ -8,7 +8,7 @@ use super::{ClientConfig, SecretString};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::time::Duration;
 use url::Url;
 
@@ -27,6 +27,11 @@ pub struct Client {
     pub(super) retry: RetryPolicy,
     gate: Gate,
     pub(super) stats: Stats,
+    /// The server's clock minus ours, in milliseconds, from the `Date` header
+    /// of its latest answer: orphans of a lost create are looked for in the
+    /// server's time, so a skewed local clock cannot hide one.
+    clock_offset_ms: AtomicI64,
+    clock_known: AtomicBool,
 }
 
 /// Whose credentials a request carries.
@@ -79,7 +84,35 @@ impl Client {
             retry: config.retry,
             gate: Gate::new(config.max_rps),
             stats: Stats::default(),
+            clock_offset_ms: AtomicI64::new(0),
+            clock_known: AtomicBool::new(false),
         })
+    }
+
+    /// A moment of our clock in the server's time, as far as its `Date`
+    /// headers tell (`None` before any answer carried one).
+    pub fn server_time(
+        &self,
+        local: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.clock_known.load(Ordering::Relaxed).then(|| {
+            local + chrono::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
+        })
+    }
+
+    fn note_server_date(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        else {
+            return;
+        };
+        // The header has whole seconds: the middle of that second is the best guess.
+        let server = date.with_timezone(&chrono::Utc) + chrono::Duration::milliseconds(500);
+        let offset = (server - chrono::Utc::now()).num_milliseconds();
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
+        self.clock_known.store(true, Ordering::Relaxed);
     }
 
     pub fn base_url(&self) -> &Url {
@@ -195,6 +228,7 @@ impl Client {
             Err(e) => return (Err(failed(e)), None),
         };
         let status = resp.status();
+        self.note_server_date(resp.headers());
         let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
             .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
             .flatten()

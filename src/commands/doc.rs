@@ -25,8 +25,13 @@ pub fn list_scripts() -> Result<i32, Failure> {
     Ok(exit::OK)
 }
 
-/// A workflow's page: its header, then its declared parameters.
-pub fn script_page(name: &str, text: &str) -> String {
+/// A workflow's page: its header, then its declared parameters. Every line
+/// is escaped: a script's comments must not drive the reader's terminal.
+/// A script that does not compile, or whose declaration is invalid, has no
+/// page: the error, with its position, instead.
+pub fn script_page(name: &str, text: &str) -> Result<String, Failure> {
+    let sources = Sources::default();
+    sources.add(name, text);
     let mut page = format!("{}\n", crate::catalog::header(text));
     match script::params::extract(text, name) {
         Ok(Some(p)) => {
@@ -34,12 +39,12 @@ pub fn script_page(name: &str, text: &str) -> String {
             page.push_str(&p.render());
         }
         Ok(None) => {}
-        Err(d) => page.push_str(&format!(
-            "\n(its parameter declaration is invalid: {})\n",
-            d.message
-        )),
+        Err(d) => return Err(super::run::fail(&d, &sources)),
     }
-    page
+    Ok(page
+        .lines()
+        .map(|l| format!("{}\n", crate::output::escape(l)))
+        .collect())
 }
 
 pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
@@ -64,12 +69,12 @@ pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
         return Ok(exit::OK);
     }
     if let Some(text) = crate::catalog::script(name) {
-        out(&script_page(&format!("scripts/{name}.rhai"), text));
+        out(&script_page(&format!("scripts/{name}.rhai"), text)?);
         return Ok(exit::OK);
     }
     if name.ends_with(".rhai") || name.contains('/') {
         let (display, text) = super::run::load_script(name)?;
-        out(&script_page(&display, &text));
+        out(&script_page(&display, &text)?);
         return Ok(exit::OK);
     }
     if let Some(text) = script::resolver::stdlib(name) {

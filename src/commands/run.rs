@@ -214,8 +214,17 @@ fn run_text(
                 errors.push_str(&format!("error: {}\n", output::escape(m)));
             }
         }
-        // The summary line says why.
-        Ending::Stopped(why) => error_message = Some(why.clone()),
+        // The summary line says why; what was done before is worth a list.
+        Ending::Stopped(why) => {
+            error_message = Some(why.clone());
+            let done = rt.writes_done();
+            if !done.is_empty() {
+                errors.push_str("writes made before the stop (see `mdops audit`):\n");
+                for w in done {
+                    errors.push_str(&format!("  {w}\n"));
+                }
+            }
+        }
     }
     let failed = code != exit::OK;
     if !quiet || failed {
@@ -427,10 +436,11 @@ impl Summary {
 
     /// Why the run stopped early, if it did: `--max-writes`, or a signal.
     fn stopped(ending: &Ending, signal: Option<Kind>) -> Option<String> {
-        match ending {
-            Ending::Stopped(why) => Some(why.clone()),
-            Ending::Interrupted(_) if signal == Some(Kind::Terminated) => Some("terminated".into()),
-            Ending::Interrupted(_) => Some("interrupted".into()),
+        match (ending, signal) {
+            (Ending::Stopped(why), _) => Some(why.clone()),
+            // A signal, wherever it found the run (a command, a sink, an API call).
+            (_, Some(Kind::Terminated)) => Some("terminated".into()),
+            (_, Some(_)) | (Ending::Interrupted(_), None) => Some("interrupted".into()),
             _ => None,
         }
     }

@@ -128,9 +128,6 @@ fn reconcile(settings: &Settings, adopt: bool, output: Format) -> Result<i32, Fa
     let found = rt
         .reconcile(adopt, false, &|_| true)
         .map_err(runtime_failure)?;
-    if !found.complete {
-        eprintln!("warning: this API has no list of users (GET /v1/users): only accounts with running Ducklings were found on the server");
-    }
     let names = |states: &[&str]| -> Vec<String> {
         found
             .rows

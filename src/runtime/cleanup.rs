@@ -87,6 +87,10 @@ fn revoke(rt: &Runtime, username: &str, id: &str, deadline: Instant, why: &str) 
     let result = rt
         .bridge
         .block_on_cleanup(left, async move { client.delete_token(username, id).await });
+    // A write like any other, in the run's count (the summary, `--output json`).
+    rt.stats
+        .writes
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let target = format!("{username}/{id}");
     rt.audit(
         "revoke token",
@@ -147,20 +151,18 @@ fn resolve_attempts(
                 continue;
             }
         };
-        let since = chrono::DateTime::parse_from_rfc3339(&a.started_at)
-            .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::seconds(60))
-            .ok();
-        let orphans: Vec<Token> = tokens
-            .into_iter()
-            .filter(|t| t.name.as_deref() == Some(a.name.as_str()))
-            .filter(
-                |t| match (&since, chrono::DateTime::parse_from_rfc3339(&t.created_ts)) {
-                    (Some(s), Ok(c)) => c >= *s,
-                    _ => false,
-                },
-            )
-            .filter(|t| matches!(store.journal_get(&t.id), Ok(None)))
-            .collect();
+        let Some(since) = chrono::DateTime::parse_from_rfc3339(&a.started_at)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+        else {
+            continue;
+        };
+        let since = match rt.client() {
+            Ok(c) => c.orphan_window(since),
+            Err(_) => since - chrono::Duration::seconds(60),
+        };
+        let ours = |id: &str| !matches!(store.journal_get(id), Ok(None));
+        let orphans = crate::api::orphans_of(tokens, &a.name, since, &ours);
         let mut all_gone = true;
         for t in &orphans {
             let (outcome, gone) = revoke(

@@ -41,8 +41,11 @@ impl Target {
     /// Whether it could be written now (the directory exists and is writable).
     pub fn check(&self) -> Result<(), String> {
         match self {
-            Target::File { path, mkdir } => crate::sinks::check_writable(path, *mkdir)
-                .map_err(|e| format!("cannot write {}: {e}", path.display())),
+            Target::File { path, mkdir } => {
+                crate::sinks::check_writable(path, *mkdir)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                crate::sinks::check_replaceable(path)
+            }
             Target::EnvFile { path, key } => {
                 if !crate::sinks::valid_env_key(key) {
                     return Err(format!(
@@ -50,7 +53,8 @@ impl Target {
                     ));
                 }
                 crate::sinks::check_writable(path, false)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                crate::sinks::check_env_entry(path, key)
             }
             Target::Command(Program::Argv(a)) if a.is_empty() => {
                 Err("the command array is empty".into())

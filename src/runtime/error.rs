@@ -17,6 +17,9 @@ pub enum Error {
     /// A secret could not be delivered (or the delivery was refused).
     #[error("{0}")]
     Sink(String),
+    /// The script was called wrongly (a selector that selects nothing): exit 2.
+    #[error("{0}")]
+    Usage(String),
     /// The run must stop now, whatever the script would do next.
     #[error("{0}")]
     Stop(Stop),

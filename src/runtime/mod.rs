@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod overlay;
 pub mod reads;
 pub mod reconcile;
+pub mod select;
 pub mod writes;
 
 pub use bridge::Bridge;
@@ -187,6 +188,8 @@ pub struct Runtime {
     warnings: Mutex<Vec<String>>,
     /// Warnings already given, for `warn_once`.
     warned: Mutex<std::collections::HashSet<String>>,
+    /// The writes this run made, as `operation target`, in order.
+    done: Mutex<Vec<String>>,
     pub ledger: ledger::Ledger,
     overlay: Option<Mutex<overlay::Overlay>>,
     /// Validated values of the script's declared parameters.
@@ -217,6 +220,7 @@ impl Runtime {
             stop: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
+            done: Mutex::new(Vec::new()),
             ledger: ledger::Ledger::new(),
             overlay,
             params: Mutex::new(None),
@@ -327,6 +331,11 @@ impl Runtime {
             .push(entry);
     }
 
+    /// The writes this run made so far, as `operation target`.
+    pub fn writes_done(&self) -> Vec<String> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn take_plan(&self) -> Vec<Value> {
         std::mem::take(&mut *self.plan.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -371,6 +380,12 @@ impl Runtime {
         result: Result<(), &ApiError>,
         detail: Option<String>,
     ) {
+        if result.is_ok() {
+            self.done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{operation} {}", crate::output::escape(target)));
+        }
         let record = AuditRecord {
             at: String::new(),
             profile: self.profile.clone(),

@@ -102,6 +102,11 @@ impl Runtime {
             Ok((users?, active?))
         })?;
         let complete = users.is_some();
+        if !complete {
+            self.warn_once(
+                "this API has no list of users (GET /v1/users): the accounts known are the inventory's and those with running Ducklings",
+            );
+        }
         let mut server = BTreeMap::new();
         for u in users.unwrap_or_default() {
             if u.is_service_account == Some(true) && u.is_deprovisioned != Some(true) {
@@ -170,6 +175,14 @@ impl Runtime {
     pub fn journal_get(&self, token_id: &str) -> Result<Option<JournalEntry>, Error> {
         self.store()?
             .journal_get(token_id)
+            .map_err(|e| Error::State(e.0))
+    }
+
+    /// The sink targets holding token `token_id`, as far as this install's
+    /// deliveries tell.
+    pub fn targets_of(&self, token_id: &str) -> Result<Vec<String>, Error> {
+        self.store()?
+            .delivery_targets(token_id)
             .map_err(|e| Error::State(e.0))
     }
 

@@ -190,7 +190,9 @@ impl Runtime {
         let attempt = self
             .ledger
             .begin_attempt(self, &store, username, &new.name)?;
-        let result = self.call(|c| async move { c.create_token(username, new).await });
+        // A token the journal knows was received by someone: never an orphan.
+        let ours = |id: &str| matches!(store.journal_get(id), Ok(Some(_)));
+        let result = self.call(|c| async move { c.create_token(username, new, &ours).await });
         let created = match result {
             Ok(created) => created,
             Err(e) => {

@@ -218,6 +218,7 @@ pub fn fail(ctx: &NativeCallContext, e: Error) -> Box<EvalAltResult> {
         Error::State(m) => script_error(ctx, "state", m),
         Error::Confirmation(m) => script_error(ctx, "confirmation", m),
         Error::Sink(m) => script_error(ctx, "sink", m),
+        Error::Usage(m) => script_error(ctx, "usage", m),
         Error::Stop(stop) => {
             let mut m = Map::new();
             m.insert(STOP_KEY.into(), stop.to_string().into());

@@ -270,6 +270,14 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         resp.status().as_u16()
     };
     s.log().push(entry(status));
+    let mut resp = resp;
+    // The organization's clock (tests may move it), as a real server's `Date`.
+    let now = s.org().now();
+    if let Ok(v) =
+        header::HeaderValue::from_str(&now.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        resp.headers_mut().insert(header::DATE, v);
+    }
     resp
 }
 

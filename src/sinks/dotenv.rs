@@ -4,7 +4,51 @@
 
 /// Variables a command's behaviour hangs on: a token must never go in one.
 const RESERVED_ENV: &[&str] = &[
-    "PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "PS4", "PWD", "USER", "TMPDIR",
+    "PATH",
+    "HOME",
+    "SHELL",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "PS4",
+    "PWD",
+    "USER",
+    "TMPDIR",
+    "CDPATH",
+    "PROMPT_COMMAND",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "HOSTALIASES",
+    "CLASSPATH",
+    "NLSPATH",
+    "TERMINFO",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+];
+
+/// Prefixes of variables that load code or change how an interpreter, the
+/// dynamic loader, git or TLS behave.
+const RESERVED_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "BASH_FUNC",
+    "GIT_",
+    "PYTHON",
+    "PERL",
+    "RUBY",
+    "NODE_",
+    "JAVA_",
+    "_JAVA",
+    "JDK_",
+    "SSL_",
+    "GCONV",
+    "LOCPATH",
+    "LC_",
+    "MALLOC",
 ];
 
 /// Whether `name` may carry a secret to a command: a valid name that does
@@ -17,8 +61,7 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     }
     let upper = name.to_ascii_uppercase();
     if RESERVED_ENV.contains(&upper.as_str())
-        || upper.starts_with("LD_")
-        || upper.starts_with("DYLD_")
+        || RESERVED_PREFIXES.iter().any(|p| upper.starts_with(p))
     {
         return Err(format!(
             "{name} changes how a command runs; choose another variable"
@@ -227,35 +270,92 @@ fn quoted(value: &str) -> String {
     }
 }
 
-/// The file with `key` set to `value`, and the value it had before. `Err`
-/// with the line of a quote that is never closed: such a file cannot be
-/// edited safely (a shell would read anything after it into that value).
-pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<String>), usize> {
+/// Whether a raw value is an expression a shell would expand (`$VAR`,
+/// `${VAR}`, `$(cmd)`, backticks) rather than a literal: outside single quotes.
+fn expands(raw: &str) -> bool {
+    let mut single = false;
+    let mut escaped = false;
+    for c in raw.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if !single => escaped = true,
+            '\'' => single = !single,
+            '$' | '`' if !single => return true,
+            '#' => break,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The file with `key` set to `value`, and the value it had before. Refused
+/// (`Err` with why, nothing changed) when it cannot be done safely: a quoted
+/// value never closed or a trailing line continuation (a shell would read the
+/// new entry into another value), the key set more than once (which one does
+/// the workload read? a shell takes the last), or its value an expression
+/// rather than a literal (it could not be put back as it was).
+pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<String>), String> {
+    let entries = entries_of(content)?;
+    let mut lines_at = Vec::with_capacity(entries.len());
+    let mut line = 1;
+    for e in &entries {
+        lines_at.push(line);
+        line += e.text.matches('\n').count();
+    }
+    let setting: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.assignment.as_ref().is_some_and(|a| a.key == key))
+        .map(|(i, _)| i)
+        .collect();
+    if setting.len() > 1 {
+        let lines: Vec<String> = setting.iter().map(|i| lines_at[*i].to_string()).collect();
+        return Err(format!(
+            "{key} is set {} times (lines {}); a shell reads the last: keep one, then run again",
+            setting.len(),
+            lines.join(", ")
+        ));
+    }
     let mut out = String::with_capacity(content.len() + key.len() + value.len() + 2);
     let mut previous = None;
-    for entry in entries(content)? {
+    for (i, entry) in entries.iter().enumerate() {
         match &entry.assignment {
             Some(a) if a.key == key => {
-                if previous.is_none() {
-                    previous = Some(unquote(a.value));
-                    out.push_str(&format!(
-                        "{}{}{key}={}{}",
-                        a.indent,
-                        a.export,
-                        quoted(value),
-                        a.ending
+                if expands(a.value) {
+                    return Err(format!(
+                        "{key} at line {} is set from an expression ({}), not a literal value: it could not be put back as it was",
+                        lines_at[i],
+                        a.value.trim()
                     ));
                 }
+                previous = Some(unquote(a.value));
+                out.push_str(&format!(
+                    "{}{}{key}={}{}",
+                    a.indent,
+                    a.export,
+                    quoted(value),
+                    a.ending
+                ));
             }
             _ => out.push_str(entry.text),
         }
     }
     if previous.is_none() {
         // A last line that ends in a backslash would continue into the new entry.
-        let last = out.rsplit('\n').next().unwrap_or("").trim_end_matches('\r');
+        let body = out
+            .strip_suffix('\n')
+            .map(|b| b.strip_suffix('\r').unwrap_or(b))
+            .unwrap_or(&out);
+        let last = body.rsplit('\n').next().unwrap_or("");
         let continued = last.len() - last.trim_end_matches('\\').len();
         if continued % 2 == 1 && !last.trim_start().starts_with('#') {
-            return Err(out.matches('\n').count() + 1);
+            return Err(format!(
+                "line {} ends in a backslash: it would continue into the new entry",
+                body.matches('\n').count() + 1
+            ));
         }
         let ending = if content.contains("\r\n") {
             "\r\n"
@@ -267,7 +367,35 @@ pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<Str
         }
         out.push_str(&format!("{key}={}{ending}", quoted(value)));
     }
+    // Read back as a shell would: exactly one entry for the key, with the new
+    // value, and every other entry as it was. A line continuation, say, that
+    // would swallow the new entry into the previous value fails here.
+    let after = entries_of(&out)?;
+    let set: Vec<&Assignment> = after
+        .iter()
+        .filter_map(|e| e.assignment.as_ref())
+        .filter(|a| a.key == key)
+        .collect();
+    let others = |all: &[Entry<'_>]| -> Vec<String> {
+        all.iter()
+            .filter(|e| e.assignment.as_ref().is_none_or(|a| a.key != key))
+            .map(|e| e.text.trim_end_matches(['\r', '\n']).to_string())
+            .collect()
+    };
+    let others_kept = others(&after) == others(&entries);
+    if set.len() != 1 || unquote(set[0].value) != value || !others_kept {
+        let last = lines_at.last().copied().unwrap_or(1);
+        return Err(format!(
+            "the new entry would not read back as its own line (line {last} continues into it?)"
+        ));
+    }
     Ok((out, previous))
+}
+
+fn entries_of(content: &str) -> Result<Vec<Entry<'_>>, String> {
+    entries(content).map_err(|line| {
+        format!("the value at line {line} never ends (a quote left open, or a backslash that would continue into the next entry)")
+    })
 }
 
 #[cfg(test)]
@@ -319,15 +447,22 @@ mod properties {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
-        /// A well-formed file is always edited: every other entry kept byte for
-        /// byte, in order, and the key set once, to the new value.
+        /// A well-formed file is always edited (refused only when it sets the
+        /// key more than once): every other entry kept byte for byte, in order,
+        /// and the key set once, to the new value.
         #[test]
         fn other_entries_are_kept_byte_for_byte(lines in proptest::collection::vec(clean_line(), 0..12), crlf in any::<bool>(), value in "[A-Za-z0-9._-]{1,40}") {
             let nl = if crlf { "\r\n" } else { "\n" };
             let content = lines.join(nl);
-            let (after, _) = edit(&content, "MD_TOKEN", &value).unwrap();
-            prop_assert_eq!(shape(&after).0, shape(&content).0);
-            prop_assert_eq!(shape(&after).1, vec![value.clone()]);
+            let times = shape(&content).1.len();
+            match edit(&content, "MD_TOKEN", &value) {
+                Ok((after, _)) => {
+                    prop_assert!(times <= 1);
+                    prop_assert_eq!(shape(&after).0, shape(&content).0);
+                    prop_assert_eq!(shape(&after).1, vec![value.clone()]);
+                }
+                Err(e) => prop_assert!(times > 1, "{}", e),
+            }
         }
 
         /// Any file at all is either refused (left as it was) or edited with the

@@ -39,15 +39,29 @@ pub fn to_env_file(
         })?,
         None => String::new(),
     };
-    let (content, previous) = edit(&existing, key, value).map_err(|line| {
+    let (content, previous) = edit(&existing, key, value).map_err(|why| {
         format!(
-            "cannot edit {} safely: the quoted value at line {line} is never closed (the file was left as it was)",
+            "cannot edit {} safely: {why} (the file was left as it was)",
             path.display()
         )
     })?;
     crate::fsutil::replace(path, content.as_bytes())?;
     verify_readback(path, content.as_bytes())?;
     Ok(previous.filter(|p| !p.is_empty()).map(SecretString::new))
+}
+
+/// Whether `key` of the env file at `path` could be set now: the file (if
+/// any) is a readable regular text file that `edit` would change safely. For
+/// checking a target before anything is minted.
+pub fn check_env_entry(path: &Path, key: &str) -> Result<(), String> {
+    let Some(bytes) = crate::fsutil::read_existing(path)? else {
+        return Ok(());
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    edit(&text, key, "placeholder")
+        .map(|_| ())
+        .map_err(|why| format!("cannot edit {} safely: {why}", path.display()))
 }
 
 #[cfg(test)]
@@ -57,12 +71,53 @@ mod tests {
 
     #[test]
     fn replaces_one_entry_and_keeps_every_other_byte() {
-        let before = "# app\r\nA=1\r\nexport MD_TOKEN=old\r\nB='two words'\r\nMD_TOKEN=dup\r\nC=3";
+        let before = "# app\r\nA=1\r\nexport MD_TOKEN=old\r\nB='two words'\r\nC=3";
         let (after, prev) = edit(before, "MD_TOKEN", "new.value").unwrap();
         assert_eq!(prev.as_deref(), Some("old"));
         assert_eq!(
             after,
             "# app\r\nA=1\r\nexport MD_TOKEN=new.value\r\nB='two words'\r\nC=3"
+        );
+    }
+
+    /// Which of two entries does the workload read, and which would a failed
+    /// rotation put back? Neither is safe to guess: refused.
+    #[test]
+    fn a_key_set_twice_is_refused() {
+        let before = "MD_TOKEN=stale\nOTHER=1\nMD_TOKEN=live\n";
+        let e = edit(before, "MD_TOKEN", "new").unwrap_err();
+        assert_eq!(
+            e,
+            "MD_TOKEN is set 2 times (lines 1, 3); a shell reads the last: keep one, then run again"
+        );
+    }
+
+    /// A value a shell computes could not be put back byte for byte: refused.
+    #[test]
+    fn an_expression_value_is_refused() {
+        for raw in ["\"${BASE}\"", "$(cat /x)", "`cat /x`", "pre$SUFFIX"] {
+            let before = format!("MD_TOKEN={raw}\n");
+            let e = edit(&before, "MD_TOKEN", "new").unwrap_err();
+            assert!(e.contains("set from an expression"), "{raw}: {e}");
+        }
+        // Single quotes make it literal; an escaped dollar is one too.
+        assert!(edit("MD_TOKEN='$lit'\n", "MD_TOKEN", "new").is_ok());
+        assert!(edit("MD_TOKEN=a\\$b\n", "MD_TOKEN", "new").is_ok());
+    }
+
+    /// A backslash at the end of the last line, newline or not, would join
+    /// the appended entry to that line (`A=fooTOK=...` for a shell).
+    #[test]
+    fn a_trailing_continuation_is_refused_with_or_without_a_newline() {
+        for before in ["A=foo\\\n", "A=foo\\", "A=1\necho \\\n", "A=1\r\nB=x\\\r\n"] {
+            let e = edit(before, "TOK", "v").unwrap_err();
+            assert!(e.contains("continue"), "{before:?}: {e}");
+            assert!(e.contains("line"), "{before:?}: {e}");
+        }
+        assert!(edit("A=1\n# ends in \\\n", "TOK", "v").is_ok());
+        assert!(
+            edit("A=a\\\\\n", "TOK", "v").is_ok(),
+            "an escaped backslash ends the line"
         );
     }
 
@@ -78,9 +133,12 @@ mod tests {
         assert_eq!(after, "NOTE='see\nMD_TOKEN=inside'\nMD_TOKEN=t\n");
         assert_eq!(prev, None);
         // A quote that is never closed, a continuation into nothing: refused.
-        assert_eq!(edit("A=1\nB='open\nC=2\n", "MD_TOKEN", "t"), Err(2));
-        assert_eq!(edit("A=1\nB=x\\", "MD_TOKEN", "t"), Err(2));
-        assert_eq!(edit("A=1\necho \\", "MD_TOKEN", "t"), Err(2));
+        assert_eq!(
+            edit("A=1\nB='open\nC=2\n", "MD_TOKEN", "t"),
+            Err("the value at line 2 never ends (a quote left open, or a backslash that would continue into the next entry)".into())
+        );
+        assert!(edit("A=1\nB=x\\", "MD_TOKEN", "t").is_err());
+        assert!(edit("A=1\necho \\", "MD_TOKEN", "t").is_err());
         assert!(edit("A=1\n# ends in \\", "MD_TOKEN", "t").is_ok());
     }
 

@@ -17,7 +17,7 @@ pub mod template;
 pub use crate::fsutil::Wait;
 pub use command::to_command;
 pub use dotenv::{check_env_name, valid_env_key};
-pub use env_file::to_env_file;
+pub use env_file::{check_env_entry, to_env_file};
 pub use file::to_file;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +66,20 @@ fn check_dir(path: &Path, mkdir: bool) -> Result<PathBuf, String> {
 
 /// Whether a file could be written at `path` now: its directory exists and is
 /// writable, or (with `mkdir`) its nearest existing ancestor is.
+/// Whatever is at `path` now may be replaced by a sink: nothing, or a regular
+/// file (never a symbolic link, a FIFO or a device).
+pub fn check_replaceable(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "{} is a symbolic link: mdops does not write through links (point the sink at the file itself)",
+            path.display()
+        )),
+        Ok(m) if !m.is_file() => Err(format!("{} is not a regular file", path.display())),
+        Ok(_) => Ok(()),
+    }
+}
+
 pub fn check_writable(path: &Path, mkdir: bool) -> Result<(), String> {
     let mut dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

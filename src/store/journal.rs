@@ -93,6 +93,18 @@ impl Store {
             .map_err(sql)
     }
 
+    /// The targets that hold this token, as far as deliveries tell: where it
+    /// was delivered and nothing was delivered since.
+    pub fn delivery_targets(&self, token_id: &str) -> Result<Vec<String>> {
+        self.conn()
+            .prepare_cached("SELECT target FROM deliveries WHERE token_id = ?1 ORDER BY target")
+            .map_err(sql)?
+            .query_map([token_id], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(sql)
+    }
+
     /// Records that a target now holds this group's token.
     pub fn delivery_record(
         &self,

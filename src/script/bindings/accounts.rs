@@ -48,6 +48,19 @@ pub mod api {
         Ok(names.into_iter().map(Dynamic::from).collect())
     }
 
+    /// The accounts a selector names, each once (compared without case): `"all"`
+    /// (every known account, as `accounts::list()`), or a comma-separated list of
+    /// names and glob patterns (`"etl_pipeline,tenant_*"`, `"tenant_0[0-2]*"`). A
+    /// pattern needs a fixed character (write `all` for every account); one that
+    /// matches no account is a warning, and a selection left empty is a usage
+    /// error (exit 2). Names are kept as given, even unknown ones.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn select(ctx: NativeCallContext, spec: &str) -> ScriptResult<Array> {
+        let h = host(&ctx)?;
+        let names = check(&ctx, h.select_accounts(spec))?;
+        Ok(names.into_iter().map(Dynamic::from).collect())
+    }
+
     /// The service accounts the server knows of, without the inventory:
     /// `#{accounts: [usernames], complete: bool}`. `complete` is false when the
     /// API has no user list (`GET /v1/users`); then only accounts with running

@@ -203,9 +203,21 @@ pub mod api {
         Ok(target_of(&ctx, &target)?.identity())
     }
 
+    /// The targets (named as `secrets::target_id` names them) that hold token
+    /// `token_id` as far as this install knows: where mdops delivered it, with
+    /// nothing delivered there since. A rotation checks that the successor goes
+    /// where the workload reads the current token.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn targets_of(ctx: NativeCallContext, token_id: &str) -> ScriptResult<Array> {
+        let h = host(&ctx)?;
+        let targets = check(&ctx, h.targets_of(token_id))?;
+        Ok(targets.into_iter().map(Dynamic::from).collect())
+    }
+
     /// Checks, before anything is minted, that each target can take its secret:
-    /// no two entries go to the same place, and every file's directory exists and is
-    /// writable. `targets` is an array of `#{label, file, mkdir}`, `#{label, env_file, key}`
+    /// no two entries go to the same place, every file's directory exists and is
+    /// writable, nothing in a file's place is a link or a special file, and an env
+    /// file can be edited safely (its key set at most once, to a literal value). `targets` is an array of `#{label, file, mkdir}`, `#{label, env_file, key}`
     /// or `#{label, command}` (`label` names the token, for the message). Fails as a usage
     /// error (exit 2) listing every problem.
     #[rhai_fn(return_raw, volatile)]

@@ -106,6 +106,36 @@ fn from_ast(ast: &AST, src: &str) -> Result<Option<Params>, Diagnostic> {
         let _ = mpos;
         found = Some(Params(list));
     }
+    // Anywhere else (in a function, a branch, an expression) it would be a
+    // second declaration nobody reads: refused.
+    let top: Vec<Position> = ast
+        .statements()
+        .iter()
+        .filter_map(call_of)
+        .filter(|(c, _)| c.name.as_str() == FN && c.namespace.is_empty())
+        .map(|(_, p)| p)
+        .collect();
+    let mut nested = None;
+    ast.walk(&mut |path| {
+        let call = match path.last() {
+            Some(rhai::ASTNode::Expr(Expr::FnCall(c, pos))) => Some((c, *pos)),
+            Some(rhai::ASTNode::Stmt(Stmt::FnCall(c, pos))) => Some((c, *pos)),
+            _ => None,
+        };
+        if let Some((c, pos)) = call {
+            if c.name.as_str() == FN && c.namespace.is_empty() && !top.contains(&pos) {
+                nested.get_or_insert(pos);
+            }
+        }
+        true
+    });
+    if let Some(pos) = nested {
+        return Err(decl_error(
+            src,
+            pos,
+            "params() is called once, at the top level of the script (not in a function or a block)".into(),
+        ));
+    }
     Ok(found)
 }
 
@@ -135,6 +165,14 @@ fn strings(v: &Dynamic, what: &str) -> Result<Vec<String>, String> {
 }
 
 fn parse_param(name: &str, spec: &Map) -> Result<Param, String> {
+    let plain = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain {
+        return Err(format!(
+            "the parameter name {:?} cannot be given as --arg NAME=VALUE: use ASCII letters, digits and _",
+            crate::output::escape(name)
+        ));
+    }
     for k in spec.keys() {
         if !SPEC_KEYS.contains(&k.as_str()) {
             return Err(format!(
@@ -173,21 +211,32 @@ fn parse_param(name: &str, spec: &Map) -> Result<Param, String> {
     let values = get("values")
         .map(|v| strings(v, &format!("{name}: values")))
         .transpose()?;
+    if let Some(v) = &values {
+        if v.is_empty() || v.iter().any(|x| x.trim().is_empty()) {
+            return Err(format!("{name}: values must be non-empty names"));
+        }
+    }
+    let range = |min: Option<i64>, max: Option<i64>| match (min, max) {
+        (Some(a), Some(b)) if a > b => {
+            Err(format!("{name}: min is above max: no value could be given"))
+        }
+        _ => Ok((min, max)),
+    };
     let kind = match ty.as_str() {
         "string" => match values {
             Some(v) => Kind::Enum(v),
             None => Kind::String,
         },
         "enum" => Kind::Enum(values.ok_or_else(|| format!("{name}: an enum needs values: [...]"))?),
-        "int" => Kind::Int {
-            min: bound("min", false)?,
-            max: bound("max", false)?,
-        },
+        "int" => {
+            let (min, max) = range(bound("min", false)?, bound("max", false)?)?;
+            Kind::Int { min, max }
+        }
         "bool" => Kind::Bool,
-        "duration" => Kind::Duration {
-            min: bound("min", true)?,
-            max: bound("max", true)?,
-        },
+        "duration" => {
+            let (min, max) = range(bound("min", true)?, bound("max", true)?)?;
+            Kind::Duration { min, max }
+        }
         "size" => Kind::Size,
         "accounts" => Kind::Accounts,
         "account" => Kind::Account,

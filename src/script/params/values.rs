@@ -86,12 +86,10 @@ impl Param {
                 }),
             Kind::Path(must) => check_path(v, *must).map(|_| Value::String(v.to_string())),
             Kind::List(values) => {
-                let items: Vec<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
+                let items: Vec<String> = v.split(',').map(str::trim).map(String::from).collect();
+                if items.iter().any(String::is_empty) {
+                    return Err(format!("{v:?} has an empty item"));
+                }
                 if let Some(allowed) = values {
                     if let Some(bad) = items.iter().find(|i| !allowed.contains(i)) {
                         return Err(format!("{bad:?} is not one of {}", allowed.join(", ")));
@@ -137,32 +135,7 @@ fn in_range(
 
 /// `all`, a comma-separated list of names, or glob patterns.
 pub(super) fn check_selector(v: &str) -> Result<(), String> {
-    if v.is_empty() {
-        return Err("it is empty: name accounts (a,b), a pattern (tenant_*) or all".into());
-    }
-    if v == "all" {
-        return Ok(());
-    }
-    for part in v.split(',').map(str::trim) {
-        if part.is_empty() {
-            return Err(format!("{v:?} has an empty item"));
-        }
-        if part.eq_ignore_ascii_case("all") {
-            return Err("all cannot be combined with other accounts".into());
-        }
-        if let Some(c) = part.chars().find(|c| {
-            !(c.is_alphanumeric()
-                || matches!(c, '_' | '*' | '?' | '[' | ']' | '!' | '-' | '.' | '@'))
-        }) {
-            return Err(format!(
-                "{part:?} contains {c:?}, which no account name or pattern has"
-            ));
-        }
-        if part.contains('[') {
-            crate::script::glob::check(part)?;
-        }
-    }
-    Ok(())
+    crate::runtime::select::check(v)
 }
 
 fn check_path(v: &str, must: Must) -> Result<(), String> {

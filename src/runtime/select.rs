@@ -1,0 +1,144 @@
+//! Which accounts a selector names: `all`, or a comma-separated list of names
+//! and glob patterns. One definition for every workflow (`select::accounts`
+//! in scripts calls it), so that a list and a pattern mix, names compare
+//! without case (usernames are case-insensitive), and a pattern that matches
+//! nothing is said out loud rather than turning a run into a silent no-op.
+
+use super::{Error, Runtime};
+use crate::script::glob;
+
+/// A mistake in a selector: a usage error (exit 2).
+fn usage(message: String) -> Error {
+    Error::Usage(message)
+}
+
+/// Checks a selector's shape without asking the server: `all`, or items that
+/// are each a name or a pattern with at least one literal character (a
+/// pattern of wildcards alone would stand in for `all`, which must be written).
+pub fn check(spec: &str) -> Result<(), String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("it is empty: name accounts (a,b), a pattern (tenant_*) or all".into());
+    }
+    if spec.eq_ignore_ascii_case("all") {
+        return Ok(());
+    }
+    for part in spec.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!("{spec:?} has an empty item"));
+        }
+        if part.eq_ignore_ascii_case("all") {
+            return Err("all means every account: it cannot be combined with other items".into());
+        }
+        if let Some(c) = part.chars().find(|c| {
+            !(c.is_alphanumeric()
+                || matches!(c, '_' | '*' | '?' | '[' | ']' | '!' | '-' | '.' | '@'))
+        }) {
+            return Err(format!(
+                "{part:?} contains {c:?}, which no account name or pattern has"
+            ));
+        }
+        if glob::is_pattern(part) {
+            glob::check(part)?;
+            if !has_literal(part) {
+                return Err(format!(
+                    "the pattern {part:?} has no fixed character: it would select every account; write all if that is what you mean"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a pattern has a character outside wildcards and classes.
+fn has_literal(pattern: &str) -> bool {
+    let mut in_class = false;
+    for c in pattern.chars() {
+        match c {
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '*' | '?' if !in_class => {}
+            _ if in_class => {}
+            _ => return true,
+        }
+    }
+    false
+}
+
+impl Runtime {
+    /// The accounts `spec` selects, each once (compared without case), in the
+    /// order given; a pattern's matches in name order. A pattern that matches
+    /// no account is a warning; a selection of names and patterns that ends up
+    /// empty is a usage error (`all` may be empty: an organization without
+    /// service accounts).
+    pub fn select_accounts(&self, spec: &str) -> Result<Vec<String>, Error> {
+        check(spec).map_err(|e| usage(format!("invalid account selector: {e}")))?;
+        let spec = spec.trim();
+        if spec.eq_ignore_ascii_case("all") {
+            return self.account_names();
+        }
+        let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+        let known = if parts.iter().any(|p| glob::is_pattern(p)) {
+            self.account_names()?
+        } else {
+            Vec::new()
+        };
+        let mut out: Vec<String> = Vec::new();
+        let push = |name: &str, out: &mut Vec<String>| {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+                out.push(name.to_string());
+            }
+        };
+        let mut unmatched = Vec::new();
+        for part in &parts {
+            if glob::is_pattern(part) {
+                let matched: Vec<&String> =
+                    known.iter().filter(|a| glob::matches(part, a)).collect();
+                if matched.is_empty() {
+                    unmatched.push(*part);
+                }
+                for a in matched {
+                    push(a, &mut out);
+                }
+            } else {
+                push(part, &mut out);
+            }
+        }
+        for p in &unmatched {
+            self.warn(&format!("the pattern {p:?} matches no account"));
+        }
+        if out.is_empty() {
+            return Err(usage(format!(
+                "{spec:?} selects no account ({} known): check the pattern, or see accounts::list()",
+                known.len()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_names_or_patterns_with_something_fixed() {
+        for ok in [
+            "all",
+            "ALL",
+            " all ",
+            "a,b",
+            "tenant_*",
+            "tenant_*,etl_pipeline",
+            "tenant_0[0-2]*",
+            "a?c",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "*", "**", "?*", "[!x]*", "*,a", "a,,b", "all,a", "a b", "a/b", "[a-",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
+}
