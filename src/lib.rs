@@ -12,6 +12,7 @@ pub mod context;
 pub mod duration;
 pub mod failure;
 pub mod fsutil;
+pub mod glob;
 pub mod lock;
 pub mod output;
 pub mod process;

@@ -5,7 +5,7 @@
 //! nothing is said out loud rather than turning a run into a silent no-op.
 
 use super::{Error, Runtime};
-use crate::script::glob;
+use crate::glob;
 
 /// A mistake in a selector: a usage error (exit 2).
 fn usage(message: String) -> Error {

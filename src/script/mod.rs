@@ -6,7 +6,6 @@ pub mod bindings;
 pub mod convert;
 pub mod diagnostics;
 pub mod docs;
-pub mod glob;
 pub mod host;
 pub mod lint;
 pub mod params;

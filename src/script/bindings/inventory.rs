@@ -174,10 +174,7 @@ pub mod api {
             .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
             .unwrap_or_default();
         let wanted = |name: &str| {
-            patterns.is_empty()
-                || patterns
-                    .iter()
-                    .any(|p| crate::script::glob::matches(p, name))
+            patterns.is_empty() || patterns.iter().any(|p| crate::glob::matches(p, name))
         };
         let found = check(&ctx, h.reconcile(adopt, forget, &wanted))?;
         if !found.complete {

@@ -119,7 +119,7 @@ pub mod api {
     /// character, `[0-2]` one of a class or range, `[!x]` any but; case-insensitive
     /// (usernames are).
     pub fn glob_match(pattern: &str, text: &str) -> bool {
-        crate::script::glob::matches(pattern, text)
+        crate::glob::matches(pattern, text)
     }
 
     /// Expands `{account}`, `{ACCOUNT}`, `{name}` and `{NAME}` in a sink target template
