@@ -30,8 +30,18 @@ fn dispatch(
         Command::Completions { shell } => crate::commands::doc::completions(shell),
         Command::Man => crate::commands::doc::man(),
         Command::Check { script } => crate::commands::check::check(&script),
-        Command::Scripts => crate::commands::doc::list_scripts(),
-        Command::Doc { name } => crate::commands::doc::doc(name.as_deref()),
+        Command::Scripts { action } => match action {
+            None => crate::commands::doc::list_scripts(),
+            Some(crate::cli::ScriptsCmd::Show { name }) => crate::commands::doc::show_script(&name),
+            Some(crate::cli::ScriptsCmd::Eject { name, dir }) => {
+                crate::commands::doc::eject_script(&name, dir.as_deref())
+            }
+        },
+        Command::Doc {
+            definitions: Some(dir),
+            ..
+        } => crate::commands::doc::definitions(&dir),
+        Command::Doc { name, .. } => crate::commands::doc::doc(name.as_deref()),
         Command::Sim(args) => crate::commands::sim::sim(args),
         Command::Inventory { action } => crate::commands::state::inventory(&settings()?, action),
         Command::Audit(args) => crate::commands::state::audit(&settings()?, args),

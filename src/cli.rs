@@ -93,12 +93,18 @@ pub enum Command {
         /// Script path or bundled workflow name
         script: String,
     },
-    /// List the bundled workflows
-    Scripts,
-    /// Reference of the script-visible functions (or one function, namespace or workflow)
+    /// List the bundled workflows; show one, or copy it to start your own
+    Scripts {
+        #[command(subcommand)]
+        action: Option<ScriptsCmd>,
+    },
+    /// Reference of the script-visible functions (or one function, namespace, module or workflow)
     Doc {
-        /// `tokens`, `tokens::create`, `arg`, or a workflow name
+        /// `tokens`, `tokens::create`, `arg`, a module (`rotation`), a workflow or a script path
         name: Option<String>,
+        /// Write Rhai definition files (*.d.rhai) and a Rhai.toml into DIR, for editors
+        #[arg(long, value_name = "DIR", conflicts_with = "name")]
+        definitions: Option<PathBuf>,
     },
     /// Serve the local MotherDuck API emulator on 127.0.0.1
     Sim(SimArgs),
@@ -149,6 +155,14 @@ impl Command {
             _ => (OutputFormat::Text, false),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScriptsCmd {
+    /// Print a bundled workflow's (or module's) source
+    Show { name: String },
+    /// Copy a bundled workflow into DIR (default: the current directory) to edit
+    Eject { name: String, dir: Option<PathBuf> },
 }
 
 #[derive(Debug, Subcommand)]

@@ -545,3 +545,99 @@ fn completions_and_the_manual_are_generated() {
         assert!(out.stdout.contains(section), "lacks {section}");
     }
 }
+
+#[test]
+fn authoring_tools_document_modules_builtins_and_write_definitions() {
+    let home = tempfile::tempdir().unwrap();
+    let cmd = || Cmd::bare(home.path());
+    // A bundled module: its description, how to import it, each function.
+    let out = cmd().args(["doc", "rotation"]).any_stdout().run();
+    assert!(out
+        .stdout
+        .starts_with("Token rotation that survives being interrupted."));
+    assert!(out
+        .stdout
+        .contains("Import with `import \"rotation\" as rotation;`"));
+    assert!(
+        out.stdout
+            .contains("\nrotation::plan(account, o, force)\n    What rotating `account` involves"),
+        "{}",
+        out.stdout
+    );
+    // Rhai's own functions, when no function of ours has the name.
+    cmd()
+        .args(["doc", "parse_json"])
+        .stdout_has(&[
+            "(Rhai's standard library)",
+            "parse_json(json: string) -> any\n    Parse a JSON string",
+        ])
+        .run();
+    cmd()
+        .args(["doc", "splt"])
+        .status(2)
+        .stderr_has(&["did you mean `split`?"])
+        .run();
+    // Definition files for the language server, with doc comments and clean types.
+    let defs = home.path().join("defs");
+    cmd()
+        .args(["doc", "--definitions", defs.to_str().unwrap()])
+        .stdout_has(&["wrote to ", "Rhai.toml", "rotation.d.rhai", "tokens.d.rhai"])
+        .run();
+    let tokens = std::fs::read_to_string(defs.join("tokens.d.rhai")).unwrap();
+    assert!(tokens.starts_with("module tokens;"), "{tokens}");
+    assert!(
+        tokens.contains("/// Mints a token with options"),
+        "{tokens}"
+    );
+    assert!(
+        tokens.contains("fn create(username: string, options: map) -> Map;"),
+        "{tokens}"
+    );
+    let rotation = std::fs::read_to_string(defs.join("rotation.d.rhai")).unwrap();
+    assert!(
+        rotation.contains("fn plan(account: ?, o: ?, force: ?) -> ?;"),
+        "{rotation}"
+    );
+    let config = std::fs::read_to_string(defs.join("Rhai.toml")).unwrap();
+    assert!(
+        config.contains("[source]\ninclude = [\"**/*.rhai\"]"),
+        "{config}"
+    );
+}
+
+#[test]
+fn a_bundled_workflow_can_be_shown_and_ejected_to_start_from() {
+    let env = Env::new();
+    let out = env
+        .mdops()
+        .args(["scripts", "show", "overview"])
+        .any_stdout()
+        .run();
+    assert!(out
+        .stdout
+        .starts_with("//! Overview of the organization's service accounts"));
+    let dir = env.home.path().join("mine");
+    std::fs::create_dir(&dir).unwrap();
+    env.mdops()
+        .args(["scripts", "eject", "overview", dir.to_str().unwrap()])
+        .stdout_has(&["wrote ", "mine/overview.rhai"])
+        .run();
+    let copy = dir.join("overview.rhai");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), out.stdout);
+    // The copy runs as the original does: its imports find the bundled modules.
+    env.mdops()
+        .args(["run", copy.to_str().unwrap()])
+        .stdout_has(&["username      tokens", "etl_pipeline"])
+        .run();
+    // Never overwritten; an unknown name says what exists.
+    env.mdops()
+        .args(["scripts", "eject", "overview", dir.to_str().unwrap()])
+        .status(2)
+        .stderr_has(&["it exists (mdops never overwrites it)"])
+        .run();
+    env.mdops()
+        .args(["scripts", "show", "overveiw"])
+        .status(2)
+        .stderr_has(&["did you mean `overview`?"])
+        .run();
+}

@@ -52,7 +52,17 @@ pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
     let engine = script::engine(None, sources, PrintTo::Stderr);
     let all = docs::functions(&engine);
     let render = |f: &docs::FnDoc| {
-        let body: String = f.doc.lines().map(|l| format!("    {l}\n")).collect();
+        let body: String = f
+            .doc
+            .lines()
+            .map(|l| {
+                if l.trim().is_empty() {
+                    "\n".to_string()
+                } else {
+                    format!("    {l}\n")
+                }
+            })
+            .collect();
         format!("{}\n{body}\n", f.signature)
     };
     let Some(name) = name else {
@@ -78,10 +88,27 @@ pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
         return Ok(exit::OK);
     }
     if let Some(text) = script::resolver::stdlib(name) {
-        out(&format!("{}\n", crate::catalog::header(text)));
+        let module = name.trim_start_matches("stdlib/").trim_end_matches(".rhai");
+        let mut page = format!(
+            "{}\n\nImport with `import \"{module}\" as {module};`\n\n",
+            crate::catalog::header(text)
+        );
+        let functions = docs::module_functions(module, text).map_err(Failure::script)?;
+        page.push_str(&functions.iter().map(render).collect::<String>());
+        out(&page);
         return Ok(exit::OK);
     }
-    let names: Vec<String> = all.iter().map(|f| f.qualified.clone()).collect();
+    let builtins = docs::builtins(&engine);
+    let theirs: Vec<&docs::FnDoc> = builtins.iter().filter(|f| f.qualified == name).collect();
+    if !theirs.is_empty() {
+        out(&format!(
+            "(Rhai's standard library)\n\n{}",
+            theirs.into_iter().map(render).collect::<String>()
+        ));
+        return Ok(exit::OK);
+    }
+    let mut names: Vec<String> = all.iter().map(|f| f.qualified.clone()).collect();
+    names.extend(builtins.iter().map(|f| f.qualified.clone()));
     let hint = crate::script::diagnostics::suggest(name, &names)
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
@@ -134,4 +161,128 @@ pub fn man() -> Result<i32, Failure> {
     }
     out(&String::from_utf8_lossy(&buf));
     Ok(exit::OK)
+}
+
+/// `mdops doc --definitions DIR`: Rhai definition files (`*.d.rhai`) for the
+/// language server (every function with its doc comment, the bundled modules
+/// under their import names) and a `Rhai.toml` that includes them.
+pub fn definitions(dir: &std::path::Path) -> Result<i32, Failure> {
+    let sources = Arc::new(Sources::default());
+    let engine = script::engine(None, sources, PrintTo::Stderr);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+    let cannot =
+        |e: std::io::Error| Failure::usage(format!("cannot write to {}: {e}", dir.display()));
+    engine
+        .definitions()
+        .with_headers(true)
+        .include_standard_packages(true)
+        .write_to_dir(dir)
+        .map_err(cannot)?;
+    // The bundled modules, as `import "NAME" as NAME;` makes them available.
+    for (name, text) in script::resolver::STDLIB {
+        let mut defs = format!("module {name};\n");
+        for f in docs::module_functions(name, text).map_err(Failure::script)? {
+            defs.push('\n');
+            for line in f.doc.lines() {
+                defs.push_str(&format!("/// {line}\n"));
+            }
+            let (_, params) = f.signature.split_once('(').unwrap_or_default();
+            let params: Vec<String> = params
+                .trim_end_matches(')')
+                .split(", ")
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{p}: ?"))
+                .collect();
+            let short = f.qualified.rsplit("::").next().unwrap_or_default();
+            defs.push_str(&format!("fn {short}({}) -> ?;\n", params.join(", ")));
+        }
+        std::fs::write(dir.join(format!("{name}.d.rhai")), defs).map_err(cannot)?;
+    }
+    let config = dir.join("Rhai.toml");
+    if !config.exists() {
+        std::fs::write(
+            &config,
+            "# Rhai language server settings, written by `mdops doc --definitions`.\n\
+             [source]\ninclude = [\"**/*.rhai\"]\n",
+        )
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", config.display())))?;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".d.rhai") || n == "Rhai.toml")
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    out(&format!(
+        "wrote to {}: {}\n",
+        crate::output::escape(&dir.display().to_string()),
+        files.join(", ")
+    ));
+    Ok(exit::OK)
+}
+
+/// `mdops scripts show NAME`: a bundled workflow's source on stdout.
+pub fn show_script(name: &str) -> Result<i32, Failure> {
+    let text = crate::catalog::script(name)
+        .or_else(|| script::resolver::stdlib(name))
+        .ok_or_else(|| unknown_script(name))?;
+    out(text);
+    Ok(exit::OK)
+}
+
+/// `mdops scripts eject NAME [DIR]`: a copy of a bundled workflow to start
+/// one's own from. Never overwrites a file.
+pub fn eject_script(name: &str, dir: Option<&std::path::Path>) -> Result<i32, Failure> {
+    let name = name.strip_suffix(".rhai").unwrap_or(name);
+    let text = crate::catalog::script(name).ok_or_else(|| unknown_script(name))?;
+    let dir = dir.unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(Failure::usage(format!(
+            "{} is not a directory",
+            crate::output::escape(&dir.display().to_string())
+        )));
+    }
+    let path = dir.join(format!("{name}.rhai"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            Failure::usage(format!(
+                "cannot write {}: {}",
+                path.display(),
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    "it exists (mdops never overwrites it)".to_string()
+                } else {
+                    e.to_string()
+                }
+            ))
+        })?;
+    use std::io::Write;
+    file.write_all(text.as_bytes())
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+    out(&format!(
+        "wrote {}: edit it, then `mdops run {}` (its imports still find the bundled modules)\n",
+        path.display(),
+        path.display()
+    ));
+    Ok(exit::OK)
+}
+
+fn unknown_script(name: &str) -> Failure {
+    let names: Vec<String> = crate::catalog::SCRIPTS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let hint = crate::script::diagnostics::suggest(name, &names)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Failure::usage(format!(
+        "no bundled workflow named {:?}{hint}; `mdops scripts` lists them",
+        crate::output::escape(name)
+    ))
 }

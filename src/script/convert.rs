@@ -10,6 +10,9 @@ use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext, Position};
 
 /// What a binding returns: a value, or the error the script sees.
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+/// The same under the name Rhai's metadata (docs, definition files) knows
+/// and shows as the plain type `T`: bindings use this one.
+pub type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
 use serde::Serialize;
 use serde_json::Value;
 

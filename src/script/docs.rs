@@ -185,8 +185,26 @@ pub fn callable_names(engine: &Engine) -> Vec<String> {
 /// by namespace then name. Functions without a doc comment (operators,
 /// `to_string` overloads) are left out.
 pub fn functions(engine: &Engine) -> Vec<FnDoc> {
+    documented(engine, false)
+}
+
+/// Rhai's own standard functions that carry documentation (`split`, `trim`,
+/// `parse_json`, ...), for `mdops doc NAME` when NAME is not one of ours.
+pub fn builtins(engine: &Engine) -> Vec<FnDoc> {
+    let ours: std::collections::HashSet<String> =
+        functions(engine).into_iter().map(|f| f.signature).collect();
+    documented(engine, true)
+        .into_iter()
+        .filter(|f| !ours.contains(&f.signature))
+        .filter(|f| {
+            f.qualified.starts_with(|c: char| c.is_ascii_alphabetic()) && !f.qualified.contains('$')
+        })
+        .collect()
+}
+
+fn documented(engine: &Engine, standard: bool) -> Vec<FnDoc> {
     let json = engine
-        .gen_fn_metadata_to_json(false)
+        .gen_fn_metadata_to_json(standard)
         .expect("metadata serializes");
     let meta: Meta = serde_json::from_str(&json).expect("metadata has the documented shape");
     let mut out: Vec<FnDoc> = Vec::new();
@@ -214,6 +232,46 @@ pub fn functions(engine: &Engine) -> Vec<FnDoc> {
     });
     out.dedup_by(|a, b| a.signature == b.signature);
     out
+}
+
+/// The public functions of a script module (a bundled `stdlib/` module): each
+/// signature with its `///` doc comment, in the order they are written.
+pub fn module_functions(name: &str, text: &str) -> Result<Vec<FnDoc>, String> {
+    let mut engine = Engine::new_raw();
+    engine.set_max_expr_depths(
+        crate::script::MAX_EXPR_DEPTH,
+        crate::script::MAX_FN_EXPR_DEPTH,
+    );
+    let ast = engine
+        .compile(text)
+        .map_err(|e| format!("{name} does not compile: {e}"))?;
+    let mut out: Vec<(usize, FnDoc)> = ast
+        .iter_functions()
+        .filter(|f| f.access != rhai::FnAccess::Private && !f.name.contains('$'))
+        .map(|f| {
+            let doc = f
+                .comments
+                .iter()
+                .flat_map(|c| c.lines())
+                .map(|l| l.trim().trim_start_matches("///"))
+                .map(|l| l.strip_prefix(' ').unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string();
+            let at = text.find(&format!("fn {}(", f.name)).unwrap_or(usize::MAX);
+            (
+                at,
+                FnDoc {
+                    qualified: format!("{name}::{}", f.name),
+                    signature: format!("{name}::{}({})", f.name, f.params.join(", ")),
+                    doc,
+                },
+            )
+        })
+        .collect();
+    out.sort_by_key(|(at, _)| *at);
+    Ok(out.into_iter().map(|(_, d)| d).collect())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `accounts::` — create, delete and find service accounts.
 
 use crate::script::bindings::host;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{check, to_dynamic};
 use crate::script::table::map_of;
 use rhai::plugin::*;
@@ -15,7 +15,7 @@ pub mod api {
     /// The username must start with a letter and use only letters, digits and `_` (3–255).
     /// Fails with a 400 if the name is taken (names are case-insensitive).
     #[rhai_fn(return_raw, volatile)]
-    pub fn create(ctx: NativeCallContext, username: &str) -> ScriptResult<Map> {
+    pub fn create(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
         let name = check(&ctx, h.create_account(username))?;
         Ok(map_of(&[("username", name.into())]))
@@ -25,7 +25,7 @@ pub mod api {
     /// Needs `--yes`, or a terminal where the operator types the username to confirm;
     /// otherwise it fails and deletes nothing. Returns `#{username}`.
     #[rhai_fn(return_raw, volatile)]
-    pub fn delete(ctx: NativeCallContext, username: &str) -> ScriptResult<Map> {
+    pub fn delete(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
         let name = check(&ctx, h.delete_account(username))?;
         Ok(map_of(&[("username", name.into())]))
@@ -33,7 +33,7 @@ pub mod api {
 
     /// Whether an account with this username exists (case-insensitive).
     #[rhai_fn(return_raw, volatile)]
-    pub fn exists(ctx: NativeCallContext, username: &str) -> ScriptResult<bool> {
+    pub fn exists(ctx: NativeCallContext, username: &str) -> RhaiResultOf<bool> {
         let h = host(&ctx)?;
         check(&ctx, h.account_exists(username))
     }
@@ -42,7 +42,7 @@ pub mod api {
     /// (`inventory::list()`), the server's user list where the API offers one
     /// (`GET /v1/users`), and accounts with running Ducklings.
     #[rhai_fn(return_raw, volatile)]
-    pub fn list(ctx: NativeCallContext) -> ScriptResult<Array> {
+    pub fn list(ctx: NativeCallContext) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let names = check(&ctx, h.account_names())?;
         Ok(names.into_iter().map(Dynamic::from).collect())
@@ -55,7 +55,7 @@ pub mod api {
     /// matches no account is a warning, and a selection left empty is a usage
     /// error (exit 2). Names are kept as given, even unknown ones.
     #[rhai_fn(return_raw, volatile)]
-    pub fn select(ctx: NativeCallContext, spec: &str) -> ScriptResult<Array> {
+    pub fn select(ctx: NativeCallContext, spec: &str) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let names = check(&ctx, h.select_accounts(spec))?;
         Ok(names.into_iter().map(Dynamic::from).collect())
@@ -66,7 +66,7 @@ pub mod api {
     /// API has no user list (`GET /v1/users`); then only accounts with running
     /// Ducklings are known.
     #[rhai_fn(return_raw, volatile)]
-    pub fn on_server(ctx: NativeCallContext) -> ScriptResult<Map> {
+    pub fn on_server(ctx: NativeCallContext) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
         let s = check(&ctx, h.service_accounts())?;
         Ok(map_of(&[
@@ -80,7 +80,7 @@ pub mod api {
 
     /// Accounts with running Ducklings: array of `#{username, ducklings: [#{id, type, status}]}`.
     #[rhai_fn(return_raw, volatile)]
-    pub fn active(ctx: NativeCallContext) -> ScriptResult<Array> {
+    pub fn active(ctx: NativeCallContext) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let accounts = check(&ctx, h.active_accounts())?;
         Ok(accounts.iter().map(to_dynamic).collect())
@@ -89,7 +89,7 @@ pub mod api {
     /// Every member of the organization from `GET /v1/users` (humans and service
     /// accounts) as maps with the API's fields, or `()` when the API has no user list.
     #[rhai_fn(return_raw, volatile)]
-    pub fn users(ctx: NativeCallContext) -> ScriptResult<Dynamic> {
+    pub fn users(ctx: NativeCallContext) -> RhaiResultOf<Dynamic> {
         let h = host(&ctx)?;
         Ok(match check(&ctx, h.users())? {
             Some(u) => Dynamic::from_array(u.iter().map(to_dynamic).collect()),

@@ -2,13 +2,13 @@
 //! what the operator said on the command line (`--dry-run`, `--yes`).
 
 use crate::script::bindings::host;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{invalid, script_error, to_dynamic};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext, INT};
 
 /// A declared parameter's typed value, if the script declares parameters.
-fn declared(ctx: &NativeCallContext, name: &str) -> ScriptResult<Option<Dynamic>> {
+fn declared(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<Option<Dynamic>> {
     let h = host(ctx)?;
     let Some(params) = h.params() else {
         return Ok(None);
@@ -38,7 +38,7 @@ pub mod api {
     /// the script runs: an unknown, missing or invalid one stops the run with exit 2.
     /// Call it once, at the top level, with a constant map; `mdops doc SCRIPT` shows it.
     #[rhai_fn(name = "params", return_raw, volatile)]
-    pub fn params(ctx: NativeCallContext, declaration: Map) -> ScriptResult<Map> {
+    pub fn params(ctx: NativeCallContext, declaration: Map) -> RhaiResultOf<Map> {
         let _ = declaration;
         let h = host(&ctx)?;
         match h.params() {
@@ -54,7 +54,7 @@ pub mod api {
     /// The value of `--arg name=VALUE` as a string (typed, when the script declares its
     /// parameters). Fails if it was not given.
     #[rhai_fn(name = "arg", return_raw, volatile)]
-    pub fn arg(ctx: NativeCallContext, name: &str) -> ScriptResult<Dynamic> {
+    pub fn arg(ctx: NativeCallContext, name: &str) -> RhaiResultOf<Dynamic> {
         if let Some(v) = declared(&ctx, name)? {
             return Ok(v);
         }
@@ -77,7 +77,7 @@ pub mod api {
     /// converted to the default's type: int, float, bool (true/false/yes/no/1/0),
     /// array (comma-separated strings) or string.
     #[rhai_fn(name = "arg", return_raw, volatile)]
-    pub fn arg_or(ctx: NativeCallContext, name: &str, default: Dynamic) -> ScriptResult<Dynamic> {
+    pub fn arg_or(ctx: NativeCallContext, name: &str, default: Dynamic) -> RhaiResultOf<Dynamic> {
         if let Some(v) = declared(&ctx, name)? {
             return Ok(if v.is_unit() { default } else { v });
         }
@@ -123,7 +123,7 @@ pub mod api {
     /// Asks the operator a yes/no question on the terminal. True with `--yes`;
     /// false when there is no terminal to ask on.
     #[rhai_fn(return_raw, volatile)]
-    pub fn confirm(ctx: NativeCallContext, prompt: &str) -> ScriptResult<bool> {
+    pub fn confirm(ctx: NativeCallContext, prompt: &str) -> RhaiResultOf<bool> {
         let h = host(&ctx)?;
         if h.options.yes {
             return Ok(true);
@@ -133,7 +133,7 @@ pub mod api {
 
     /// Whether this is a `--dry-run` (writes are planned, not made).
     #[rhai_fn(return_raw, volatile)]
-    pub fn is_dry_run(ctx: NativeCallContext) -> ScriptResult<bool> {
+    pub fn is_dry_run(ctx: NativeCallContext) -> RhaiResultOf<bool> {
         Ok(host(&ctx)?.options.dry_run)
     }
 }

@@ -3,7 +3,7 @@
 use crate::api::{EmbedRequest, SecretString};
 use crate::script::bindings::host;
 use crate::script::convert::check;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use rhai::plugin::*;
 use rhai::NativeCallContext;
 
@@ -19,7 +19,7 @@ pub mod api {
         ctx: NativeCallContext,
         dive_id: &str,
         username: &str,
-    ) -> ScriptResult<SecretString> {
+    ) -> RhaiResultOf<SecretString> {
         session(&ctx, dive_id, username, None)
     }
 
@@ -31,7 +31,7 @@ pub mod api {
         dive_id: &str,
         username: &str,
         hint: &str,
-    ) -> ScriptResult<SecretString> {
+    ) -> RhaiResultOf<SecretString> {
         session(&ctx, dive_id, username, Some(hint.to_string()))
     }
 }
@@ -41,7 +41,7 @@ fn session(
     dive_id: &str,
     username: &str,
     session_hint: Option<String>,
-) -> ScriptResult<SecretString> {
+) -> RhaiResultOf<SecretString> {
     let h = host(ctx)?;
     let req = EmbedRequest {
         username: username.to_string(),

@@ -1,7 +1,7 @@
 //! Ending a run: `exit`, `set_exit_code`, `usage_error`.
 
 use crate::script::bindings::host;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{invalid, script_error, EXIT_CODE_KEY};
 use rhai::plugin::*;
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext, INT};
@@ -20,7 +20,7 @@ pub fn terminate(code: i64, message: Option<String>, pos: rhai::Position) -> Box
     Box::new(EvalAltResult::ErrorTerminated(m.into(), pos))
 }
 
-fn check_code(ctx: &NativeCallContext, code: INT) -> ScriptResult<()> {
+fn check_code(ctx: &NativeCallContext, code: INT) -> RhaiResultOf<()> {
     if !(0..=255).contains(&code) {
         return Err(invalid(
             ctx,
@@ -39,14 +39,14 @@ pub mod api {
     /// 4 tells cron that a bulk run finished but some items failed. `try`/`catch`
     /// does not intercept it.
     #[rhai_fn(name = "exit", return_raw, volatile)]
-    pub fn exit_with(ctx: NativeCallContext, code: INT) -> ScriptResult<()> {
+    pub fn exit_with(ctx: NativeCallContext, code: INT) -> RhaiResultOf<()> {
         check_code(&ctx, code)?;
         Err(terminate(code, None, ctx.call_position()))
     }
 
     /// Stops the script at once with this exit code, printing `message` as the error.
     #[rhai_fn(name = "exit", return_raw, volatile)]
-    pub fn exit_message(ctx: NativeCallContext, code: INT, message: &str) -> ScriptResult<()> {
+    pub fn exit_message(ctx: NativeCallContext, code: INT, message: &str) -> RhaiResultOf<()> {
         check_code(&ctx, code)?;
         Err(terminate(
             code,
@@ -59,7 +59,7 @@ pub mod api {
     /// the run stops with exit code 2 and `message`, as for a bad flag. Call it before
     /// the first write.
     #[rhai_fn(return_raw, volatile)]
-    pub fn usage_error(ctx: NativeCallContext, message: &str) -> ScriptResult<()> {
+    pub fn usage_error(ctx: NativeCallContext, message: &str) -> RhaiResultOf<()> {
         Err(script_error(&ctx, "usage", message))
     }
 
@@ -67,7 +67,7 @@ pub mod api {
     /// finishes and its result is shown. Without it, a run whose `parallel()` items
     /// failed ends with 4.
     #[rhai_fn(return_raw, volatile)]
-    pub fn set_exit_code(ctx: NativeCallContext, code: INT) -> ScriptResult<()> {
+    pub fn set_exit_code(ctx: NativeCallContext, code: INT) -> RhaiResultOf<()> {
         check_code(&ctx, code)?;
         host(&ctx)?.set_exit_code(code as i32);
         Ok(())

@@ -1,6 +1,6 @@
 //! Reading input files. These are reads, so they work in dry runs too.
 
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{script_error, to_dynamic};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
@@ -8,7 +8,7 @@ use rhai::{Array, Dynamic, Map, NativeCallContext};
 /// Input files larger than this are refused.
 const MAX_INPUT: u64 = 64 << 20;
 
-fn read(ctx: &NativeCallContext, path: &str) -> ScriptResult<String> {
+fn read(ctx: &NativeCallContext, path: &str) -> RhaiResultOf<String> {
     let fail = |why: String| script_error(ctx, "file", format!("cannot read {path}: {why}"));
     let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
     if meta.is_dir() {
@@ -36,13 +36,13 @@ pub mod api {
 
     /// The whole text of a file (UTF-8).
     #[rhai_fn(return_raw, volatile)]
-    pub fn read_text(ctx: NativeCallContext, path: &str) -> ScriptResult<String> {
+    pub fn read_text(ctx: NativeCallContext, path: &str) -> RhaiResultOf<String> {
         read(&ctx, path)
     }
 
     /// The lines of a text file, without their line endings.
     #[rhai_fn(return_raw, volatile)]
-    pub fn read_lines(ctx: NativeCallContext, path: &str) -> ScriptResult<Array> {
+    pub fn read_lines(ctx: NativeCallContext, path: &str) -> RhaiResultOf<Array> {
         Ok(read(&ctx, path)?
             .lines()
             .map(|l| Dynamic::from(l.to_string()))
@@ -52,7 +52,7 @@ pub mod api {
     /// The rows of a CSV file as maps keyed by its header row (values are strings).
     /// A malformed row is an error naming its line.
     #[rhai_fn(return_raw, volatile)]
-    pub fn read_csv(ctx: NativeCallContext, path: &str) -> ScriptResult<Array> {
+    pub fn read_csv(ctx: NativeCallContext, path: &str) -> RhaiResultOf<Array> {
         let text = read(&ctx, path)?;
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -78,7 +78,7 @@ pub mod api {
 
     /// A JSON file as Rhai values (objects become maps, null `()`).
     #[rhai_fn(return_raw, volatile)]
-    pub fn read_json(ctx: NativeCallContext, path: &str) -> ScriptResult<Dynamic> {
+    pub fn read_json(ctx: NativeCallContext, path: &str) -> RhaiResultOf<Dynamic> {
         let text = read(&ctx, path)?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
             script_error(

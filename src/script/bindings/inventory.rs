@@ -1,7 +1,7 @@
 //! `inventory::` — the service accounts this organization keeps track of.
 
 use crate::script::bindings::host;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{check, invalid, to_dynamic};
 use crate::store::{InventoryEntry, Source};
 use rhai::plugin::*;
@@ -36,9 +36,9 @@ pub fn entry_map(e: &InventoryEntry) -> Map {
 }
 
 /// Reads `#{owner, purpose, tags, ...}` into an entry; other keys are kept as extra metadata.
-fn entry_from(ctx: &NativeCallContext, username: &str, meta: &Map) -> ScriptResult<InventoryEntry> {
+fn entry_from(ctx: &NativeCallContext, username: &str, meta: &Map) -> RhaiResultOf<InventoryEntry> {
     let mut e = InventoryEntry::new(username);
-    let text = |key: &str, v: &Dynamic| -> ScriptResult<Option<String>> {
+    let text = |key: &str, v: &Dynamic| -> RhaiResultOf<Option<String>> {
         if v.is_unit() {
             return Ok(None);
         }
@@ -88,7 +88,7 @@ pub mod api {
     /// purpose, tags, source` (created, added, imported, adopted), `first_seen`,
     /// `last_seen`, and any extra metadata.
     #[rhai_fn(return_raw, volatile)]
-    pub fn list(ctx: NativeCallContext) -> ScriptResult<Array> {
+    pub fn list(ctx: NativeCallContext) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let entries = check(&ctx, h.inventory_list())?;
         Ok(entries
@@ -99,7 +99,7 @@ pub mod api {
 
     /// The inventory entry of `username` (case-insensitive), or `()`.
     #[rhai_fn(return_raw, volatile)]
-    pub fn get(ctx: NativeCallContext, username: &str) -> ScriptResult<Dynamic> {
+    pub fn get(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Dynamic> {
         let h = host(&ctx)?;
         let entry = check(&ctx, h.inventory_get(username))?;
         Ok(entry
@@ -110,7 +110,7 @@ pub mod api {
     /// Adds `username` with metadata `#{owner, purpose, tags, ...}`, or updates its
     /// entry: keys given replace, keys not given stay. Returns the entry.
     #[rhai_fn(return_raw, volatile)]
-    pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> ScriptResult<Map> {
+    pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
         let mut entry = entry_from(&ctx, username, &meta)?;
         entry.source = Source::Added;
@@ -122,13 +122,13 @@ pub mod api {
 
     /// Adds `username` to the inventory with no metadata (or refreshes its entry).
     #[rhai_fn(name = "add", return_raw, volatile)]
-    pub fn add_bare(ctx: NativeCallContext, username: &str) -> ScriptResult<Map> {
+    pub fn add_bare(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Map> {
         add(ctx, username, Map::new())
     }
 
     /// Adds an account found on the server to the inventory (source `adopted`).
     #[rhai_fn(return_raw, volatile)]
-    pub fn adopt(ctx: NativeCallContext, username: &str) -> ScriptResult<Map> {
+    pub fn adopt(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
         let mut entry = InventoryEntry::new(username);
         entry.source = Source::Adopted;
@@ -144,9 +144,9 @@ pub mod api {
     /// accounts}`: `adopt` adds untracked accounts, `forget_gone` removes gone entries,
     /// `accounts` (a list or patterns) limits it. `mdops inventory reconcile` shows the same.
     #[rhai_fn(return_raw, volatile)]
-    pub fn reconcile(ctx: NativeCallContext, options: Map) -> ScriptResult<Array> {
+    pub fn reconcile(ctx: NativeCallContext, options: Map) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
-        let flag = |k: &str| -> ScriptResult<bool> {
+        let flag = |k: &str| -> RhaiResultOf<bool> {
             match options.get(k) {
                 None => Ok(false),
                 Some(v) if v.is_unit() => Ok(false),
@@ -195,7 +195,7 @@ pub mod api {
     /// Removes `username` from the inventory (the account itself is untouched).
     /// Returns whether it was there.
     #[rhai_fn(return_raw, volatile)]
-    pub fn remove(ctx: NativeCallContext, username: &str) -> ScriptResult<bool> {
+    pub fn remove(ctx: NativeCallContext, username: &str) -> RhaiResultOf<bool> {
         let h = host(&ctx)?;
         check(&ctx, h.inventory_remove(username))
     }

@@ -2,7 +2,7 @@
 
 use crate::api::SecretString;
 use crate::script::bindings::host;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{check, to_dynamic};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, NativeCallContext};
@@ -17,7 +17,7 @@ pub mod api {
     /// (times are RFC 3339 strings or `()`; `in_progress`: another run that is still
     /// alive minted it).
     #[rhai_fn(return_raw, volatile)]
-    pub fn get(ctx: NativeCallContext, token_id: &str) -> ScriptResult<Dynamic> {
+    pub fn get(ctx: NativeCallContext, token_id: &str) -> RhaiResultOf<Dynamic> {
         let h = host(&ctx)?;
         let entry = check(&ctx, h.journal_get(token_id))?;
         Ok(match entry {
@@ -35,14 +35,14 @@ pub mod api {
     /// verified token as its group's current one, so call this last. Returns whether
     /// the journal knew the token.
     #[rhai_fn(return_raw, volatile)]
-    pub fn mark_verified(ctx: NativeCallContext, secret: SecretString) -> ScriptResult<bool> {
+    pub fn mark_verified(ctx: NativeCallContext, secret: SecretString) -> RhaiResultOf<bool> {
         let h = host(&ctx)?;
         check(&ctx, h.mark_verified(&secret))
     }
 
     /// Journal entries of an account's tokens, newest first.
     #[rhai_fn(return_raw, volatile)]
-    pub fn list(ctx: NativeCallContext, username: &str) -> ScriptResult<Array> {
+    pub fn list(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let entries = check(&ctx, h.journal_list(Some(username)))?;
         Ok(entries.iter().map(to_dynamic).collect())

@@ -10,7 +10,7 @@
 use crate::script::bindings::exit::terminate;
 use crate::script::bindings::host;
 use crate::script::convert::invalid;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::host::{Host, Program};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, INT};
@@ -29,7 +29,7 @@ pub mod api {
     /// each worker runs it on its own engine, so it sees the script's functions and
     /// imports but not its global variables (pass what it needs, or capture it).
     #[rhai_fn(name = "parallel", return_raw, volatile)]
-    pub fn parallel(ctx: NativeCallContext, items: Array, f: FnPtr) -> ScriptResult<Array> {
+    pub fn parallel(ctx: NativeCallContext, items: Array, f: FnPtr) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let n = h.options.concurrency.max(1);
         run_counted(&ctx, items, &f, n, true)
@@ -41,7 +41,7 @@ pub mod api {
         ctx: NativeCallContext,
         range: std::ops::Range<INT>,
         f: FnPtr,
-    ) -> ScriptResult<Array> {
+    ) -> RhaiResultOf<Array> {
         parallel(ctx, range.map(Dynamic::from).collect(), f)
     }
 
@@ -51,7 +51,7 @@ pub mod api {
         ctx: NativeCallContext,
         range: std::ops::RangeInclusive<INT>,
         f: FnPtr,
-    ) -> ScriptResult<Array> {
+    ) -> RhaiResultOf<Array> {
         parallel(ctx, range.map(Dynamic::from).collect(), f)
     }
 
@@ -64,7 +64,7 @@ pub mod api {
         items: Array,
         f: FnPtr,
         options: Map,
-    ) -> ScriptResult<Array> {
+    ) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let max = h.options.concurrency.max(1);
         let mut n = max;
@@ -230,7 +230,7 @@ fn run_counted(
     f: &FnPtr,
     concurrency: usize,
     count: bool,
-) -> ScriptResult<Array> {
+) -> RhaiResultOf<Array> {
     let h = host(ctx)?;
     let counting = Counting(count);
     let bar = progress(items.len(), h.options.quiet);
@@ -272,7 +272,7 @@ fn run_workers(
     concurrency: usize,
     bar: Option<&indicatif::ProgressBar>,
     counting: Counting,
-) -> ScriptResult<Array> {
+) -> RhaiResultOf<Array> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let slots: Vec<Mutex<Option<Dynamic>>> = items.iter().map(|_| Mutex::new(None)).collect();

@@ -2,14 +2,14 @@
 
 use crate::process::{Outcome, Program};
 use crate::script::bindings::host;
-use crate::script::convert::{check, invalid, ScriptResult};
+use crate::script::convert::{check, invalid, RhaiResultOf};
 use crate::script::table::map_of;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext, INT};
 use std::time::Duration;
 
 /// A command: a string (run by `sh -c`) or an array (program and arguments, no shell).
-pub fn program_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<Program> {
+pub fn program_of(ctx: &NativeCallContext, v: &Dynamic) -> RhaiResultOf<Program> {
     if v.is_string() {
         let s = v.clone().into_string().unwrap_or_default();
         if s.trim().is_empty() {
@@ -69,7 +69,7 @@ pub mod api {
     /// background keeps running. To hand a command a secret use `secrets::to_command`
     /// or `secrets::check_command`. A dry run only plans it.
     #[rhai_fn(return_raw, volatile)]
-    pub fn sh(ctx: NativeCallContext, command: Dynamic) -> ScriptResult<Map> {
+    pub fn sh(ctx: NativeCallContext, command: Dynamic) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
         let program = program_of(&ctx, &command)?;
         let outcome = check(&ctx, h.run_command("run", program, vec![]))?;

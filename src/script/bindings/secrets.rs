@@ -4,14 +4,14 @@ use crate::api::SecretString;
 use crate::runtime::deliver::{Delivery, Target};
 use crate::script::bindings::host;
 use crate::script::bindings::process::program_of;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{check, invalid, script_error};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use std::path::PathBuf;
 
 /// A `Secret`, or a plain string the script already revealed.
-pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> ScriptResult<SecretString> {
+pub fn secret_of(ctx: &NativeCallContext, v: &Dynamic) -> RhaiResultOf<SecretString> {
     if let Some(s) = v.read_lock::<SecretString>() {
         return Ok(s.clone());
     }
@@ -40,7 +40,7 @@ fn delivered(d: Delivery, secret: &SecretString) -> Map {
     out
 }
 
-fn deliver(ctx: &NativeCallContext, target: Target, secret: &Dynamic) -> ScriptResult<Map> {
+fn deliver(ctx: &NativeCallContext, target: Target, secret: &Dynamic) -> RhaiResultOf<Map> {
     let secret = secret_of(ctx, secret)?;
     let h = host(ctx)?;
     let d = check(ctx, h.deliver(&target, &secret))?;
@@ -48,7 +48,7 @@ fn deliver(ctx: &NativeCallContext, target: Target, secret: &Dynamic) -> ScriptR
 }
 
 /// A target from `#{file, mkdir}`, `#{env_file, key}` or `#{command}`.
-fn target_of(ctx: &NativeCallContext, m: &Map) -> ScriptResult<Target> {
+fn target_of(ctx: &NativeCallContext, m: &Map) -> RhaiResultOf<Target> {
     let text = |k: &str| m.get(k).filter(|v| !v.is_unit()).map(|v| v.to_string());
     if let Some(path) = text("file") {
         let mkdir = m
@@ -88,7 +88,7 @@ pub mod api {
     /// `#{sink, fingerprint, token_id, previous}`: `previous` is the `Secret` the file
     /// held before (to put back if a rotation fails), when there was one.
     #[rhai_fn(return_raw, volatile)]
-    pub fn to_file(ctx: NativeCallContext, path: &str, secret: Dynamic) -> ScriptResult<Map> {
+    pub fn to_file(ctx: NativeCallContext, path: &str, secret: Dynamic) -> RhaiResultOf<Map> {
         deliver(
             &ctx,
             Target::File {
@@ -107,7 +107,7 @@ pub mod api {
         path: &str,
         secret: Dynamic,
         options: Map,
-    ) -> ScriptResult<Map> {
+    ) -> RhaiResultOf<Map> {
         let mut mkdir = false;
         for (k, v) in &options {
             match k.as_str() {
@@ -145,7 +145,7 @@ pub mod api {
         path: &str,
         key: &str,
         secret: Dynamic,
-    ) -> ScriptResult<Map> {
+    ) -> RhaiResultOf<Map> {
         deliver(
             &ctx,
             Target::EnvFile {
@@ -165,7 +165,7 @@ pub mod api {
         ctx: NativeCallContext,
         command: Dynamic,
         secret: Dynamic,
-    ) -> ScriptResult<Map> {
+    ) -> RhaiResultOf<Map> {
         let program = program_of(&ctx, &command)?;
         deliver(&ctx, Target::Command(program), &secret)
     }
@@ -180,7 +180,7 @@ pub mod api {
         command: Dynamic,
         env_key: &str,
         secret: Dynamic,
-    ) -> ScriptResult<Map> {
+    ) -> RhaiResultOf<Map> {
         let secret = secret_of(&ctx, &secret)?;
         let program = program_of(&ctx, &command)?;
         crate::sinks::check_env_name(env_key).map_err(|e| invalid(&ctx, "env_key", e))?;
@@ -199,7 +199,7 @@ pub mod api {
     /// deliveries compare them: absolute paths with links resolved. Two targets with
     /// the same identity are one place.
     #[rhai_fn(return_raw, volatile)]
-    pub fn target_id(ctx: NativeCallContext, target: Map) -> ScriptResult<String> {
+    pub fn target_id(ctx: NativeCallContext, target: Map) -> RhaiResultOf<String> {
         Ok(target_of(&ctx, &target)?.identity())
     }
 
@@ -208,7 +208,7 @@ pub mod api {
     /// nothing delivered there since. A rotation checks that the successor goes
     /// where the workload reads the current token.
     #[rhai_fn(return_raw, volatile)]
-    pub fn targets_of(ctx: NativeCallContext, token_id: &str) -> ScriptResult<Array> {
+    pub fn targets_of(ctx: NativeCallContext, token_id: &str) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let targets = check(&ctx, h.targets_of(token_id))?;
         Ok(targets.into_iter().map(Dynamic::from).collect())
@@ -221,7 +221,7 @@ pub mod api {
     /// or `#{label, command}` (`label` names the token, for the message). Fails as a usage
     /// error (exit 2) listing every problem.
     #[rhai_fn(return_raw, volatile)]
-    pub fn check_targets(ctx: NativeCallContext, targets: Array) -> ScriptResult<()> {
+    pub fn check_targets(ctx: NativeCallContext, targets: Array) -> RhaiResultOf<()> {
         let mut seen: std::collections::HashMap<String, String> = Default::default();
         let mut problems = Vec::new();
         for t in &targets {

@@ -1,6 +1,6 @@
 //! Tables, patterns and templates.
 
-use crate::script::convert::{invalid, ScriptResult, MAX_DEPTH};
+use crate::script::convert::{invalid, RhaiResultOf, MAX_DEPTH};
 use crate::script::table::{Shown, Table};
 use crate::sinks::template::{expand, Kind};
 use rhai::plugin::*;
@@ -61,7 +61,7 @@ fn format(ctx: &NativeCallContext, v: Dynamic) -> String {
 }
 
 /// For `print` and `debug`: the whole text, or a clear error.
-fn printable(ctx: &NativeCallContext, v: Dynamic) -> ScriptResult<String> {
+fn printable(ctx: &NativeCallContext, v: Dynamic) -> RhaiResultOf<String> {
     let mut out = String::new();
     debug_of(ctx, &v, 0, &mut out).map_err(|_| {
         crate::script::convert::script_error(
@@ -133,7 +133,7 @@ pub mod api {
         template: &str,
         values: Map,
         kind: &str,
-    ) -> ScriptResult<String> {
+    ) -> RhaiResultOf<String> {
         let kind = Kind::parse(kind).ok_or_else(|| {
             invalid(
                 &ctx,
@@ -172,25 +172,25 @@ pub mod api {
 
     /// Prints an array (an error past 128 levels of nesting, rather than the stack).
     #[rhai_fn(global, name = "print", return_raw)]
-    pub fn print_array(ctx: NativeCallContext, array: &mut Array) -> ScriptResult<String> {
+    pub fn print_array(ctx: NativeCallContext, array: &mut Array) -> RhaiResultOf<String> {
         printable(&ctx, Dynamic::from_array(array.clone()))
     }
 
     /// Prints a map (an error past 128 levels of nesting, rather than the stack).
     #[rhai_fn(global, name = "print", return_raw)]
-    pub fn print_map(ctx: NativeCallContext, map: &mut Map) -> ScriptResult<String> {
+    pub fn print_map(ctx: NativeCallContext, map: &mut Map) -> RhaiResultOf<String> {
         printable(&ctx, Dynamic::from_map(map.clone()))
     }
 
     /// Debug-prints an array (an error past 128 levels of nesting).
     #[rhai_fn(global, name = "debug", return_raw)]
-    pub fn debug_array(ctx: NativeCallContext, array: &mut Array) -> ScriptResult<String> {
+    pub fn debug_array(ctx: NativeCallContext, array: &mut Array) -> RhaiResultOf<String> {
         printable(&ctx, Dynamic::from_array(array.clone()))
     }
 
     /// Debug-prints a map (an error past 128 levels of nesting).
     #[rhai_fn(global, name = "debug", return_raw)]
-    pub fn debug_map(ctx: NativeCallContext, map: &mut Map) -> ScriptResult<String> {
+    pub fn debug_map(ctx: NativeCallContext, map: &mut Map) -> RhaiResultOf<String> {
         printable(&ctx, Dynamic::from_map(map.clone()))
     }
 }

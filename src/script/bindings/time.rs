@@ -1,7 +1,7 @@
 //! Durations and times.
 
 use crate::script::convert::invalid;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use rhai::plugin::*;
 use rhai::{NativeCallContext, INT};
 
@@ -12,7 +12,7 @@ pub mod api {
     /// Seconds in a duration such as `"90d"`, `"12h"`, `"1h30m"`, `"2w"` or `"300"`
     /// (a leading `-` makes it negative).
     #[rhai_fn(name = "duration", return_raw)]
-    pub fn duration(ctx: NativeCallContext, text: &str) -> ScriptResult<INT> {
+    pub fn duration(ctx: NativeCallContext, text: &str) -> RhaiResultOf<INT> {
         crate::duration::parse_seconds(text).map_err(|e| invalid(&ctx, "duration", e))
     }
 
@@ -38,7 +38,7 @@ pub mod api {
 
     /// An RFC 3339 timestamp (such as a token's `expire_at`) as Unix seconds.
     #[rhai_fn(return_raw)]
-    pub fn parse_time(ctx: NativeCallContext, text: &str) -> ScriptResult<INT> {
+    pub fn parse_time(ctx: NativeCallContext, text: &str) -> RhaiResultOf<INT> {
         chrono::DateTime::parse_from_rfc3339(text)
             .map(|d| d.timestamp())
             .map_err(|_| {

@@ -2,7 +2,7 @@
 
 use crate::api::{CreatedToken, NewToken, SecretString, Token, TokenType};
 use crate::script::bindings::host;
-use crate::script::convert::ScriptResult;
+use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{check, invalid, seconds_of};
 use chrono::{DateTime, Utc};
 use rhai::plugin::*;
@@ -43,7 +43,7 @@ pub fn created_map(t: &CreatedToken, now: DateTime<Utc>) -> Map {
 }
 
 /// `#{name, ttl, token_type, description}` as a token request.
-fn new_token(ctx: &NativeCallContext, options: &Map) -> ScriptResult<NewToken> {
+fn new_token(ctx: &NativeCallContext, options: &Map) -> RhaiResultOf<NewToken> {
     let mut new = NewToken::default();
     for (key, value) in options.iter() {
         match key.as_str() {
@@ -96,7 +96,7 @@ fn new_token(ctx: &NativeCallContext, options: &Map) -> ScriptResult<NewToken> {
     Ok(new)
 }
 
-fn mint(ctx: &NativeCallContext, username: &str, new: NewToken) -> ScriptResult<Map> {
+fn mint(ctx: &NativeCallContext, username: &str, new: NewToken) -> RhaiResultOf<Map> {
     let h = host(ctx)?;
     // Taken before the request, so a fresh token's `expires_in` is its whole ttl.
     let now = Utc::now();
@@ -112,7 +112,7 @@ pub mod api {
     /// `id, name, expire_at, created_ts, read_only, token_type` plus derived
     /// `expired` (bool), `expires_in` (seconds, or `()` if it never expires) and `age` (seconds).
     #[rhai_fn(return_raw, volatile)]
-    pub fn list(ctx: NativeCallContext, username: &str) -> ScriptResult<Array> {
+    pub fn list(ctx: NativeCallContext, username: &str) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
         let tokens = check(&ctx, h.list_tokens(username))?;
         let now = Utc::now();
@@ -127,7 +127,7 @@ pub mod api {
     /// The API returns the secret only this once: deliver it with a `secrets::` sink,
     /// `reveal()` it, or revoke it before the run ends, or the run revokes it.
     #[rhai_fn(name = "create", return_raw, volatile)]
-    pub fn create_named(ctx: NativeCallContext, username: &str, name: &str) -> ScriptResult<Map> {
+    pub fn create_named(ctx: NativeCallContext, username: &str, name: &str) -> RhaiResultOf<Map> {
         mint(
             &ctx,
             username,
@@ -143,7 +143,7 @@ pub mod api {
     /// `token_type` `"read_write"` (default) or `"read_scaling"`. Like `create(username, name)`,
     /// the secret must be delivered, revealed or revoked before the run ends.
     #[rhai_fn(name = "create", return_raw, volatile)]
-    pub fn create_with(ctx: NativeCallContext, username: &str, options: Map) -> ScriptResult<Map> {
+    pub fn create_with(ctx: NativeCallContext, username: &str, options: Map) -> RhaiResultOf<Map> {
         let new = new_token(&ctx, &options)?;
         mint(&ctx, username, new)
     }
@@ -151,7 +151,7 @@ pub mod api {
     /// Revokes a token by its `id` (not its secret). Revoking a token that is
     /// already gone fails with a 404 (`e.status == 404`).
     #[rhai_fn(return_raw, volatile)]
-    pub fn revoke(ctx: NativeCallContext, username: &str, token_id: &str) -> ScriptResult<()> {
+    pub fn revoke(ctx: NativeCallContext, username: &str, token_id: &str) -> RhaiResultOf<()> {
         let h = host(&ctx)?;
         check(&ctx, h.revoke_token(username, token_id))
     }
@@ -163,7 +163,7 @@ pub mod api {
         ctx: NativeCallContext,
         username: &str,
         secret: SecretString,
-    ) -> ScriptResult<bool> {
+    ) -> RhaiResultOf<bool> {
         let h = host(&ctx)?;
         check(&ctx, h.verify_token(username, &secret))
     }
@@ -174,7 +174,7 @@ pub mod api {
         ctx: NativeCallContext,
         username: &str,
         secret: &str,
-    ) -> ScriptResult<bool> {
+    ) -> RhaiResultOf<bool> {
         verify_secret(ctx, username, SecretString::new(secret))
     }
 }
