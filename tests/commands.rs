@@ -181,6 +181,38 @@ fn check_reports_ok_and_errors() {
         .status(1)
         .stderr_has(&["bad.rhai:1:", "did you mean `ducklings::get`?"])
         .run();
+    // Every problem in one pass, each with its position: argument counts,
+    // unknown functions (plain, namespaced, of an imported module), and an
+    // unknown namespace that is not called a syntax error.
+    let many = env.script(
+        "many.rhai",
+        "import \"rotation\" as rotation;\nlet x = tokens::create(\"a\");\nlet y = frobnicate(2);\nrotation::plann(1, 2, 3);\nrotation::plan(1);\n",
+    );
+    let out = Cmd::bare(env.home.path())
+        .args(["check", many.to_str().unwrap()])
+        .status(1)
+        .stderr_has(&[
+            "error: tokens::create takes 2 arguments, not 1\n  --> ",
+            "many.rhai:2:17",
+            "error: unknown function: frobnicate\n",
+            "many.rhai:3:9",
+            "error: unknown function: rotation::plann\n",
+            "= help: did you mean `rotation::plan`?",
+            "error: rotation::plan takes 3 arguments, not 1\n",
+            "many.rhai: 4 problems\n",
+        ])
+        .run();
+    assert!(!out.stderr.contains("syntax error"));
+    let ns = env.script("ns.rhai", "let x = tokns::list(\"a\");\n");
+    Cmd::bare(env.home.path())
+        .args(["check", ns.to_str().unwrap()])
+        .status(1)
+        .stderr_has(&[
+            "error: unknown namespace `tokns`",
+            "ns.rhai:1:9",
+            "the namespaces are accounts, tokens",
+        ])
+        .run();
     Cmd::bare(env.home.path())
         .args(["check", "no-such-thing"])
         .status(2)

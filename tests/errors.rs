@@ -58,14 +58,27 @@ fn unknown_function_as_a_statement_is_caught_before_running_too() {
 }
 
 #[test]
-fn unknown_global_function_suggests_at_run_time() {
+fn unknown_global_function_is_found_before_the_run() {
     let env = Env::new();
-    let out = env.run("typo.rhai", "let n = 1;\nprnt(n);\n", &[]);
+    let out = env.run(
+        "typo.rhai",
+        "let n = tokens::list(\"bi_tool\");\nprnt(n);\n",
+        &[],
+    );
     assert_exit(&out, 1);
     assert_eq!(
         out.stderr,
-        "error: unknown function: prnt(int)\n  --> typo.rhai:2:1\n   |\n 2 | prnt(n);\n   | ^\n  = help: did you mean `print`?\n"
+        "error: unknown function: prnt\n  --> typo.rhai:2:1\n   |\n 2 | prnt(n);\n   | ^\n  = help: did you mean `print`?\n"
     );
+    assert!(env.sim.requests().is_empty(), "found before anything ran");
+    // A function the script defines, or one called through a pointer, is fine.
+    let out = env.run(
+        "ok.rhai",
+        "fn twice(x) { x * 2 }\nlet f = Fn(\"twice\");\nlet g = |x| x + 1;\ntwice(1) + f.call(2) + g.call(3)",
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "10\n");
 }
 
 #[test]

@@ -13,7 +13,18 @@ pub fn check(spec: &str) -> Result<i32, Failure> {
     script::params::extract(&text, &name).map_err(|d| fail(&d))?;
     let engine = script::engine(None, sources.clone(), PrintTo::Stderr);
     let ast = script::compile(&engine, &name, &text, &sources).map_err(|d| fail(&d))?;
-    script::lint::check(&engine, &ast, &name).map_err(|d| fail(&d))?;
-    crate::output::out(&format!("{name}: ok\n"));
-    Ok(exit::OK)
+    let found = script::lint::findings(&engine, &ast, &name, true);
+    if found.is_empty() {
+        crate::output::out(&format!("{name}: ok\n"));
+        return Ok(exit::OK);
+    }
+    let mut text: String = found.iter().map(|d| d.render(&sources)).collect();
+    text.push_str(&format!(
+        "{name}: {} problem{}\n",
+        found.len(),
+        if found.len() == 1 { "" } else { "s" }
+    ));
+    let mut f = fail(&found[0]);
+    f.message = text;
+    Err(f)
 }

@@ -87,6 +87,20 @@ pub fn doc(name: Option<&str>) -> Result<i32, Failure> {
         out(&script_page(&display, &text)?);
         return Ok(exit::OK);
     }
+    if let Some((module, _)) = name.split_once("::") {
+        if let Some(text) = script::resolver::stdlib(module) {
+            let functions = docs::module_functions(module, text).map_err(Failure::script)?;
+            let found: String = functions
+                .iter()
+                .filter(|f| f.qualified == name)
+                .map(render)
+                .collect();
+            if !found.is_empty() {
+                out(&found);
+                return Ok(exit::OK);
+            }
+        }
+    }
     if let Some(text) = script::resolver::stdlib(name) {
         let module = name.trim_start_matches("stdlib/").trim_end_matches(".rhai");
         let mut page = format!(

@@ -148,7 +148,7 @@ impl Session {
             Err(e) => return Reply::err(diagnostics::from_parse(&e, name).render(&self.sources)),
         };
         ast.set_source(name);
-        if let Err(d) = script::lint::check(&self.engine, &ast, name) {
+        if let Err(d) = script::lint::check_with(&self.engine, &ast, name, false) {
             return Reply::err(d.render(&self.sources));
         }
         let mut run = self.functions.clone();

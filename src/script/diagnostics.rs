@@ -118,11 +118,25 @@ impl Diagnostic {
 }
 
 pub fn from_parse(err: &ParseError, src: &str) -> Diagnostic {
+    let (message, help) = match err.0.as_ref() {
+        rhai::ParseErrorType::ModuleUndefined(name) => (
+            format!("unknown namespace `{name}`"),
+            Some(format!(
+                "the namespaces are {}; a module is imported first: import \"NAME\" as NAME;",
+                crate::script::bindings::modules()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+        other => (format!("syntax error: {other}"), None),
+    };
     Diagnostic {
-        message: format!("syntax error: {}", err.0),
+        message,
         at: Some((src.to_string(), err.1)),
         notes: vec![],
-        help: None,
+        help,
         category: Category::Script,
     }
 }
@@ -299,7 +313,8 @@ pub fn suggest(name: &str, candidates: &[String]) -> Option<String> {
             };
             (d, c)
         })
-        .filter(|(d, _)| *d <= (short.chars().count() / 3).max(2))
+        // A one- or two-letter name is close to too much to suggest anything.
+        .filter(|(d, _)| *d <= (short.chars().count() / 3).max(2) && *d < short.chars().count())
         .min_by_key(|(d, c)| (*d, c.len()))
         .map(|(_, c)| c.clone())
 }

@@ -181,6 +181,24 @@ pub fn callable_names(engine: &Engine) -> Vec<String> {
     names
 }
 
+/// How many arguments each namespaced function of ours takes (every overload):
+/// `tokens::create` → {2}.
+pub fn arities(engine: &Engine) -> std::collections::HashMap<String, Vec<usize>> {
+    let json = engine
+        .gen_fn_metadata_to_json(false)
+        .expect("metadata serializes");
+    let meta: Meta = serde_json::from_str(&json).expect("metadata has the documented shape");
+    let mut out: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for (ns, m) in &meta.modules {
+        for f in &m.functions {
+            out.entry(format!("{ns}::{}", f.name))
+                .or_default()
+                .push(f.params.len());
+        }
+    }
+    out
+}
+
 /// Every function this project registers (not Rhai's standard library), sorted
 /// by namespace then name. Functions without a doc comment (operators,
 /// `to_string` overloads) are left out.
