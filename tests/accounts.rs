@@ -150,3 +150,60 @@ fn dry_run_plan_is_part_of_the_json_document() {
     assert_eq!(doc["summary"]["writes"], 1, "{doc}");
     assert_eq!(doc["error"], serde_json::Value::Null);
 }
+
+/// The user list's filters go to the server; a member who left is listed as
+/// such and is never taken for a service account.
+#[test]
+fn users_can_be_filtered_by_the_server() {
+    let seed = crate::support::SEED.replace(
+        "[[members]]\nusername = \"ada\"",
+        "[[members]]\nusername = \"grace\"\ndeprovisioned = true\n\n[[members]]\nusername = \"ada\"",
+    );
+    let env = Env::with_seed(&seed);
+    let names = |filter: &str| -> Vec<String> {
+        let out = env
+            .rhai(
+                "u.rhai",
+                &format!("accounts::users({filter}).map(|u| u.username)"),
+            )
+            .args(["--output", "json"])
+            .any_stdout()
+            .run();
+        serde_json::from_value(json_result(&out)).unwrap()
+    };
+    assert_eq!(names(""), ["ada", "bi_tool", "etl_pipeline", "grace"]);
+    assert_eq!(
+        names("#{service_accounts: true}"),
+        ["bi_tool", "etl_pipeline"]
+    );
+    assert_eq!(names("#{deprovisioned: true}"), ["grace"]);
+    assert_eq!(
+        names("#{service_accounts: false, deprovisioned: false}"),
+        ["ada"]
+    );
+    let queries: Vec<String> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/users")
+        .filter_map(|r| r.query)
+        .collect();
+    assert!(
+        queries.contains(&"limit=1000&is_deprovisioned=false&is_service_account=false".to_string()),
+        "{queries:?}"
+    );
+    env.rhai("bad.rhai", "accounts::users(#{service: true})")
+        .status(1)
+        .stderr_has(&["unknown filter \"service\""])
+        .run();
+    // accounts::list() is the live service accounts, whatever the members.
+    let out = env
+        .rhai("l.rhai", "accounts::list()")
+        .args(["--output", "json"])
+        .any_stdout()
+        .run();
+    assert_eq!(
+        json_result(&out),
+        serde_json::json!(["bi_tool", "etl_pipeline"])
+    );
+}

@@ -28,7 +28,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("ducklings::set(\"bi_tool\", #{read_write: #{instance_size: \"standard\"}, read_scaling: #{instance_size: \"standard\"}})", "read_scaling.flock_size", "flock_size is required for read_scaling"),
     ("ducklings::update(\"bi_tool\", #{read_wrote: #{instance_size: \"standard\"}})", "read_wrote", "unknown part \"read_wrote\" (expected read_write or read_scaling)"),
     ("dives::embed_session(\"not-a-uuid\", \"bi_tool\")", "dive_id", "dive id \"not-a-uuid\" is not a UUID"),
-    ("dives::embed_session(\"7b0c6a52-3f0e-4d4b-9a55-2f6a1c3e9d10\", \"bi_tool\", \"\")", "session_hint", "session_hint must not be empty"),
+    ("dives::embed_session(\"7b0c6a52-3f0e-4d4b-9a55-2f6a1c3e9d10\", \"bi_tool\", \"\")", "session_name", "session_name must not be empty"),
 ];
 
 #[test]

@@ -117,10 +117,7 @@ impl Client {
         req: &EmbedRequest,
     ) -> Result<SecretString, ApiError> {
         rules::dive_id(dive_id)?;
-        rules::path_username(&req.username)?;
-        if let Some(h) = &req.session_hint {
-            rules::session_hint(h)?;
-        }
+        rules::embed_request(req)?;
         let r: Session = self
             .call(
                 Method::POST,
@@ -136,6 +133,15 @@ impl Client {
     /// `GET /v1/users`, all pages, de-duplicated by id. `None` when this server
     /// has no such route (older API): the answer is remembered.
     pub async fn list_users(&self) -> Result<Option<Vec<User>>, ApiError> {
+        self.list_users_where(&[]).await
+    }
+
+    /// `GET /v1/users` with the API's filters (`is_service_account`,
+    /// `is_deprovisioned`), all pages.
+    pub async fn list_users_where(
+        &self,
+        filters: &[(&'static str, bool)],
+    ) -> Result<Option<Vec<User>>, ApiError> {
         if self.users_route.load(Ordering::Relaxed) == USERS_NO {
             return Ok(None);
         }
@@ -145,6 +151,7 @@ impl Client {
         // Bounded: a server that keeps handing out page tokens cannot loop us forever.
         for _ in 0..10_000 {
             let mut query = vec![("limit", "1000".to_string())];
+            query.extend(filters.iter().map(|(k, v)| (*k, v.to_string())));
             if let Some(t) = &page_token {
                 query.push(("page_token", t.clone()));
             }

@@ -148,9 +148,31 @@ pub struct User {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct EmbedRequest {
     pub username: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Deprecated alias of `session_name`: send one or the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_hint: Option<String>,
+    /// Reuses one read-scaling session across embed requests with this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
+    /// The Dive version to embed (default: the current one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Databases and shares the session may use instead of the Dive's own
+    /// (empty: none declared, the session user's whole workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_resources: Option<Vec<Resource>>,
+    /// Initial values of the Dive's `useDiveState` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_state: Option<Map<String, Value>>,
+}
+
+/// A database or share an embedded Dive may read.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Resource {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }

@@ -149,6 +149,72 @@ pub fn session_hint(value: &str) -> Result<(), Violation> {
     Ok(())
 }
 
+/// The largest JSON encodings the API accepts for an embed session's
+/// `required_resources` and `initial_state`.
+pub const RESOURCES_MAX_BYTES: usize = 8192;
+pub const INITIAL_STATE_MAX_BYTES: usize = 65536;
+
+/// An embed-session request: the username, at most one of `session_hint`
+/// and `session_name` (neither empty), a version of at least 1, resources
+/// with a URL each and the size limits of the API.
+pub fn embed_request(req: &super::EmbedRequest) -> Result<(), Violation> {
+    path_username(&req.username)?;
+    if let Some(h) = &req.session_hint {
+        session_hint(h)?;
+    }
+    if let Some(n) = &req.session_name {
+        if n.is_empty() {
+            return Err(Violation::new(
+                "session_name",
+                "session_name must not be empty",
+            ));
+        }
+        if req.session_hint.is_some() {
+            return Err(Violation::new(
+                "session_name",
+                "give session_name or session_hint (its old name), not both",
+            ));
+        }
+    }
+    if let Some(v) = req.version {
+        if v < 1 {
+            return Err(Violation::new(
+                "version",
+                format!("version must be 1 or more, not {v}"),
+            ));
+        }
+    }
+    if let Some(resources) = &req.required_resources {
+        for (i, r) in resources.iter().enumerate() {
+            if r.url.is_empty() {
+                return Err(Violation::new(
+                    format!("required_resources[{i}].url"),
+                    "each resource needs a url",
+                ));
+            }
+        }
+        let len = serde_json::to_string(resources)
+            .map(|t| t.len())
+            .unwrap_or(0);
+        if len > RESOURCES_MAX_BYTES {
+            return Err(Violation::new(
+                "required_resources",
+                format!("required_resources is {len} bytes as JSON; at most {RESOURCES_MAX_BYTES}"),
+            ));
+        }
+    }
+    if let Some(state) = &req.initial_state {
+        let len = serde_json::to_string(state).map(|t| t.len()).unwrap_or(0);
+        if len > INITIAL_STATE_MAX_BYTES {
+            return Err(Violation::new(
+                "initial_state",
+                format!("initial_state is {len} bytes as JSON; at most {INITIAL_STATE_MAX_BYTES}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn part(field: &str, part: &DucklingPart, scaling: bool) -> Result<(), Violation> {
     if let Some(c) = part.cooldown_seconds {
         if part.instance_size == InstanceSize::Pulse {

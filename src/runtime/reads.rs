@@ -89,8 +89,8 @@ impl Runtime {
     }
 
     /// Every member from `GET /v1/users`, or `None` when the API has no user list.
-    pub fn users(&self) -> Result<Option<Vec<User>>, Error> {
-        Ok(self.call(|c| async move { c.list_users().await })?)
+    pub fn users(&self, filters: &[(&'static str, bool)]) -> Result<Option<Vec<User>>, Error> {
+        Ok(self.call(|c| async move { c.list_users_where(filters).await })?)
     }
 
     /// The service accounts the server knows of (user list ∪ running Ducklings),

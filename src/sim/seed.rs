@@ -38,6 +38,9 @@ pub struct SeedMember {
     pub email: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A member who left: still listed, with `is_deprovisioned: true`.
+    #[serde(default)]
+    pub deprovisioned: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

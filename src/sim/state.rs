@@ -30,6 +30,7 @@ pub struct SimUser {
     pub username: String,
     pub email: Option<String>,
     pub service_account: bool,
+    pub deprovisioned: bool,
     pub admin: bool,
     pub roles: Vec<String>,
     pub config: DucklingConfig,
@@ -113,6 +114,7 @@ impl Org {
                 username: m.username.clone(),
                 email: m.email.clone(),
                 service_account: false,
+                deprovisioned: m.deprovisioned,
                 admin: m.roles.iter().any(|r| r == "admin"),
                 roles: m.roles.clone(),
                 config: default_config(),
@@ -137,6 +139,7 @@ impl Org {
                 username: a.username.clone(),
                 email: None,
                 service_account: true,
+                deprovisioned: false,
                 admin: a.admin,
                 roles: vec![],
                 config,
@@ -217,6 +220,7 @@ impl Org {
             username: username.to_string(),
             email: None,
             service_account: true,
+            deprovisioned: false,
             admin: false,
             roles: vec![],
             config: default_config(),
@@ -289,9 +293,9 @@ impl Org {
         rules::dive_id(dive_id).map_err(|v| SimError::invalid(v, &[]))?;
         let username = field_str(body, "username")?.ok_or_else(|| missing("username"))?;
         Self::path_user(username)?;
-        if let Some(h) = field_str(body, "session_hint")? {
-            rules::session_hint(h).map_err(|v| SimError::invalid(v, &[]))?;
-        }
+        let req: crate::api::EmbedRequest = serde_json::from_value(body.clone())
+            .map_err(|e| SimError::bad_request(format!("invalid embed request: {e}")))?;
+        rules::embed_request(&req).map_err(|v| SimError::invalid(v, &[]))?;
         if !self.dives.contains(&dive_id.to_lowercase()) {
             return Err(SimError::not_found(format!("Dive {dive_id} not found")));
         }
@@ -340,13 +344,15 @@ impl Org {
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| SimError::bad_request("invalid page_token"))?,
         };
-        let matching: Vec<&SimUser> = self
+        // The API orders the list by username.
+        let mut matching: Vec<&SimUser> = self
             .order
             .iter()
             .filter_map(|k| self.users.get(k))
             .filter(|u| service.is_none_or(|s| u.service_account == s))
-            .filter(|_| deprovisioned != Some(true))
+            .filter(|u| deprovisioned.is_none_or(|d| u.deprovisioned == d))
             .collect();
+        matching.sort_by_key(|u| u.username.to_lowercase());
         let page: Vec<Value> = matching
             .iter()
             .skip(start)
@@ -359,7 +365,7 @@ impl Org {
                     "first_name": null,
                     "last_name": null,
                     "is_service_account": u.service_account,
-                    "is_deprovisioned": false,
+                    "is_deprovisioned": u.deprovisioned,
                     "roles": u.roles,
                 })
             })

@@ -2,7 +2,7 @@
 
 use crate::script::bindings::host;
 use crate::script::convert::RhaiResultOf;
-use crate::script::convert::{check, to_dynamic};
+use crate::script::convert::{check, invalid, to_dynamic};
 use crate::script::table::map_of;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
@@ -90,10 +90,40 @@ pub mod api {
     /// accounts) as maps with the API's fields, or `()` when the API has no user list.
     #[rhai_fn(return_raw, volatile)]
     pub fn users(ctx: NativeCallContext) -> RhaiResultOf<Dynamic> {
-        let h = host(&ctx)?;
-        Ok(match check(&ctx, h.users())? {
-            Some(u) => Dynamic::from_array(u.iter().map(to_dynamic).collect()),
-            None => Dynamic::UNIT,
-        })
+        users_where(&ctx, &[])
     }
+
+    /// `users()` filtered by the server: `#{service_accounts: bool, deprovisioned: bool}`
+    /// (`#{service_accounts: true, deprovisioned: false}`: the live service accounts).
+    #[rhai_fn(name = "users", return_raw, volatile)]
+    pub fn users_filtered(ctx: NativeCallContext, filters: Map) -> RhaiResultOf<Dynamic> {
+        let mut query = Vec::new();
+        for (k, v) in &filters {
+            let param =
+                match k.as_str() {
+                    "service_accounts" => "is_service_account",
+                    "deprovisioned" => "is_deprovisioned",
+                    other => return Err(invalid(
+                        &ctx,
+                        "filters",
+                        format!(
+                            "unknown filter {other:?} (they are service_accounts, deprovisioned)"
+                        ),
+                    )),
+                };
+            let on = v
+                .as_bool()
+                .map_err(|_| invalid(&ctx, "filters", format!("{k} must be true or false")))?;
+            query.push((param, on));
+        }
+        users_where(&ctx, &query)
+    }
+}
+
+fn users_where(ctx: &NativeCallContext, filters: &[(&'static str, bool)]) -> RhaiResultOf<Dynamic> {
+    let h = host(ctx)?;
+    Ok(match check(ctx, h.users(filters))? {
+        Some(u) => Dynamic::from_array(u.iter().map(to_dynamic).collect()),
+        None => Dynamic::UNIT,
+    })
 }
