@@ -168,6 +168,52 @@ fn a_lost_token_answer_is_resolved_whatever_the_clocks_say() {
     }
 }
 
+/// A token of the same name that the account held before the request (a
+/// person made it seconds ago) is never taken for the lost request's orphan,
+/// whatever the clocks say: the account's tokens are listed before the create.
+#[test]
+fn a_same_named_token_from_before_the_request_is_never_revoked() {
+    let seed = SEED.replace(
+        "tokens = [{ name = \"looker\"",
+        "tokens = [{ name = \"ci\", secret = \"person-made-ci-token-000000000000\", age = \"5s\" }, { name = \"looker\"",
+    );
+    for skew_days in [0i64, -2] {
+        let env = Env::with(
+            &seed,
+            Behaviour {
+                faults: Faults {
+                    drop_rate: 1.0,
+                    scope: Some("POST /v1/users/*/tokens".into()),
+                    limit: Some(1),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        // A server clock (and so its Date header) days off: not believed, not needed.
+        env.org().clock_offset = chrono::Duration::days(skew_days);
+        let out = env.run(
+            "m.rhai",
+            "tokens::create(\"bi_tool\", \"ci\").token.reveal()",
+            &[],
+        );
+        assert_exit(&out, 0);
+        let org = env.org();
+        let ci: Vec<&str> = org.users["bi_tool"]
+            .tokens
+            .iter()
+            .filter(|t| t.name == "ci")
+            .map(|t| t.secret.as_str())
+            .collect();
+        assert!(
+            ci.contains(&"person-made-ci-token-000000000000"),
+            "the person's token stays"
+        );
+        assert!(ci.contains(&out.stdout.trim()), "ours is live");
+        assert_eq!(ci.len(), 2, "and the orphan of the lost answer is gone");
+    }
+}
+
 #[test]
 fn a_lost_account_answer_is_resolved_by_looking() {
     let env = with_faults(Faults {

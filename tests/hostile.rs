@@ -1287,7 +1287,19 @@ fn declarations_that_cannot_work_are_refused() {
         .status(1)
         .stderr_has(&["syntax error", "broken.rhai:2:"])
         .run();
-    // Nor can a script's comments drive the reader's terminal.
+    // Nor can a script's text drive the reader's terminal, in a page or an error.
+    let bad = env.script(
+        "bad.rhai",
+        "let x = \"\u{1b}]0;pwned\u{7}\" + nosuchfn();\n",
+    );
+    let out = env
+        .mdops()
+        .args(["check", bad.to_str().unwrap()])
+        .status(1)
+        .stderr_has(&["unknown function: nosuchfn"])
+        .run();
+    assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+    assert!(out.stderr.contains("\\u{1b}]0;pwned\\u{7}"), "{out:?}");
     let esc = env.script("esc.rhai", "//! Title \u{1b}]0;pwned\u{7}\nlet x = 1;\n");
     env.mdops()
         .args(["doc", esc.to_str().unwrap()])

@@ -178,11 +178,7 @@ fn a_changed_target_is_refused_unless_retarget() {
     let moved = ["accounts=tenant_a", &sink, "sink_file={account}.token"];
     let out = rotate(&env, &moved)
         .status(4)
-        .stdout_has(&[
-            "tenant_a  failed",
-            "its current token is at file:",
-            "retarget=true",
-        ])
+        .stdout_has(&["tenant_a  failed", "its token is at file:", "retarget=true"])
         .any_stderr()
         .run();
     assert!(!out.stdout.contains("minted  1"));
@@ -235,7 +231,7 @@ fn selectors_select_exactly_what_they_name() {
         .stderr_has(&["warning: the pattern \"tenat_*\" matches no account"])
         .run();
     assert_eq!(rows(&out), ["tenant_acme", "tenant_globex"]);
-    for everything in ["*", "?*", "[!x]*"] {
+    for everything in ["*", "?*", "[!x]*", "[!]]*", "*[!]]", "[]-z]*"] {
         dry(everything)
             .status(2)
             .stderr_has(&["has no fixed character", "write all"])
@@ -246,6 +242,30 @@ fn selectors_select_exactly_what_they_name() {
         .stderr_has(&["\"tenat_*\" selects no account (3 known)"])
         .run();
     dry("ALL").any_stdout().any_stderr().run();
+    // Every workflow selects the same way: reconcile-inventory too.
+    env.mdops()
+        .args([
+            "run",
+            "reconcile-inventory",
+            "--arg",
+            "accounts=tenat_*",
+            "--arg",
+            "adopt=true",
+        ])
+        .status(2)
+        .stderr_has(&["\"tenat_*\" selects no account"])
+        .run();
+    let out = env
+        .mdops()
+        .args(["run", "reconcile-inventory", "--arg", "accounts=ALL"])
+        .status(4)
+        .any_stdout()
+        .any_stderr()
+        .run();
+    assert!(
+        out.stdout.contains("tenant_acme") && out.stdout.contains("etl_pipeline"),
+        "{out:?}"
+    );
     assert!(env.sim.writes().is_empty());
 }
 
@@ -326,7 +346,7 @@ fn successors_keep_an_expiry_and_generations_do_not_overflow() {
     .status(4)
     .stdout_has(&[
         "tenant_a  failed  1       1",
-        "app: generation numbers are used up: rename the token",
+        "app: its generation numbers are used up: rename the token",
     ])
     .any_stderr()
     .run();
@@ -343,4 +363,100 @@ fn successors_keep_an_expiry_and_generations_do_not_overflow() {
         .tokens
         .iter()
         .any(|t| t.name == "app.g999999999"));
+}
+
+/// N1: a rotation that fails its check puts the old token back; the target's
+/// record follows it, so the next run still delivers to the key the workload
+/// reads (and the account's new token group gets its own key).
+#[test]
+fn after_a_rolled_back_rotation_the_env_key_stays_put() {
+    let env = Env::with_seed(&seed(&[("etl_pipeline", &[("airflow", "200d")])]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(&file, "OTHER=1\n").unwrap();
+    let flag = dir.path().join("ok");
+    let args = |_: ()| {
+        vec![
+            "accounts=etl_pipeline".to_string(),
+            "sink=env-file".to_string(),
+            format!("env_file={}", file.display()),
+            format!("verify_command=test -f {}", flag.display()),
+        ]
+    };
+    let run = |status: i32| {
+        let a = args(());
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        rotate(&env, &refs)
+            .status(status)
+            .any_stdout()
+            .any_stderr()
+            .run()
+    };
+    std::fs::write(&flag, "").unwrap();
+    env.org().clock_offset = chrono::Duration::days(-200);
+    run(0);
+    env.run(
+        "add.rhai",
+        "tokens::create(\"etl_pipeline\", \"debug\").token.reveal()",
+        &[],
+    );
+    env.org().clock_offset = chrono::Duration::zero();
+    // The check fails: both groups are rolled back.
+    std::fs::remove_file(&flag).unwrap();
+    let out = run(4);
+    assert!(out.stdout.contains("verify command failed"), "{out:?}");
+    let g1 = secret_of(&env, "etl_pipeline", "airflow.g1");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(&format!("MOTHERDUCK_TOKEN_ETL_PIPELINE={g1}\n")),
+        "the old token is back under the app's key"
+    );
+    std::fs::write(&flag, "").unwrap();
+    run(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let airflow = live(&env, "etl_pipeline")
+        .into_iter()
+        .find(|t| t.0.starts_with("airflow.g") && t.0 != "airflow.g1")
+        .expect("airflow rotated")
+        .1;
+    assert!(
+        text.contains(&format!("MOTHERDUCK_TOKEN_ETL_PIPELINE={airflow}\n")),
+        "the app's key holds the live successor: {text}"
+    );
+    assert!(
+        !text.contains("MOTHERDUCK_TOKEN_ETL_PIPELINE_AIRFLOW"),
+        "{text}"
+    );
+}
+
+/// N2: an attempt a stopped run delivered somewhere is where the workload
+/// may read now; a successor bound elsewhere is refused unless retarget.
+#[test]
+fn a_delivered_attempt_pins_the_target_too() {
+    let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "100d")])]));
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    killed_while_deploying(&env, &format!("sink_dir={}", a.path().display()));
+    assert_eq!(names(&env, "tenant_a"), ["app", "app.g1"]);
+    rotate(
+        &env,
+        &[
+            "accounts=tenant_a",
+            &format!("sink_dir={}", b.path().display()),
+        ],
+    )
+    .status(4)
+    .stdout_has(&["tenant_a  failed", "its token is at file:", "retarget=true"])
+    .any_stderr()
+    .run();
+    assert_eq!(
+        names(&env, "tenant_a"),
+        ["app", "app.g1"],
+        "nothing revoked"
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.path().join("tenant_a/app.token")).unwrap(),
+        format!("{}\n", secret_of(&env, "tenant_a", "app.g1"))
+    );
 }

@@ -58,10 +58,13 @@ impl Client {
             .call::<_, ()>(Method::GET, &["v1", "users", username, "tokens"], None)
             .await?;
         let mut seen = std::collections::HashSet::new();
-        Ok(r.tokens
+        let tokens: Vec<Token> = r
+            .tokens
             .into_iter()
             .filter(|t| seen.insert(t.id.to_lowercase()))
-            .collect())
+            .collect();
+        self.listed(username, &tokens);
+        Ok(tokens)
     }
 
     /// `DELETE /v1/users/{username}/tokens/{token_id}`: revoke a token by id.

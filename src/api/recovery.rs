@@ -93,12 +93,12 @@ impl Client {
 
     /// `POST /v1/users/{username}/tokens`: mint a token; the secret comes back once.
     ///
-    /// After an ambiguous failure, any token of this name created since the
-    /// request began (in the server's time, from its `Date` headers) that is
-    /// not `ours` (the caller's journal of tokens it received) is an orphan
-    /// whose secret nobody received: it is revoked, then a fresh token is
-    /// minted. So a retry never leaves a duplicate behind, a skewed local clock
-    /// cannot hide one, and a token another worker received is never touched.
+    /// After an ambiguous failure, any token of this name that the account did
+    /// not hold before the request (its tokens are listed once per run, before
+    /// the first create) and that is not `ours` (the caller's journal of tokens
+    /// it received) is an orphan whose secret nobody received: it is revoked,
+    /// then a fresh token is minted. No clock is consulted, so a skewed or lying
+    /// one can neither hide an orphan nor expose someone else's token.
     pub async fn create_token(
         &self,
         username: &str,
@@ -107,10 +107,17 @@ impl Client {
     ) -> Result<CreatedToken, ApiError> {
         rules::new_token(username, new)?;
         let segments = ["v1", "users", username, "tokens"];
-        let began = std::cell::Cell::new(chrono::Utc::now());
+        // What the account holds before the request: none of it can be the
+        // request's orphan, whatever the clocks say. Listed once per run.
+        let before = match self.seen_tokens(username) {
+            Some(b) => b,
+            None => {
+                self.list_tokens(username).await?;
+                self.seen_tokens(username).unwrap_or_default()
+            }
+        };
         self.create_resolving(
             || {
-                began.set(chrono::Utc::now());
                 async move {
                     let body = self
                         .call::<serde_json::Map<String, Value>, _>(Method::POST, &segments, Some(new))
@@ -120,9 +127,11 @@ impl Client {
             },
             || async {
                 let listed = self.list_tokens(username).await;
-                let since = self.orphan_window(began.get());
+                // Anything of this name that was not there before and that
+                // nobody received: no clock is involved.
+                let known = |id: &str| ours(id) || before.contains(&id.to_lowercase());
                 let orphans: Vec<Token> = match listed {
-                    Ok(tokens) => orphans_of(tokens, &new.name, since, ours),
+                    Ok(tokens) => orphans_of(tokens, &new.name, chrono::DateTime::<chrono::Utc>::MIN_UTC, &known),
                     Err(_) => return Found::Unknown,
                 };
                 for orphan in orphans {
@@ -140,16 +149,18 @@ impl Client {
     }
 
     /// From when (server time) a token minted by a request that began at
-    /// `began` (our time) may date: the server's clock when it is known (a few
-    /// seconds of slack for the `Date` header's resolution and the trip), a
-    /// minute before ours otherwise.
+    /// `began` (our time) may date: the earlier of our clock and the server's
+    /// (from its `Date` headers, when believable), with slack.
     pub fn orphan_window(
         &self,
         began: chrono::DateTime<chrono::Utc>,
     ) -> chrono::DateTime<chrono::Utc> {
+        // The earlier of the two clocks' reading, with slack: a clock ahead
+        // or behind (ours or the server's) cannot hide an orphan.
+        let local = began - chrono::Duration::seconds(60);
         match self.server_time(began) {
-            Some(t) => t - chrono::Duration::seconds(5),
-            None => began - chrono::Duration::seconds(60),
+            Some(t) => local.min(t - chrono::Duration::seconds(30)),
+            None => local,
         }
     }
 

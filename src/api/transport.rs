@@ -32,6 +32,9 @@ pub struct Client {
     /// server's time, so a skewed local clock cannot hide one.
     clock_offset_ms: AtomicI64,
     clock_known: AtomicBool,
+    /// Token ids each account was seen to hold, by lower-cased username: a
+    /// token that was there before a create began is not that create's orphan.
+    listed: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
 }
 
 /// Whose credentials a request carries.
@@ -86,18 +89,39 @@ impl Client {
             stats: Stats::default(),
             clock_offset_ms: AtomicI64::new(0),
             clock_known: AtomicBool::new(false),
+            listed: Default::default(),
         })
+    }
+
+    /// Remembers the tokens a listing showed.
+    pub(super) fn listed(&self, username: &str, tokens: &[super::Token]) {
+        let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        listed
+            .entry(username.to_lowercase())
+            .or_default()
+            .extend(tokens.iter().map(|t| t.id.to_lowercase()));
+    }
+
+    /// The token ids this account was seen to hold, if it was ever listed.
+    pub(super) fn seen_tokens(&self, username: &str) -> Option<std::collections::HashSet<String>> {
+        self.listed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&username.to_lowercase())
+            .cloned()
     }
 
     /// A moment of our clock in the server's time, as far as its `Date`
     /// headers tell (`None` before any answer carried one).
+    /// A `Date` more than a day off ours is not believed (a broken or hostile
+    /// server must not widen or close the orphan search at will).
     pub fn server_time(
         &self,
         local: chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.clock_known.load(Ordering::Relaxed).then(|| {
-            local + chrono::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
-        })
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        (self.clock_known.load(Ordering::Relaxed) && offset.abs() <= 86_400_000)
+            .then(|| local + chrono::Duration::milliseconds(offset))
     }
 
     fn note_server_date(&self, headers: &reqwest::header::HeaderMap) {

@@ -127,18 +127,32 @@ impl Runtime {
         let token_id = self.ledger.delivered(&identity, secret, previous.as_ref());
         match self.store() {
             Ok(store) => {
-                if let Some((username, id, name)) = &minted {
-                    let group = group_of(name.as_deref());
-                    if let Err(e) = store.delivery_record(&identity, username, &group, id) {
+                // Whose token the target holds now: one this run minted, one the
+                // journal knows (a token put back after a failed rotation), or
+                // one mdops never minted (then the target's record is dropped:
+                // it no longer holds what the record says).
+                let journaled = match store.journal_delivered(&store.fingerprint(secret), &label) {
+                    Ok(j) => j,
+                    Err(e) => {
                         self.warn(&format!(
-                            "delivered to {label} but could not record whose it is: {}",
+                            "delivered to {label} but the journal could not record it: {}",
                             e.0
                         ));
+                        None
                     }
-                }
-                if let Err(e) = store.journal_delivered(&store.fingerprint(secret), &label) {
+                };
+                let owner = minted
+                    .clone()
+                    .or(journaled.map(|j| (j.username, j.token_id, j.name)));
+                let recorded = match &owner {
+                    Some((username, id, name)) => {
+                        store.delivery_record(&identity, username, &group_of(name.as_deref()), id)
+                    }
+                    None => store.delivery_forget(&identity),
+                };
+                if let Err(e) = recorded {
                     self.warn(&format!(
-                        "delivered to {label} but the journal could not record it: {}",
+                        "delivered to {label} but could not record whose it is: {}",
                         e.0
                     ));
                 }

@@ -52,13 +52,26 @@ pub fn check(spec: &str) -> Result<(), String> {
 
 /// Whether a pattern has a character outside wildcards and classes.
 fn has_literal(pattern: &str) -> bool {
-    let mut in_class = false;
-    for c in pattern.chars() {
-        match c {
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            '*' | '?' if !in_class => {}
-            _ if in_class => {}
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' | '?' => i += 1,
+            '[' => {
+                // A class: `[` then `!` (negation), then a `]` that comes first
+                // is a member, not the end.
+                i += 1;
+                if chars.get(i) == Some(&'!') {
+                    i += 1;
+                }
+                if chars.get(i) == Some(&']') {
+                    i += 1;
+                }
+                while i < chars.len() && chars[i] != ']' {
+                    i += 1;
+                }
+                i += 1;
+            }
             _ => return true,
         }
     }
@@ -136,7 +149,8 @@ mod tests {
             assert!(check(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "*", "**", "?*", "[!x]*", "*,a", "a,,b", "all,a", "a b", "a/b", "[a-",
+            "", "*", "**", "?*", "[!x]*", "[!]]*", "*[!]]", "[]-z]*", "*,a", "a,,b", "all,a",
+            "a b", "a/b", "[a-",
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }

@@ -191,7 +191,8 @@ impl Runtime {
             .ledger
             .begin_attempt(self, &store, username, &new.name)?;
         // A token the journal knows was received by someone: never an orphan.
-        let ours = |id: &str| matches!(store.journal_get(id), Ok(Some(_)));
+        // If the journal cannot tell, it is not taken for one either.
+        let ours = |id: &str| !matches!(store.journal_get(id), Ok(None));
         let result = self.call(|c| async move { c.create_token(username, new, &ours).await });
         let created = match result {
             Ok(created) => created,

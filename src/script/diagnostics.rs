@@ -97,13 +97,21 @@ impl Diagnostic {
                     let num = l.to_string();
                     let pad = " ".repeat(num.len());
                     let col = pos.position().unwrap_or(1).max(1);
-                    // Tabs keep their width so the caret lines up under the code.
-                    let lead: String = text
+                    // The line as written, but never a terminal escape from it
+                    // (tabs kept, so the caret lines up under the code).
+                    let show = |t: &str| -> String {
+                        t.split('\t')
+                            .map(|part| crate::output::escape(part).into_owned())
+                            .collect::<Vec<_>>()
+                            .join("\t")
+                    };
+                    let shown = show(&text);
+                    let before: String = text.chars().take(col - 1).collect();
+                    let lead: String = show(&before)
                         .chars()
-                        .take(col - 1)
                         .map(|c| if c == '\t' { '\t' } else { ' ' })
                         .collect();
-                    out.push_str(&format!(" {pad} |\n {num} | {text}\n {pad} | {lead}^\n"));
+                    out.push_str(&format!(" {pad} |\n {num} | {shown}\n {pad} | {lead}^\n"));
                 }
             }
         }

@@ -28,6 +28,15 @@ const RESERVED_ENV: &[&str] = &[
     "LANG",
     "LANGUAGE",
     "TZ",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "FTP_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSLKEYLOGFILE",
+    "NODE_EXTRA_CA_CERTS",
 ];
 
 /// Prefixes of variables that load code or change how an interpreter, the
@@ -270,6 +279,47 @@ fn quoted(value: &str) -> String {
     }
 }
 
+/// Whether `text` assigns `key` somewhere a shell would see it besides the
+/// start of an entry: after whitespace or `;`, `&`, `|`, `(` outside quotes
+/// and comments (`A=1 KEY=x`, `export A KEY=x`, `declare -x KEY=x`, `A=1; KEY=x`).
+fn assigns_elsewhere(text: &str, key: &str, at_start: bool) -> bool {
+    let mut single = false;
+    let mut double = false;
+    let mut boundary = at_start;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if single {
+            single = c != '\'';
+            continue;
+        }
+        match c {
+            '\\' => {
+                chars.next();
+                boundary = false;
+                continue;
+            }
+            '"' => double = !double,
+            '\'' if !double => single = true,
+            '#' if boundary && !double => {
+                // A comment runs to the end of its line.
+                while chars.peek().is_some_and(|(_, c)| *c != '\n') {
+                    chars.next();
+                }
+            }
+            _ if !double
+                && boundary
+                && text[i..].starts_with(key)
+                && text[i + key.len()..].starts_with('=') =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+        boundary = !double && (c.is_whitespace() || matches!(c, ';' | '&' | '|' | '('));
+    }
+    false
+}
+
 /// Whether a raw value is an expression a shell would expand (`$VAR`,
 /// `${VAR}`, `$(cmd)`, backticks) rather than a literal: outside single quotes.
 fn expands(raw: &str) -> bool {
@@ -318,6 +368,33 @@ pub fn edit(content: &str, key: &str, value: &str) -> Result<(String, Option<Str
             setting.len(),
             lines.join(", ")
         ));
+    }
+    // A carriage return that ends no line: some readers (python-dotenv,
+    // systemd) break lines there, a shell does not. Which line is the key on?
+    if let Some(at) = content
+        .char_indices()
+        .find(|(i, c)| *c == '\r' && !content[i + 1..].starts_with('\n'))
+        .map(|(i, _)| i)
+    {
+        return Err(format!(
+            "line {} has a carriage return inside it: tools disagree on where its lines end",
+            content[..at].matches('\n').count() + 1
+        ));
+    }
+    // The key set in a form this editor does not rewrite (two assignments on
+    // one line, `declare -x`, ...) would be a second, hidden entry.
+    for (i, e) in entries.iter().enumerate() {
+        // Our own entry: only its value; any other: the whole line.
+        let (rest, at_start) = match &e.assignment {
+            Some(a) if a.key == key => (a.value, false),
+            _ => (e.text, true),
+        };
+        if assigns_elsewhere(rest, key, at_start) {
+            return Err(format!(
+                "{key} is also set inside line {}, in a form mdops does not rewrite: keep one plain {key}=... line",
+                lines_at[i]
+            ));
+        }
     }
     let mut out = String::with_capacity(content.len() + key.len() + value.len() + 2);
     let mut previous = None;

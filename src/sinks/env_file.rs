@@ -105,6 +105,39 @@ mod tests {
         assert!(edit("MD_TOKEN=a\\$b\n", "MD_TOKEN", "new").is_ok());
     }
 
+    /// A second entry for the key where this editor would not see it: a shell
+    /// (or python-dotenv, or systemd) would, and read the stale value.
+    #[test]
+    fn hidden_second_entries_are_refused() {
+        for before in [
+            "KEY=stale\nOTHER=1\rKEY=live\n",
+            "A=1 KEY=live\n",
+            "export A KEY=live\n",
+            "A=1; KEY=live\n",
+            "declare -x KEY=live\n",
+            "KEY=a KEY=b\n",
+        ] {
+            let e = edit(before, "KEY", "new").unwrap_err();
+            assert!(!e.contains("live"), "never quotes a value: {e}");
+            assert!(
+                e.contains("line 1") || e.contains("line 2"),
+                "{before:?}: {e}"
+            );
+        }
+        // Quoted, commented or part of another word: not an assignment.
+        for fine in [
+            "NOTE='A=1 KEY=x'\n",
+            "NOTE=\"a KEY=x\"\n",
+            "A=1 # KEY=x\n",
+            "# KEY=x\n",
+            "MYKEY=x\n",
+            "A=b\\ KEY=x\n",
+            "A=1\r\nB=2\r\n",
+        ] {
+            assert!(edit(fine, "KEY", "new").is_ok(), "{fine:?}");
+        }
+    }
+
     /// A backslash at the end of the last line, newline or not, would join
     /// the appended entry to that line (`A=fooTOK=...` for a shell).
     #[test]

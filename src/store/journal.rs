@@ -105,6 +105,16 @@ impl Store {
             .map_err(sql)
     }
 
+    /// Forgets what a target holds (it now holds a token mdops did not mint).
+    pub fn delivery_forget(&self, target: &str) -> Result<()> {
+        self.conn()
+            .prepare_cached("DELETE FROM deliveries WHERE target = ?1")
+            .map_err(sql)?
+            .execute([target])
+            .map_err(sql)?;
+        Ok(())
+    }
+
     /// Records that a target now holds this group's token.
     pub fn delivery_record(
         &self,

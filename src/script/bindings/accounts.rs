@@ -99,18 +99,19 @@ pub mod api {
     pub fn users_filtered(ctx: NativeCallContext, filters: Map) -> RhaiResultOf<Dynamic> {
         let mut query = Vec::new();
         for (k, v) in &filters {
-            let param =
-                match k.as_str() {
-                    "service_accounts" => "is_service_account",
-                    "deprovisioned" => "is_deprovisioned",
-                    other => return Err(invalid(
+            let param = match k.as_str() {
+                "service_accounts" => "is_service_account",
+                "deprovisioned" => "is_deprovisioned",
+                other => {
+                    return Err(invalid(
                         &ctx,
                         "filters",
                         format!(
                             "unknown filter {other:?} (they are service_accounts, deprovisioned)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let on = v
                 .as_bool()
                 .map_err(|_| invalid(&ctx, "filters", format!("{k} must be true or false")))?;

@@ -165,21 +165,19 @@ pub mod api {
             }
         }
         let (adopt, forget) = (flag("adopt")?, flag("forget_gone")?);
-        let spec = options
-            .get("accounts")
-            .filter(|v| !v.is_unit())
-            .map(|v| v.to_string())
-            .filter(|s| s != "all");
-        let patterns: Vec<String> = spec
-            .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
-            .unwrap_or_default();
+        // The selection every workflow uses: names and patterns, case-blind,
+        // a pattern that matches nothing said out loud.
+        let chosen: Option<Vec<String>> = match options.get("accounts").filter(|v| !v.is_unit()) {
+            None => None,
+            Some(v) if v.to_string().trim().eq_ignore_ascii_case("all") => None,
+            Some(v) => Some(check(&ctx, h.select_accounts(&v.to_string()))?),
+        };
         let wanted = |name: &str| {
-            patterns.is_empty() || patterns.iter().any(|p| crate::glob::matches(p, name))
+            chosen
+                .as_ref()
+                .is_none_or(|c| c.iter().any(|n| n.eq_ignore_ascii_case(name)))
         };
         let found = check(&ctx, h.reconcile(adopt, forget, &wanted))?;
-        if !found.complete {
-            h.warn("this API has no list of users (GET /v1/users): only accounts with running Ducklings were found on the server");
-        }
         Ok(found
             .rows
             .iter()
