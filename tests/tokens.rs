@@ -183,3 +183,80 @@ fn path_segments_are_percent_encoded() {
     assert_eq!(out.stdout, "404 NOT_FOUND /v1/users/b%3Fc%23d%20e/tokens\n");
     assert_eq!(env.sim.requests()[0].path, "/v1/users/b%3Fc%23d%20e/tokens");
 }
+
+/// A short-lived token is the caller's: minted with an account's own token it
+/// belongs to that account; with the admin token, to its holder. One day,
+/// read_scaling, its context keys lowercased; and like any mint, revoked at
+/// the end of the run unless delivered or revealed.
+#[test]
+fn short_lived_tokens_are_the_callers_and_follow_the_no_orphan_rule() {
+    let env = Env::new();
+    env.rhai(
+        "sl.rhai",
+        r#"
+        let own = tokens::create("bi_tool", "own");
+        own.token.reveal();
+        let s = tokens::short_lived(#{username: "bi_tool", token: own.token, context: #{Tenant: "acme"}});
+        print(`${s.token_type} ${s.expires_in <= 86400} ${type_of(s.token)}`);
+        s.token.reveal();
+        let mine = tokens::short_lived(#{username: "ada"});
+        mine.token.reveal();
+        ()
+        "#,
+    )
+    .stdout("read_scaling true Secret\n")
+    .run();
+    let org = env.org();
+    let sl: Vec<_> = org.users["bi_tool"]
+        .tokens
+        .iter()
+        .filter(|t| t.name == "short-lived")
+        .collect();
+    assert_eq!(sl.len(), 1);
+    assert_eq!(sl[0].token_type, mdops::api::TokenType::ReadScaling);
+    assert_eq!(
+        sl[0].context.as_ref().unwrap()["tenant"],
+        serde_json::json!("acme"),
+        "keys lowercased"
+    );
+    let life = sl[0].expires.unwrap() - sl[0].created;
+    assert!(life <= chrono::Duration::days(1));
+    assert!(
+        org.users["ada"]
+            .tokens
+            .iter()
+            .any(|t| t.name == "short-lived"),
+        "the admin's own"
+    );
+    drop(org);
+    // Dropped on the floor: revoked when the run ends, and said so.
+    let before = env.org().revoked.len();
+    env.rhai(
+        "drop.rhai",
+        r#"tokens::short_lived(#{username: "ada"}); "done""#,
+    )
+    .status(4)
+    .stdout("done\n")
+    .stderr_has(&[
+        "short-lived",
+        "never delivered, revealed or released: revoked",
+    ])
+    .run();
+    assert_eq!(env.org().revoked.len(), before + 1);
+    // Checked before anything is sent.
+    let sent = env.sim.requests().len();
+    for (opts, why) in [
+        ("#{}", "give the username"),
+        (
+            "#{username: \"ada\", context: #{n: 1}}",
+            "context values are strings",
+        ),
+        ("#{username: \"ada\", ttl: 5}", "unknown option \"ttl\""),
+    ] {
+        env.rhai("bad.rhai", &format!("tokens::short_lived({opts})"))
+            .status(1)
+            .stderr_has(&[why])
+            .run();
+    }
+    assert_eq!(env.sim.requests().len(), sent);
+}

@@ -6,7 +6,7 @@
 use super::endpoints::Username;
 use super::error::ApiError;
 use super::rules;
-use super::transport::{describe_json_error, Client};
+use super::transport::{decode, describe_json_error, Auth, Client};
 use super::{CreatedToken, NewToken, SecretString, Token};
 use reqwest::Method;
 use serde::Serialize;
@@ -162,6 +162,78 @@ impl Client {
             Some(t) => local.min(t - chrono::Duration::seconds(30)),
             None => local,
         }
+    }
+
+    /// `POST /v1/tokens/short-lived`: a one-day read_scaling token for the
+    /// caller, `owner`: the holder of `using` (a token of theirs), or of the
+    /// admin token when `using` is `None`. `context` (string keys and values)
+    /// is readable in secure-view policies. An answer that was lost is resolved
+    /// like any create: a new read_scaling token of `owner` that was not there
+    /// before and that nobody received is revoked, and the create is tried again.
+    pub async fn create_short_lived(
+        &self,
+        owner: &str,
+        using: Option<&SecretString>,
+        context: Option<&serde_json::Map<String, Value>>,
+        ours: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<CreatedToken, ApiError> {
+        rules::path_username(owner)?;
+        if let Some(c) = context {
+            rules::short_lived_context(c)?;
+        }
+        #[derive(Serialize)]
+        struct Body<'a> {
+            token_type: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            context: Option<&'a serde_json::Map<String, Value>>,
+        }
+        let body = Body {
+            token_type: "read_scaling",
+            context,
+        };
+        let segments = ["v1", "tokens", "short-lived"];
+        let before = match self.seen_tokens(owner) {
+            Some(b) => b,
+            None => {
+                self.list_tokens(owner).await?;
+                self.seen_tokens(owner).unwrap_or_default()
+            }
+        };
+        let body = &body;
+        self.create_resolving(
+            || async move {
+                let auth = match using {
+                    Some(t) => Auth::Other(t),
+                    None => Auth::Admin,
+                };
+                let (status, bytes) = self
+                    .send(Method::POST, &segments, &[], Some(body), auth)
+                    .await?;
+                let map: serde_json::Map<String, Value> =
+                    decode("POST", "/v1/tokens/short-lived", status, &bytes)?;
+                self.created(owner, map, &segments).await
+            },
+            || async {
+                let known = |id: &str| ours(id) || before.contains(&id.to_lowercase());
+                match self.list_tokens(owner).await {
+                    Ok(tokens) => {
+                        for t in tokens.iter().filter(|t| {
+                            t.token_type == super::TokenType::ReadScaling && !known(&t.id)
+                        }) {
+                            tracing::warn!(owner, token_id = %crate::output::escape(&t.id), "revoking a short-lived token whose answer was lost");
+                            match self.delete_token(owner, &t.id).await {
+                                Ok(()) => {}
+                                Err(e) if e.is_not_found() => {}
+                                Err(_) => return Found::Unknown,
+                            }
+                        }
+                        Found::Retry
+                    }
+                    Err(_) => Found::Unknown,
+                }
+            },
+        )
+        .await
     }
 
     /// The secret and metadata from a create's answer. An answer that minted

@@ -215,6 +215,24 @@ pub fn embed_request(req: &super::EmbedRequest) -> Result<(), Violation> {
     Ok(())
 }
 
+/// A short-lived token's context: string keys (not empty) and string values.
+pub fn short_lived_context(
+    context: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Violation> {
+    for (k, v) in context {
+        if k.is_empty() {
+            return Err(Violation::new("context", "context keys must not be empty"));
+        }
+        if !v.is_string() {
+            return Err(Violation::new(
+                format!("context.{k}"),
+                format!("context values are strings; {k} is not"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn part(field: &str, part: &DucklingPart, scaling: bool) -> Result<(), Violation> {
     if let Some(c) = part.cooldown_seconds {
         if part.instance_size == InstanceSize::Pulse {

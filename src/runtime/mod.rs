@@ -20,6 +20,7 @@ pub mod overlay;
 pub mod reads;
 pub mod reconcile;
 pub mod select;
+pub mod short_lived;
 pub mod writes;
 
 pub use bridge::Bridge;
@@ -413,7 +414,7 @@ impl Runtime {
         }
     }
 
-    fn overlay(&self) -> Option<std::sync::MutexGuard<'_, overlay::Overlay>> {
+    pub(super) fn overlay(&self) -> Option<std::sync::MutexGuard<'_, overlay::Overlay>> {
         self.overlay
             .as_ref()
             .map(|o| o.lock().unwrap_or_else(|e| e.into_inner()))

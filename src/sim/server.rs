@@ -195,6 +195,7 @@ pub fn router(shared: AppState) -> Router {
             "/v1/users/{username}/tokens/{token_id}",
             delete(delete_token),
         )
+        .route("/v1/tokens/short-lived", post(create_short_lived))
         .route("/v1/active_accounts", get(active_accounts))
         .route("/v1/dives/{dive_id}/embed-session", post(embed_session));
     users
@@ -389,6 +390,13 @@ async fn create_token(
     let p = who(&s, &headers)?;
     let body = json_body(&body)?;
     s.org().create_token(&p, &username, &body).map(Json)
+}
+
+async fn create_short_lived(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+    let body = json_body(&body)?;
+    s.org()
+        .create_short_lived(bearer(&headers), &body)
+        .map(Json)
 }
 
 async fn delete_token(

@@ -86,10 +86,67 @@ impl Org {
             read_only: false,
             created: now,
             expires: ttl.map(|s| now + Duration::seconds(s)),
+            description: description.map(str::to_string),
+            context: None,
         };
         let mut out = token_json(&token);
         out["token"] = json!(token.secret);
         user.tokens.push(token);
+        Ok(out)
+    }
+
+    /// `POST /v1/tokens/short-lived`: a one-day read_scaling token for the
+    /// caller, never outliving the token that asked for it.
+    pub fn create_short_lived(
+        &mut self,
+        bearer: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, SimError> {
+        let (owner, parent_expires) = self.caller(bearer)?;
+        match field_str(body, "token_type")? {
+            None => return Err(missing("token_type")),
+            Some("read_scaling") => {}
+            Some(t) => {
+                return Err(SimError::invalid(
+                    Violation::new(
+                        "token_type",
+                        format!("token_type {t:?}: short-lived tokens are read_scaling only"),
+                    ),
+                    &[],
+                ))
+            }
+        }
+        let context = match body.get("context") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    let Value::String(v) = v else {
+                        return Err(wrong_type(&format!("context.{k}"), "string"));
+                    };
+                    out.insert(k.to_lowercase(), Value::String(v.clone()));
+                }
+                Some(out)
+            }
+            Some(_) => return Err(wrong_type("context", "object")),
+        };
+        let now = self.now();
+        let day = now + Duration::days(1);
+        let expires = parent_expires.map_or(day, |p| p.min(day));
+        let token = SimToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "short-lived".into(),
+            secret: random_secret(),
+            token_type: TokenType::ReadScaling,
+            read_only: true,
+            created: now,
+            expires: Some(expires),
+            description: None,
+            context,
+        };
+        let mut out = token_json(&token);
+        out["token"] = json!(token.secret);
+        self.user_mut(&owner)?.tokens.push(token);
         Ok(out)
     }
 
@@ -123,5 +180,8 @@ fn token_json(t: &SimToken) -> Value {
     m.insert("created_ts".into(), json!(ts(t.created)));
     m.insert("read_only".into(), json!(t.read_only));
     m.insert("token_type".into(), json!(t.token_type.as_str()));
+    if let Some(d) = &t.description {
+        m.insert("description".into(), json!(d));
+    }
     Value::Object(m)
 }

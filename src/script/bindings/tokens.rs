@@ -148,6 +148,57 @@ pub mod api {
         mint(&ctx, username, new)
     }
 
+    /// Mints a short-lived token (`POST /v1/tokens/short-lived`): one day at most,
+    /// read_scaling, for the *caller*. Options `#{username, token, context}`: with
+    /// `token` (a `Secret` of the account `username`, such as its own read/write
+    /// token) it is minted as that account; without, as the admin token's holder,
+    /// whose username `username` must then be. `context` (string keys and values;
+    /// keys are lowercased by the API) is readable in secure-view policies with
+    /// `session_context(key)`, e.g. `#{tenant: "acme"}`. Returns the token's map with
+    /// `token` a `Secret`; like any mint it must be delivered, revealed or revoked
+    /// before the run ends.
+    #[rhai_fn(return_raw, volatile)]
+    pub fn short_lived(ctx: NativeCallContext, options: Map) -> RhaiResultOf<Map> {
+        for k in options.keys() {
+            if !["username", "token", "context"].contains(&k.as_str()) {
+                return Err(invalid(
+                    &ctx,
+                    k,
+                    format!("unknown option {k:?} (they are username, token, context)"),
+                ));
+            }
+        }
+        let username = options
+            .get("username")
+            .filter(|v| !v.is_unit())
+            .map(|v| v.to_string())
+            .ok_or_else(|| {
+                invalid(
+                    &ctx,
+                    "username",
+                    "give the username of the account the token is for: #{username: ...}",
+                )
+            })?;
+        let using: Option<SecretString> = options.get("token").filter(|v| !v.is_unit()).map(|v| {
+            v.clone()
+                .try_cast::<SecretString>()
+                .unwrap_or_else(|| SecretString::new(v.to_string()))
+        });
+        let context = match options.get("context").filter(|v| !v.is_unit()) {
+            None => None,
+            Some(v) => match crate::script::convert::to_json_checked(v) {
+                Ok(serde_json::Value::Object(m)) => Some(m),
+                _ => return Err(invalid(&ctx, "context", "context must be a map of strings")),
+            },
+        };
+        let h = host(&ctx)?;
+        let created = check(
+            &ctx,
+            h.mint_short_lived(&username, using.as_ref(), context.as_ref()),
+        )?;
+        Ok(created_map(&created, Utc::now()))
+    }
+
     /// Revokes a token by its `id` (not its secret). Revoking a token that is
     /// already gone fails with a 404 (`e.status == 404`).
     #[rhai_fn(return_raw, volatile)]
