@@ -6,4 +6,5 @@ pub mod doc;
 pub mod run;
 pub mod sim;
 pub mod state;
+pub mod summary;
 pub mod whoami;

@@ -2,11 +2,11 @@
 //! lock, resolve what dead runs left behind, run, clean up, and end with the
 //! exit code that says what happened.
 
+use super::summary::Summary;
 use crate::cli::{RunArgs, RunFlags};
 use crate::context::{Context, OnSignal};
 use crate::failure::{exit, Failure, Kind};
 use crate::output::{self, Format};
-use crate::runtime::ledger::Settled;
 use crate::runtime::Runtime;
 use crate::script::bindings::exit::MESSAGE_KEY;
 use crate::script::convert::{to_doc, Mode, EXIT_CODE_KEY, STOP_KEY};
@@ -242,12 +242,12 @@ fn run_text(
     eprint!("{errors}");
     let counts = Summary::of(&rt, started, &settled);
     if !quiet || failed {
-        counts.print(&name, &ending, ctx.interrupted());
+        counts.print(&name, stopped(&ending, ctx.interrupted()));
     }
     if json {
         envelope.ok = !failed;
         envelope.plan = rt.take_plan();
-        envelope.summary = counts.to_json(&ending, ctx.interrupted());
+        envelope.summary = counts.to_json(stopped(&ending, ctx.interrupted()));
         if failed {
             let message = error_message.unwrap_or_else(|| counts.failure_text());
             envelope.error = output::error_value(
@@ -398,130 +398,6 @@ fn resolve_dead_runs(rt: &Runtime, dry_run: bool) {
     }
 }
 
-/// What a run did, counted: printed as its summary line on stderr, logged
-/// as one event with `--log-format json`, and the `summary` of its JSON document.
-struct Summary {
-    ok: u64,
-    failed: u64,
-    writes: u64,
-    requests: u64,
-    retries: u64,
-    seconds: f64,
-    orphans_revoked: u64,
-    dry_run: bool,
-    quiet_run: bool,
-}
-
-impl Summary {
-    fn of(rt: &Runtime, started: std::time::Instant, settled: &[Settled]) -> Summary {
-        use std::sync::atomic::Ordering;
-        let (requests, retries) = rt.api_stats();
-        let ok = rt.stats.items_ok.load(Ordering::Relaxed);
-        let failed = rt.stats.items_failed.load(Ordering::Relaxed);
-        Summary {
-            ok,
-            failed,
-            writes: rt.stats.writes.load(Ordering::Relaxed),
-            requests,
-            retries,
-            seconds: started.elapsed().as_secs_f64(),
-            orphans_revoked: settled
-                .iter()
-                .filter(|s| s.revoked && s.token_id.is_some())
-                .count() as u64,
-            dry_run: rt.options.dry_run,
-            quiet_run: ok + failed == 0 && settled.is_empty(),
-        }
-    }
-
-    /// Why the run stopped early, if it did: `--max-writes`, or a signal.
-    fn stopped(ending: &Ending, signal: Option<Kind>) -> Option<String> {
-        match (ending, signal) {
-            (Ending::Stopped(why), _) => Some(why.clone()),
-            // A signal, wherever it found the run (a command, a sink, an API call).
-            (_, Some(Kind::Terminated)) => Some("terminated".into()),
-            (_, Some(_)) | (Ending::Interrupted(_), None) => Some("interrupted".into()),
-            _ => None,
-        }
-    }
-
-    fn to_json(&self, ending: &Ending, signal: Option<Kind>) -> serde_json::Value {
-        serde_json::json!({
-            "items_ok": self.ok,
-            "items_failed": self.failed,
-            "writes": self.writes,
-            "requests": self.requests,
-            "retries": self.retries,
-            "seconds": (self.seconds * 1000.0).round() / 1000.0,
-            "orphans_revoked": self.orphans_revoked,
-            "stopped": Summary::stopped(ending, signal),
-        })
-    }
-
-    /// The error message of a run that ended with a code but no error of its own.
-    fn failure_text(&self) -> String {
-        if self.failed > 0 {
-            format!("{} of {} items failed", self.failed, self.ok + self.failed)
-        } else if self.orphans_revoked > 0 {
-            format!(
-                "{} token(s) minted in this run were never delivered, revealed or released, and were revoked",
-                self.orphans_revoked
-            )
-        } else {
-            "the script asked for this exit code".into()
-        }
-    }
-
-    /// The summary line on stderr (a structured event with `--log-format
-    /// json`), for bulk runs and runs that stopped early.
-    fn print(&self, name: &str, ending: &Ending, signal: Option<Kind>) {
-        let stopped = Summary::stopped(ending, signal);
-        if self.quiet_run && stopped.is_none() {
-            return;
-        }
-        let (ok, failed, writes, requests, retries, secs) = (
-            self.ok,
-            self.failed,
-            self.writes,
-            self.requests,
-            self.retries,
-            self.seconds,
-        );
-        let why = stopped.map(|w| format!("; {w}")).unwrap_or_default();
-        if tracing::enabled!(tracing::Level::INFO) {
-            tracing::info!(
-                script = name,
-                items_ok = ok,
-                items_failed = failed,
-                writes,
-                requests,
-                retries,
-                orphans_revoked = self.orphans_revoked,
-                seconds = secs,
-                stopped = why.trim_start_matches("; "),
-                "run finished"
-            );
-            return;
-        }
-        let orphans = if self.orphans_revoked > 0 {
-            format!("; {} undelivered token(s) revoked", self.orphans_revoked)
-        } else {
-            String::new()
-        };
-        let writes = if self.dry_run {
-            format!("{writes} {} planned", plural(writes, "write"))
-        } else {
-            format!("{writes} {}", plural(writes, "write"))
-        };
-        eprintln!(
-            "{name}: {ok} {} ok, {failed} failed; {writes}, {requests} {}, {retries} {}; {secs:.1}s{orphans}{why}",
-            plural(ok, "item"),
-            plural(requests, "request"),
-            plural(retries, "retry")
-        );
-    }
-}
-
 pub fn fail(d: &Diagnostic, sources: &Sources) -> Failure {
     Failure {
         code: d.category.code(),
@@ -531,11 +407,13 @@ pub fn fail(d: &Diagnostic, sources: &Sources) -> Failure {
     }
 }
 
-/// `item`/`items`, `retry`/`retries`.
-fn plural(n: impl Into<u64>, one: &str) -> String {
-    match (n.into(), one.strip_suffix('y')) {
-        (1, _) => one.to_string(),
-        (_, Some(stem)) => format!("{stem}ies"),
-        _ => format!("{one}s"),
+/// Why the run stopped early, if it did: `--max-writes`, or a signal.
+fn stopped(ending: &Ending, signal: Option<Kind>) -> Option<String> {
+    match (ending, signal) {
+        (Ending::Stopped(why), _) => Some(why.clone()),
+        // A signal, wherever it found the run (a command, a sink, an API call).
+        (_, Some(Kind::Terminated)) => Some("terminated".into()),
+        (_, Some(_)) | (Ending::Interrupted(_), None) => Some("interrupted".into()),
+        _ => None,
     }
 }

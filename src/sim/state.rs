@@ -193,40 +193,6 @@ impl Org {
         Err(SimError::unauthorized())
     }
 
-    /// Whose token `bearer` is, for calls that act as the caller: the user
-    /// holding it, or for the organization's admin token its first admin
-    /// member. With the token's own expiry.
-    pub(super) fn caller(
-        &self,
-        bearer: Option<&str>,
-    ) -> Result<(String, Option<DateTime<Utc>>), SimError> {
-        let bearer = bearer
-            .filter(|b| !b.is_empty())
-            .ok_or_else(SimError::unauthorized)?;
-        if bearer == self.admin_token {
-            return self
-                .order
-                .iter()
-                .find(|k| {
-                    self.users
-                        .get(*k)
-                        .is_some_and(|u| u.admin && !u.service_account)
-                })
-                .map(|k| (k.clone(), None))
-                .ok_or_else(|| SimError::forbidden("the admin token belongs to no member"));
-        }
-        let now = self.now();
-        for (key, user) in &self.users {
-            if let Some(t) = user.tokens.iter().find(|t| t.secret == bearer) {
-                if t.expires.is_some_and(|e| e <= now) {
-                    return Err(SimError::unauthorized());
-                }
-                return Ok((key.clone(), t.expires));
-            }
-        }
-        Err(SimError::unauthorized())
-    }
-
     pub(super) fn user(&self, username: &str) -> Result<&SimUser, SimError> {
         self.users
             .get(&username.to_lowercase())
