@@ -36,6 +36,8 @@ struct Run {
     wall: Duration,
     code: i32,
     requests: usize,
+    /// Of those, answered 429.
+    throttled: usize,
     peak_rss_kb: i64,
     /// CPU seconds (user + system) the mdops process used.
     cpu: f64,
@@ -90,6 +92,10 @@ fn mdops(sim: &BackgroundSim, home: &Path, args: &[&str]) -> Run {
             -1
         },
         requests: sim.requests().len() - before,
+        throttled: sim.requests()[before..]
+            .iter()
+            .filter(|r| r.status == 429)
+            .count(),
         peak_rss_kb: usage.ru_maxrss,
         cpu: (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as f64
             + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) as f64 / 1e6,
@@ -108,8 +114,8 @@ fn check_converged(sim: &BackgroundSim, home: &Path, sinks: &Path) -> usize {
         let ok = user.tokens.len() == 1
             && {
                 let t = &user.tokens[0];
-                let sink = std::fs::read_to_string(sinks.join(format!("{name}.token")))
-                    .unwrap_or_default();
+                let sink =
+                    std::fs::read_to_string(sinks.join(name).join("app.token")).unwrap_or_default();
                 let journaled: Option<(Option<String>, Option<String>, Option<String>)> = db
                 .query_row(
                     "SELECT delivered_at, verified_at, revoked_at FROM token_journal WHERE token_id = ?1",
@@ -149,7 +155,11 @@ fn check_converged(sim: &BackgroundSim, home: &Path, sinks: &Path) -> usize {
 }
 
 fn rotation_at(concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) {
-    let sim = BackgroundSim::start(&seed(1000, 2), behaviour).unwrap();
+    rotation_of(1000, concurrency, behaviour)
+}
+
+fn rotation_of(accounts: usize, concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) {
+    let sim = BackgroundSim::start(&seed(accounts, 2), behaviour).unwrap();
     let home = tempfile::tempdir().unwrap();
     let sinks = tempfile::tempdir().unwrap();
     let c = concurrency.to_string();
@@ -159,6 +169,8 @@ fn rotation_at(concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) 
         &c,
         "run",
         "rotate-tokens",
+        "--arg",
+        "accounts=all",
         "--arg",
         "prefix=app",
         "--arg",
@@ -177,80 +189,138 @@ fn rotation_at(concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) 
     (first, reruns, bad)
 }
 
+fn print_row(label: &str, run: &Run, baseline: Duration, reruns: usize, bad: usize) {
+    println!(
+        "{:<34} {:>8.2}s {:>9} {:>8.1}% {:>8.2}s {:>7.2}x {:>5}{}",
+        label,
+        run.wall.as_secs_f64(),
+        run.requests,
+        100.0 * run.throttled as f64 / run.requests.max(1) as f64,
+        baseline.as_secs_f64(),
+        run.wall.as_secs_f64() / baseline.as_secs_f64(),
+        bad,
+        if reruns > 0 {
+            format!("  ({reruns} rerun)")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "    mdops: peak RSS {:.1} MB, CPU {:.2}s = {:.3} ms per request",
+        run.peak_rss_kb as f64 / 1024.0,
+        run.cpu,
+        1000.0 * run.cpu / run.requests.max(1) as f64
+    );
+    if let Some(summary) = run.stderr.lines().last() {
+        println!("    {summary}");
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("\nRotate 1,000 accounts × 2 tokens, emulator latency 20 ms per request");
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "run", "wall", "requests", "req/s", "floor", "ratio", "bad"
-    );
-    // MDOPS_BENCH_ONLY=32,faults (any of 1, 8, 32, faults, audit) runs a part.
+    // MDOPS_BENCH_ONLY=32,faults,... runs some rows: 1, 8, 32, faults, throttles,
+    // ratelimit, 10k, audit.
     let only = std::env::var("MDOPS_BENCH_ONLY").unwrap_or_default();
     let wanted = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
-    let mut runs = Vec::new();
+    let latency = Behaviour {
+        latency: LATENCY,
+        ..Default::default()
+    };
+    println!("\nRotate accounts × 2 tokens, emulator latency 20 ms per request");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>5}",
+        "run", "wall", "requests", "throttled", "baseline", "ratio", "bad"
+    );
+    // Floor: requests × latency ÷ concurrency.
+    let floor = |run: &Run, c: usize| LATENCY * run.requests as u32 / c as u32;
+    let mut fault_free_32: Option<Duration> = None;
     for c in [1usize, 8, 32] {
-        if wanted(&c.to_string()) {
-            runs.push((
-                format!("concurrency {c}"),
-                c,
-                rotation_at(
-                    c,
-                    Behaviour {
-                        latency: LATENCY,
-                        ..Default::default()
-                    },
-                ),
-            ));
+        if wanted(&c.to_string()) || (c == 32 && (wanted("faults") || wanted("throttles"))) {
+            let (run, reruns, bad) = rotation_at(c, latency.clone());
+            print_row(
+                &format!("(b) 1,000, concurrency {c} vs floor"),
+                &run,
+                floor(&run, c),
+                reruns,
+                bad,
+            );
+            if c == 32 {
+                fault_free_32 = Some(run.wall);
+            }
         }
     }
     let faults = Faults {
         error_rate: 0.05,
-        throttle_rate: 0.02,
         drop_rate: 0.01,
         retry_after: 1,
         seed: 42,
         ..Default::default()
     };
     if wanted("faults") {
-        runs.push((
-            "concurrency 32, with faults".to_string(),
+        let (run, reruns, bad) = rotation_at(
             32,
-            rotation_at(
-                32,
-                Behaviour {
-                    latency: LATENCY,
-                    faults,
-                    ..Default::default()
-                },
-            ),
-        ));
+            Behaviour {
+                faults: faults.clone(),
+                ..latency.clone()
+            },
+        );
+        print_row(
+            "(c) + 5% 5xx, 1% drops vs (b)",
+            &run,
+            fault_free_32.unwrap(),
+            reruns,
+            bad,
+        );
     }
-    for (label, c, (run, reruns, bad)) in &runs {
-        let floor = LATENCY * run.requests as u32 / *c as u32;
+    if wanted("throttles") {
+        let (run, reruns, bad) = rotation_at(
+            32,
+            Behaviour {
+                faults: Faults {
+                    throttle_rate: 0.02,
+                    ..faults.clone()
+                },
+                ..latency.clone()
+            },
+        );
+        print_row(
+            "(d) + 2% random 429 (1 s) vs (b)",
+            &run,
+            fault_free_32.unwrap(),
+            reruns,
+            bad,
+        );
+    }
+    if wanted("ratelimit") {
+        let (run, reruns, bad) = rotation_of(
+            300,
+            32,
+            Behaviour {
+                rate_limit: Some(100.0),
+                ..latency.clone()
+            },
+        );
+        // Ideal: every successful request at exactly the server's rate.
+        let ideal = Duration::from_secs_f64((run.requests - run.throttled) as f64 / 100.0);
+        print_row(
+            "(a) 300, server allows 100/s vs ideal",
+            &run,
+            ideal,
+            reruns,
+            bad,
+        );
+    }
+    if wanted("10k") {
+        let (run, reruns, bad) = rotation_of(10_000, 32, Behaviour::default());
         println!(
-            "{:<28} {:>8.2}s {:>9} {:>9.0} {:>8.2}s {:>7.2}x {:>8}{}",
-            label,
+            "(e) rotate 10,000 accounts, no latency: wall {:.1}s, {} requests, peak RSS {:.1} MB, CPU {:.3} ms per request, {bad} bad, {reruns} reruns",
             run.wall.as_secs_f64(),
             run.requests,
-            run.requests as f64 / run.wall.as_secs_f64(),
-            floor.as_secs_f64(),
-            run.wall.as_secs_f64() / floor.as_secs_f64(),
-            bad,
-            if *reruns > 0 {
-                format!("  ({reruns} rerun)")
-            } else {
-                String::new()
-            }
+            run.peak_rss_kb as f64 / 1024.0,
+            1000.0 * run.cpu / run.requests.max(1) as f64
         );
-        if let Some(summary) = run.stderr.lines().last() {
-            println!(
-                "    {summary}  (mdops: peak RSS {:.1} MB, CPU {:.2}s)",
-                run.peak_rss_kb as f64 / 1024.0,
-                run.cpu
-            );
-        }
     }
 
     if !wanted("audit") {

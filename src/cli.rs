@@ -321,6 +321,9 @@ pub struct SimArgs {
     /// Inject at most this many faults
     #[arg(long, value_name = "N")]
     pub fault_limit: Option<usize>,
+    /// Requests per second let through (a token bucket); beyond it, 429 with Retry-After
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
     /// Emulate the older API without GET /v1/users
     #[arg(long)]
     pub no_users_endpoint: bool,

@@ -278,3 +278,41 @@ fn the_emulator_faults_are_reproducible_from_the_seed() {
     };
     assert_eq!(run(7), run(7));
 }
+
+/// Against a server that lets 40 requests a second through, a bulk run finds
+/// that rate and stays under it: every item succeeds (a throttle is never a
+/// failure while the server says when to come back), few requests are
+/// throttled after the first wave, and the run takes about as long as the
+/// server's rate implies.
+#[test]
+fn a_rate_limited_server_is_met_at_its_rate() {
+    let env = Env::with(
+        SEED,
+        Behaviour {
+            rate_limit: Some(40.0),
+            ..Default::default()
+        },
+    );
+    let started = Instant::now();
+    let out = env.run(
+        "bulk.rhai",
+        "let r = parallel(0..150, |i| tokens::list(\"bi_tool\").len()); r.filter(|x| x == 1).len()",
+        &["--concurrency", "16"],
+    );
+    let wall = started.elapsed();
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "150\n", "{out:?}");
+    let log = env.sim.requests();
+    let ok = log.iter().filter(|r| r.status == 200).count();
+    let throttled = log.iter().filter(|r| r.status == 429).count();
+    assert!(ok >= 150, "{ok}");
+    // The first wave (one request per worker, before any limit is known)
+    // may be throttled; after it, at most one in twenty.
+    assert!(
+        throttled <= 16 + ok / 20,
+        "{throttled} throttled of {}",
+        ok + throttled
+    );
+    // 150 requests at 40/s is 3.75 s at best (a 4-request burst aside).
+    assert!(wall < Duration::from_secs(8), "{wall:?}");
+}

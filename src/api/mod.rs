@@ -12,6 +12,7 @@
 //! - [`error`]: one error type, and the reading of error bodies;
 //! - [`ducklings`]: merging and comparing Duckling configurations.
 
+mod adaptive;
 pub mod base_url;
 pub mod ducklings;
 mod endpoints;

@@ -1,6 +1,6 @@
-//! Staying polite and robust under load: one rate limiter shared by every
-//! request of a run, a pause that a 429's `Retry-After` imposes on all of
-//! them, and retries with exponential backoff and jitter.
+//! Staying polite and robust under load: one adaptive rate shared by every
+//! request of a run (see `adaptive`), a pause that a long `Retry-After`
+//! imposes on all of them, and retries with exponential backoff and jitter.
 
 use rand::Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 5,
-            base_delay: Duration::from_millis(250),
+            base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(30),
         }
     }
@@ -60,22 +60,19 @@ impl Stats {
     }
 }
 
-/// Admission for every request: first any pause a 429 imposed, then a slot
-/// from the pacing limiter (`--max-rps`).
+/// Admission for every request of a run: first any pause a long
+/// `Retry-After` imposed, then a token from the adaptive rate (which finds the
+/// rate the server tolerates, under `--max-rps` as a hard ceiling).
 #[derive(Debug)]
 pub struct Gate {
-    interval: Option<Duration>,
-    next_slot: tokio::sync::Mutex<Instant>,
+    rate: Mutex<super::adaptive::Adaptive>,
     paused_until: Mutex<Option<Instant>>,
 }
 
 impl Gate {
     pub fn new(max_rps: Option<f64>) -> Gate {
         Gate {
-            interval: max_rps
-                .filter(|r| *r > 0.0)
-                .map(|r| Duration::from_secs_f64(1.0 / r)),
-            next_slot: tokio::sync::Mutex::new(Instant::now()),
+            rate: Mutex::new(super::adaptive::Adaptive::new(max_rps)),
             paused_until: Mutex::new(None),
         }
     }
@@ -88,18 +85,41 @@ impl Gate {
                 _ => break,
             }
         }
-        if let Some(interval) = self.interval {
-            let slot = {
-                let mut next = self.next_slot.lock().await;
-                let slot = (*next).max(Instant::now());
-                *next = slot + interval;
-                slot
-            };
-            tokio::time::sleep_until(slot).await;
+        loop {
+            let wait = self
+                .rate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .acquire(Instant::now());
+            match wait {
+                None => return,
+                Some(w) => tokio::time::sleep(w).await,
+            }
         }
     }
 
-    /// Every request waits until `until` (a 429 told us to back off).
+    /// The server answered (anything but a throttle).
+    pub fn answered(&self) {
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .success(Instant::now());
+    }
+
+    /// The server throttled: the shared rate comes down.
+    pub fn throttled(&self) {
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .throttled(Instant::now());
+    }
+
+    /// The rate in force, if any (for the summary and tests).
+    pub fn rate(&self) -> Option<f64> {
+        self.rate.lock().unwrap_or_else(|e| e.into_inner()).rate()
+    }
+
+    /// Every request waits until `until` (a long `Retry-After`).
     pub fn pause(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());

@@ -41,6 +41,14 @@ pub fn sim(args: SimArgs) -> Result<i32, Failure> {
             scope: args.fault_scope.clone(),
             limit: args.fault_limit,
         },
+        rate_limit: match args.rate_limit {
+            Some(r) if !(r.is_finite() && r > 0.0) => {
+                return Err(Failure::usage(format!(
+                    "--rate-limit must be a positive number of requests per second, not {r}"
+                )))
+            }
+            r => r,
+        },
     };
     let rt = crate::context::tokio_runtime()?;
     let sim = rt

@@ -52,7 +52,10 @@ impl Bridge {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.token().is_cancelled()
+        self.cancel
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_cancelled()
     }
 
     pub fn handle(&self) -> &tokio::runtime::Handle {

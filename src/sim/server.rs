@@ -36,6 +36,10 @@ pub struct Behaviour {
     /// Up to this much more, uniformly at random.
     pub jitter: Duration,
     pub faults: Faults,
+    /// Requests per second the server lets through (a token bucket holding a
+    /// tenth of a second's worth); beyond it, 429 with `Retry-After`. Models a
+    /// gateway that throttles by load.
+    pub rate_limit: Option<f64>,
 }
 
 /// Failures to inject, each at a rate (0.0 to 1.0) of the requests in scope.
@@ -97,6 +101,28 @@ enum Fault {
     Hang,
 }
 
+/// The rate limit's burst: a tenth of a second's worth, at least one.
+fn burst_of(rps: f64) -> f64 {
+    (rps / 10.0).max(1.0)
+}
+
+impl Shared {
+    /// `None` when the rate limit lets this request through; otherwise how
+    /// long until it would (the `Retry-After`).
+    fn over_rate(&self) -> Option<Duration> {
+        let rps = self.behaviour.rate_limit.filter(|r| *r > 0.0)?;
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        b.0 = (b.0 + rps * now.duration_since(b.1).as_secs_f64()).min(burst_of(rps));
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            return None;
+        }
+        Some(Duration::from_secs_f64((1.0 - b.0) / rps))
+    }
+}
+
 /// Marks a response whose connection must be dropped instead of answered.
 #[derive(Debug, Clone, Copy)]
 pub struct DropConnection;
@@ -110,6 +136,8 @@ pub struct Shared {
     pub behaviour: Behaviour,
     rng: Mutex<rand::rngs::StdRng>,
     injected: std::sync::atomic::AtomicUsize,
+    /// The rate limit's bucket: tokens, and when it was last filled.
+    bucket: Mutex<(f64, std::time::Instant)>,
 }
 
 impl Shared {
@@ -120,6 +148,10 @@ impl Shared {
             log: Mutex::new(Vec::new()),
             arrived: Mutex::new(Vec::new()),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(behaviour.faults.seed)),
+            bucket: Mutex::new((
+                behaviour.rate_limit.map_or(0.0, burst_of),
+                std::time::Instant::now(),
+            )),
             behaviour,
             injected: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -235,6 +267,18 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(entry(0));
+    if let Some(wait) = s.over_rate() {
+        // Whole seconds, as the header carries them, rounded up.
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            Json(serde_json::json!({"code": "TOO_MANY_REQUESTS", "message": "Too Many Requests", "issues": []})),
+        )
+            .into_response();
+        s.log().push(entry(429));
+        return resp;
+    }
     let (jitter, fault) = s.roll(&method, &path);
     let delay = s.behaviour.latency + jitter;
     if !delay.is_zero() {

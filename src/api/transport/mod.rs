@@ -37,6 +37,17 @@ pub struct Client {
     listed: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
 }
 
+/// Throttled answers one request may get before it gives up.
+const MAX_THROTTLES: u32 = 30;
+/// A `Retry-After` this long pauses every request of the run, not just one.
+const LONG_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// Up to `max`, at random: requests told to wait alike do not come back alike.
+fn jitter(max: Duration) -> Duration {
+    use rand::Rng;
+    Duration::from_micros(rand::rng().random_range(0..=max.as_micros() as u64))
+}
+
 /// Whose credentials a request carries.
 pub(super) enum Auth<'a> {
     Admin,
@@ -187,35 +198,57 @@ impl Client {
         let url = self.url(segments)?;
         let idempotent = method != Method::POST;
         let mut attempt = 1;
+        // Throttles are the server asking to slow down, not failures: they do
+        // not use up the attempts, but a server that never stops is given up on.
+        let mut throttles = 0;
         loop {
             self.gate.admit().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let (result, retry_after) = self
                 .attempt(method.clone(), url.clone(), query, body, &auth)
                 .await;
+            let throttled = retry_after.is_some();
+            match &result {
+                _ if throttled => self.gate.throttled(),
+                Ok(_) | Err(ApiError::Status { .. }) => self.gate.answered(),
+                Err(_) => {}
+            }
             let retryable = match &result {
                 Ok(_) => false,
-                Err(ApiError::Status { status: 429, .. }) => true,
+                _ if throttled => throttles < MAX_THROTTLES,
                 Err(ApiError::Network { sent: false, .. }) => true,
                 Err(e) => idempotent && e.is_ambiguous(),
             };
-            if !retryable || attempt >= self.retry.max_attempts {
+            if !retryable || (!throttled && attempt >= self.retry.max_attempts) {
                 return result;
             }
-            let mut wait = self.retry.backoff(attempt);
-            if let Some(after) = retry_after {
-                let after = after.min(self.retry.max_delay);
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                // Everyone backs off, not just this request.
-                self.gate.pause(after);
-                wait = wait.max(after);
-            }
+            let wait = match retry_after {
+                Some(after) => {
+                    let after = after.min(self.retry.max_delay);
+                    throttles += 1;
+                    self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    // A long wait is the server's, for everyone; a short one is
+                    // this request's (the shared rate already came down).
+                    if after >= LONG_RETRY_AFTER {
+                        self.gate.pause(after);
+                    }
+                    after + jitter(after / 10)
+                }
+                None => {
+                    let w = self.retry.backoff(attempt);
+                    attempt += 1;
+                    w
+                }
+            };
             if let Err(e) = &result {
-                tracing::warn!(%method, error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                if throttled {
+                    tracing::debug!(%method, error = %e, throttles, wait_ms = wait.as_millis() as u64, "throttled");
+                } else {
+                    tracing::warn!(%method, error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                }
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
-            attempt += 1;
         }
     }
 
@@ -253,12 +286,17 @@ impl Client {
         };
         let status = resp.status();
         self.note_server_date(resp.headers());
-        let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
-            .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
-            .flatten()
+        // A throttle: 429, or 503 that says when to come back.
+        let header = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after)
-            .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)));
+            .and_then(parse_retry_after);
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS => Some(header.unwrap_or(Duration::from_secs(1))),
+            StatusCode::SERVICE_UNAVAILABLE => header,
+            _ => None,
+        };
         let bytes = match self.read_body(resp, &method, &path).await {
             Ok(b) => b,
             Err(e) => return (Err(e), None),
