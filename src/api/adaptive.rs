@@ -3,7 +3,7 @@
 //! multiplicatively when the server throttles (429, or 503 with
 //! `Retry-After`) and recovers along a cubic curve while answers succeed, as
 //! the AWS SDKs' adaptive retry mode and TCP CUBIC do. Until the first
-//! throttle there is no limit; after it, the rate first doubles every second
+//! throttle there is no limit; after it, the rate first doubles every half second
 //! (slow start) until the next throttle, then follows the cubic.
 //!
 //! The state is a pure function of the events fed to it and the times they
@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Multiplicative decrease on a throttle.
-const BETA: f64 = 0.7;
+/// Multiplicative decrease on a throttle (to 80%).
+const BETA: f64 = 0.8;
 /// Cubic scaling constant (requests/s per s³).
 const SCALE: f64 = 0.4;
 /// Never slower than this.
@@ -35,7 +35,7 @@ const LOAD_SAMPLE: usize = 20;
 enum Phase {
     /// No throttle seen: no limit.
     Open,
-    /// Throttled once: the rate doubles every second until the next throttle.
+    /// Throttled once: the rate doubles every half second until the next throttle.
     SlowStart,
     /// Following the cubic curve back to (and past) the rate of the last throttle.
     Cubic,
@@ -140,7 +140,8 @@ impl Adaptive {
             Phase::Open => {}
             Phase::SlowStart => {
                 let base = self.last_max * BETA;
-                self.rate = base * 2f64.powf(since);
+                // Doubling every half second: the first estimate is only a guess.
+                self.rate = base * 4f64.powf(since);
             }
             Phase::Cubic => {
                 let cubic = SCALE * (since - self.k).powi(3) + self.last_max;
