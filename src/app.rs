@@ -45,6 +45,9 @@ fn dispatch(
         Command::Sim(args) => crate::commands::sim::sim(args),
         Command::Inventory { action } => crate::commands::state::inventory(&settings()?, action),
         Command::Audit(args) => crate::commands::state::audit(&settings()?, args),
+        Command::State {
+            action: crate::cli::StateCmd::Migrate { to, output },
+        } => crate::commands::state::migrate(&settings()?, &to, output),
         Command::Journal {
             action,
             account,

@@ -41,6 +41,10 @@ pub struct Global {
     /// Where mdops keeps its state and config.toml [env: MDOPS_HOME]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep state on a PostgreSQL server shared by runners: postgres://USER@HOST:PORT/DB?sslmode=...
+    /// (the password from PGPASSWORD or ~/.pgpass, not the command line) [env: MDOPS_STATE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub state: Option<String>,
     /// Seconds to wait for one API request (1 to 3600)
     #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
@@ -124,6 +128,11 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// The manual page (roff) on stdout: `mdops man | man -l -`
     Man,
+    /// Where state lives: copy it between the data directory and a PostgreSQL server
+    State {
+        #[command(subcommand)]
+        action: StateCmd,
+    },
     /// The journal of tokens mdops minted: delivered, verified, revoked
     Journal {
         #[command(subcommand)]
@@ -148,6 +157,9 @@ impl Command {
                 action: InventoryCmd::List { output } | InventoryCmd::Reconcile { output, .. },
             } => (*output, false),
             Command::Audit(a) => (a.output, false),
+            Command::State {
+                action: StateCmd::Migrate { output, .. },
+            } => (*output, false),
             Command::Journal { action, output, .. } => (
                 *output,
                 matches!(action, Some(JournalCmd::Resolve { dry_run: true })),
@@ -163,6 +175,18 @@ pub enum ScriptsCmd {
     Show { name: String },
     /// Copy a bundled workflow into DIR (default: the current directory) to edit
     Eject { name: String, dir: Option<PathBuf> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCmd {
+    /// Copy this state (the data directory's, or --state's) into another; run it again and nothing changes
+    Migrate {
+        /// `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD or ~/.pgpass), or `local` for the data directory
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]

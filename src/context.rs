@@ -20,6 +20,8 @@ pub struct Context {
     sim: Option<Sim>,
     pub client: ClientConfig,
     pub bridge: Bridge,
+    /// Shared state, connected before the first request (see [`Context::connect_state`]).
+    store: Option<Arc<crate::store::Store>>,
     signal: Arc<AtomicI32>,
     on_terminate: TerminateHook,
 }
@@ -82,6 +84,7 @@ impl Context {
             sim,
             client,
             bridge,
+            store: None,
             signal,
             on_terminate,
         })
@@ -123,6 +126,8 @@ impl Context {
     pub fn state_location(&self) -> StateLocation {
         if self.settings.sandbox {
             StateLocation::Memory
+        } else if let Some(url) = &self.settings.state_url {
+            StateLocation::Postgres(url.clone())
         } else {
             StateLocation::Dir {
                 dir: self.settings.data_dir.clone(),
@@ -142,18 +147,33 @@ impl Context {
         }
     }
 
+    /// Connects to state on a PostgreSQL server now, so that a database that
+    /// cannot be reached stops the command (exit 2) before any API call.
+    /// Nothing to do for local state, which opens on first use.
+    pub fn connect_state(&mut self) -> Result<Option<Arc<crate::store::Store>>, Failure> {
+        if let StateLocation::Postgres(url) = self.state_location() {
+            if self.store.is_none() {
+                let store = crate::store::Store::connect(&url).map_err(|e| Failure::usage(e.0))?;
+                self.store = Some(Arc::new(store));
+            }
+        }
+        Ok(self.store.clone())
+    }
+
     /// The runtime of one run or session.
     pub fn runtime(&self, options: RunOptions, script: &str) -> Arc<Runtime> {
-        Arc::new(
-            Runtime::new(
-                Some(ApiAccess::new(self.client.clone())),
-                self.bridge.clone(),
-                options,
-                self.state_location(),
-                self.settings.profile.clone(),
-            )
-            .with_script(script),
+        let rt = Runtime::new(
+            Some(ApiAccess::new(self.client.clone())),
+            self.bridge.clone(),
+            options,
+            self.state_location(),
+            self.settings.profile.clone(),
         )
+        .with_script(script);
+        if let Some(store) = &self.store {
+            rt.adopt_store(store.clone());
+        }
+        Arc::new(rt)
     }
 
     pub fn is_sandbox(&self) -> bool {

@@ -31,6 +31,9 @@ pub struct Profile {
     pub api_url: Option<String>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// State on a PostgreSQL server (`postgres://...`) instead of the data directory.
+    #[serde(default)]
+    pub state_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +44,10 @@ pub struct Settings {
     pub token_source: Option<String>,
     pub profile: Option<String>,
     pub data_dir: PathBuf,
+    /// State on a PostgreSQL server, when one is configured.
+    pub state_url: Option<crate::store::StateUrl>,
+    /// Where the state URL came from (`--state`, `$MDOPS_STATE_URL`, a profile).
+    pub state_source: Option<String>,
     pub config_path: PathBuf,
     pub sandbox: bool,
     pub timeout: std::time::Duration,
@@ -244,6 +251,37 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
     } else {
         (None, None)
     };
+    let state = if let Some(u) = &global.state {
+        Some((u.clone(), "--state".to_string()))
+    } else if let Some(u) = nonempty("MDOPS_STATE_URL") {
+        Some((u, "$MDOPS_STATE_URL".to_string()))
+    } else {
+        profile.state_url.clone().map(|u| {
+            (
+                u,
+                format!("profile {}", profile_name.clone().unwrap_or_default()),
+            )
+        })
+    };
+    let (state_url, state_source) = match state {
+        Some((raw, source)) => {
+            if source == "--state"
+                && url::Url::parse(raw.trim())
+                    .map(|u| {
+                        u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password")
+                    })
+                    .unwrap_or(false)
+            {
+                return Err("--state must not carry a password: the process list would show it; \
+                     use PGPASSWORD, ~/.pgpass, or put the URL in MDOPS_STATE_URL or a profile's state_url"
+                    .to_string());
+            }
+            let url = crate::store::StateUrl::parse(&raw, env)
+                .map_err(|e| format!("{} (from {source})", e.0))?;
+            (Some(url), Some(source))
+        }
+        None => (None, None),
+    };
     // Known to the redactor from now on: before the first request, a script
     // that prints the token file, or a command that echoes it, must not show it.
     if let Some(t) = &token {
@@ -289,6 +327,8 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
         token_source,
         profile: profile_name,
         data_dir,
+        state_url,
+        state_source,
         config_path,
         sandbox: global.sandbox,
         timeout: std::time::Duration::from_secs(global.timeout),

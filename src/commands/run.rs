@@ -98,12 +98,17 @@ fn run_text(
         None => None,
     };
     // A dry run changes nothing and a sandbox run shares nothing: neither needs the lock.
-    let _lock = if !lock || args.dry_run || settings.sandbox {
+    let lock = lock && !args.dry_run && !settings.sandbox;
+    let lock_key = {
+        let bundled = name.starts_with("scripts/") && !std::path::Path::new(spec).is_file();
+        crate::lock::key_for(spec, bundled)
+    };
+    // With shared state the lock is the database's (taken below, once connected).
+    let _lock = if !lock || settings.state_url.is_some() {
         None
     } else {
-        let bundled = name.starts_with("scripts/") && !std::path::Path::new(spec).is_file();
-        let key = crate::lock::key_for(spec, bundled);
-        match crate::lock::acquire(&settings.data_dir, &key, &name) {
+        let key = &lock_key;
+        match crate::lock::acquire(&settings.data_dir, key, &name) {
             Ok(lock) => Some(lock),
             Err(crate::lock::LockError::Held { path, holder }) => {
                 return Err(Failure::new(
@@ -120,7 +125,20 @@ fn run_text(
     let started = std::time::Instant::now();
     let data_dir = settings.data_dir.clone();
     let profile = settings.profile.clone();
-    let ctx = Context::new(settings, OnSignal::Run)?;
+    let mut ctx = Context::new(settings, OnSignal::Run)?;
+    if let Some(store) = ctx.connect_state()? {
+        if lock {
+            if let Err(holder) = store.lock_script(&lock_key, &name)? {
+                return Err(Failure::new(
+                    Kind::Locked,
+                    format!(
+                        "another run of {name} is in progress ({holder}); its lock is in the state database {}",
+                        store.place
+                    ),
+                ));
+            }
+        }
+    }
     let mut options = ctx.options();
     options.args = args.args.iter().cloned().collect();
     options.dry_run = args.dry_run;

@@ -21,7 +21,74 @@ const INVENTORY_COLUMNS: [&str; 7] = [
 ];
 
 fn open(settings: &Settings) -> Result<Store, Failure> {
-    Store::open(&settings.data_dir, settings.profile.as_deref()).map_err(Failure::state)
+    match &settings.state_url {
+        // A database that cannot be reached is a configuration problem: exit 2.
+        Some(url) => Store::connect(url).map_err(|e| Failure::usage(e.0)),
+        None => {
+            Store::open(&settings.data_dir, settings.profile.as_deref()).map_err(Failure::state)
+        }
+    }
+}
+
+/// `mdops state migrate --to URL|local`: copies this state into another.
+pub fn migrate(settings: &Settings, to: &str, output: Format) -> Result<i32, Failure> {
+    let from = open(settings)?;
+    let dest = if to.trim() == "local" {
+        Store::open(&settings.data_dir, settings.profile.as_deref()).map_err(Failure::state)?
+    } else {
+        if url::Url::parse(to.trim())
+            .map(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
+            .unwrap_or(false)
+        {
+            return Err(Failure::usage(
+                "--to must not carry a password: the process list would show it; use PGPASSWORD or ~/.pgpass",
+            ));
+        }
+        let url = crate::store::StateUrl::parse(to, &|k| std::env::var(k).ok())
+            .map_err(|e| Failure::usage(format!("--to: {}", e.0)))?;
+        Store::connect(&url).map_err(|e| Failure::usage(e.0))?
+    };
+    if from.place == dest.place {
+        return Err(Failure::usage(format!(
+            "--to names the state this command reads ({}): nothing to copy",
+            from.place
+        )));
+    }
+    let copied = from.copy_into(&dest).map_err(|e| Failure::state(e.0))?;
+    if output == Format::Json {
+        out(&Envelope::ok(serde_json::json!({
+            "from": from.place,
+            "to": dest.place,
+            "added": copied,
+        }))
+        .render());
+    } else {
+        let rows: Vec<serde_json::Value> = [
+            ("inventory", copied.inventory),
+            ("token_journal", copied.token_journal),
+            ("runs", copied.runs),
+            ("token_attempts", copied.token_attempts),
+            ("deliveries", copied.deliveries),
+            ("audit", copied.audit),
+        ]
+        .iter()
+        .map(|(t, n)| serde_json::json!({"table": t, "added": n}))
+        .collect();
+        show(&rows, &["table", "added"], output);
+        if !settings.quiet {
+            let added = copied.inventory
+                + copied.token_journal
+                + copied.runs
+                + copied.token_attempts
+                + copied.deliveries
+                + copied.audit;
+            eprintln!(
+                "copied {} into {}: {} row(s) read, {added} added",
+                from.place, dest.place, copied.read
+            );
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// Rows as a table or CSV of these columns, or as one JSON document with

@@ -40,6 +40,12 @@ pub fn whoami(settings: Settings, output: Format) -> Result<i32, Failure> {
         "state".into(),
         json!(if settings.sandbox {
             "in memory (--sandbox)".to_string()
+        } else if let Some(url) = &settings.state_url {
+            format!(
+                "{} (from {})",
+                url.shown(),
+                settings.state_source.clone().unwrap_or_default()
+            )
         } else {
             crate::store::db_path(&settings.data_dir, settings.profile.as_deref())
                 .display()
@@ -52,6 +58,19 @@ pub fn whoami(settings: Settings, output: Format) -> Result<i32, Failure> {
     );
     let mut code = exit::OK;
     let mut error = None;
+    // Shared state: can it be reached, and is its schema one this mdops knows?
+    if let (Some(url), false) = (&settings.state_url, settings.sandbox) {
+        match crate::store::Store::connect(url) {
+            Ok(_) => {
+                facts.insert("state_reachable".into(), json!(true));
+            }
+            Err(e) => {
+                facts.insert("state_reachable".into(), json!(false));
+                code = exit::USAGE;
+                error = Some(e.0);
+            }
+        }
+    }
     if settings.token.is_none() && !settings.sandbox {
         facts.insert("accepted".into(), Value::Null);
         code = exit::USAGE;
@@ -69,8 +88,10 @@ pub fn whoami(settings: Settings, output: Format) -> Result<i32, Failure> {
         facts.insert("admin".into(), json!(check.admin));
         facts.insert("user_list".into(), json!(check.user_list));
         if let Some(e) = check.error {
-            code = crate::failure::Kind::of_api(&e).code();
-            error = Some(e.to_string());
+            if error.is_none() {
+                code = crate::failure::Kind::of_api(&e).code();
+                error = Some(e.to_string());
+            }
         }
     }
     let result = Value::Object(facts);

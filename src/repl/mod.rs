@@ -91,7 +91,8 @@ impl Validator for ReplHelper {
 impl Helper for ReplHelper {}
 
 pub fn run(settings: Settings, args: ReplArgs) -> Result<i32, Failure> {
-    let ctx = Context::new(settings, OnSignal::Session)?;
+    let mut ctx = Context::new(settings, OnSignal::Session)?;
+    ctx.connect_state()?;
     let url = crate::api::base_url::shown(&ctx.client.base_url);
     let interactive = std::io::stdin().is_terminal();
     let mut options = ctx.options();

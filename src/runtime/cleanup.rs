@@ -59,9 +59,9 @@ impl Ledger {
             // Not clean: a later run (or `mdops journal resolve`) tries again.
             let _ = store.run_end(self.run_id(), (!clean).then_some("unresolved"));
         }
-        self.inner().liveness = None;
-        if let StateLocation::Dir { dir, .. } = rt.state_location() {
-            let _ = std::fs::remove_file(super::ledger::liveness_path(dir, self.run_id()));
+        let alive = self.inner().liveness.take();
+        if let (Some(store), Some(alive)) = (&store, alive) {
+            store.forget_alive(self.run_id(), alive);
         }
         report
     }
@@ -199,20 +199,17 @@ fn resolve_attempts(
 pub fn resolve_dead_runs(
     rt: &Runtime,
 ) -> Result<Vec<(crate::store::RunRecord, Vec<Settled>)>, Error> {
-    let StateLocation::Dir { dir, .. } = rt.state_location().clone() else {
+    if matches!(rt.state_location(), StateLocation::Memory) {
         return Ok(Vec::new());
-    };
+    }
     let store = rt.store()?;
     let mut out = Vec::new();
     for run in store.runs_open().map_err(Error::state)? {
         if run.run_id == rt.ledger.run_id() {
             continue;
         }
-        let path = super::ledger::liveness_path(&dir, &run.run_id);
-        let _claim = match crate::lock::try_hold(&path) {
-            Ok(Some(f)) => f,
-            Ok(None) => continue, // alive
-            Err(e) => return Err(Error::state(e)),
+        let Some(claim) = store.claim_dead(&run.run_id).map_err(Error::state)? else {
+            continue; // alive
         };
         let deadline = Instant::now() + CLEANUP_TIME;
         let mut report = Vec::new();
@@ -242,7 +239,7 @@ pub fn resolve_dead_runs(
                 &run.run_id,
                 &format!("resolved by run {}", rt.ledger.run_id()),
             );
-            let _ = std::fs::remove_file(&path);
+            claim.settled();
         }
         out.push((run, report));
     }

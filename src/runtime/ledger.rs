@@ -10,7 +10,7 @@
 //! tokens; the next run finds the run dead (its liveness lock is free) and
 //! revokes what it left (the `cleanup` module does both).
 
-use super::{Error, Runtime, StateLocation};
+use super::{Error, Runtime};
 use crate::api::{CreatedToken, SecretString};
 use crate::store::Store;
 use sha2::{Digest, Sha256};
@@ -53,7 +53,7 @@ struct Held {
 pub(super) struct Inner {
     pub(super) registered: bool,
     /// Held while the run lives: another process that can take it knows the run is dead.
-    pub(super) liveness: Option<std::fs::File>,
+    pub(super) liveness: Option<crate::store::Alive>,
     tokens: HashMap<String, Minted>,
     by_secret: HashMap<SecretKey, String>,
     targets: HashMap<String, Held>,
@@ -125,19 +125,7 @@ impl Ledger {
     ) -> Result<i64, Error> {
         let mut inner = self.inner();
         if !inner.registered {
-            if let StateLocation::Dir { dir, .. } = rt.state_location() {
-                let path = liveness_path(dir, &self.run_id);
-                match crate::lock::try_hold(&path) {
-                    Ok(Some(file)) => inner.liveness = Some(file),
-                    Ok(None) => {
-                        return Err(Error::State(format!(
-                            "{} is held by another process",
-                            path.display()
-                        )))
-                    }
-                    Err(e) => return Err(Error::state(e)),
-                }
-            }
+            inner.liveness = Some(store.mark_alive(&self.run_id).map_err(Error::state)?);
             store
                 .run_begin(&self.run_id, std::process::id(), &rt.script)
                 .map_err(Error::state)?;
@@ -299,9 +287,4 @@ impl Ledger {
             .cloned()
             .collect()
     }
-}
-
-/// The file whose lock says a run is alive.
-pub fn liveness_path(dir: &std::path::Path, run_id: &str) -> std::path::PathBuf {
-    dir.join("runs").join(format!("{run_id}.lock"))
 }

@@ -115,6 +115,8 @@ pub enum StateLocation {
     },
     /// In memory, gone with the process (the sandbox).
     Memory,
+    /// On a PostgreSQL server shared by runners.
+    Postgres(crate::store::StateUrl),
 }
 
 /// The store, opened on first use so runs that record nothing never touch disk.
@@ -135,12 +137,18 @@ impl StateAccess {
         &self.location
     }
 
+    /// Uses a store opened beforehand (a run connects before its first request).
+    pub fn adopt(&self, store: Arc<Store>) {
+        let _ = self.store.set(Ok(store));
+    }
+
     pub fn store(&self) -> Result<Arc<Store>, String> {
         self.store
             .get_or_init(|| {
                 let opened = match &self.location {
                     StateLocation::Dir { dir, profile } => Store::open(dir, profile.as_deref()),
                     StateLocation::Memory => Store::in_memory(),
+                    StateLocation::Postgres(url) => Store::connect(url),
                 };
                 opened.map(Arc::new).map_err(|e| e.0)
             })
@@ -239,6 +247,11 @@ impl Runtime {
 
     pub fn state_location(&self) -> &StateLocation {
         self.state.location()
+    }
+
+    /// Uses a store opened beforehand.
+    pub fn adopt_store(&self, store: Arc<Store>) {
+        self.state.adopt(store)
     }
 
     pub fn api(&self) -> Option<&ApiAccess> {

@@ -196,13 +196,8 @@ impl Runtime {
             return false;
         }
         match self.state_location() {
-            super::StateLocation::Dir { dir, .. } => {
-                matches!(
-                    crate::lock::try_hold(&super::ledger::liveness_path(dir, run)),
-                    Ok(None)
-                )
-            }
             super::StateLocation::Memory => false,
+            _ => self.store().map(|s| s.is_alive(run)).unwrap_or(false),
         }
     }
 

@@ -72,7 +72,8 @@ impl Runtime {
             self.plan(op.action, &op.target, op.detail);
             return Ok(value);
         }
-        self.store()?;
+        // Its record must be writable before the call is sent.
+        self.store()?.ready().map_err(Error::state)?;
         let result = self.call(send);
         self.audit_call(&op, result.as_ref().map(|_| ()));
         result.map_err(Error::from)

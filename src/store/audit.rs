@@ -1,8 +1,8 @@
 //! The audit log: one row per mutating API call, whatever its outcome. Never
 //! a secret and never a request body that could hold one.
 
-use super::{now, sql, Result, Store};
-use rusqlite::{params, Row};
+use super::db::{p, Row, Sql};
+use super::{now, Result, Store};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -29,16 +29,16 @@ pub struct AuditFilter {
     pub limit: Option<usize>,
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<AuditRecord> {
+fn from_row(r: &Row) -> Result<AuditRecord> {
     Ok(AuditRecord {
-        at: r.get("at")?,
-        profile: r.get("profile")?,
-        api: r.get("api")?,
-        operation: r.get("operation")?,
-        target: r.get("target")?,
-        outcome: r.get("outcome")?,
-        status: r.get::<_, Option<i64>>("status")?.map(|s| s as u16),
-        detail: r.get("detail")?,
+        at: r.text("at")?,
+        profile: r.opt_text("profile")?,
+        api: r.opt_text("api")?,
+        operation: r.text("operation")?,
+        target: r.text("target")?,
+        outcome: r.text("outcome")?,
+        status: r.opt_int("status")?.map(|s| s as u16),
+        detail: r.opt_text("detail")?,
     })
 }
 
@@ -49,45 +49,58 @@ impl Store {
         } else {
             rec.at.clone()
         };
-        self.conn()
-            .prepare_cached(
+        self.conn().exec(
+            &Sql::same(
                 "INSERT INTO audit (at, profile, api, operation, target, outcome, status, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(sql)?
-            .execute(params![
-                at,
-                rec.profile,
-                rec.api,
-                rec.operation,
-                rec.target,
-                rec.outcome,
+            ),
+            p![
+                &at,
+                &rec.profile,
+                &rec.api,
+                &rec.operation,
+                &rec.target,
+                &rec.outcome,
                 rec.status.map(i64::from),
-                rec.detail
-            ])
-            .map_err(sql)?;
+                &rec.detail
+            ],
+        )?;
         Ok(())
     }
 
     /// Matching records, oldest first (the last `limit` ones when limited).
     pub fn audit_list(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
+        let mut conn = self.conn();
+        // SQLite's "no limit" is -1; PostgreSQL's is NULL.
+        let limit = match f.limit {
+            Some(l) => Some(l as i64),
+            None if conn.is_postgres() => None,
+            None => Some(-1),
+        };
+        conn.query(
+            &Sql::pg(
                 "SELECT * FROM (
                     SELECT * FROM audit
-                    WHERE (?1 IS NULL OR target = ?1 OR target LIKE ?1 || '/%')
+                    WHERE (?1 IS NULL OR target = ?1
+                           OR substr(target, 1, length(?1) + 1) = ?1 || '/' COLLATE NOCASE)
                       AND (?2 IS NULL OR at >= ?2)
                     ORDER BY at DESC, id DESC
                     LIMIT ?3
-                 ) ORDER BY at, id",
-            )
-            .map_err(sql)?;
-        let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
-        let rows = stmt
-            .query_map(params![f.account, f.since, limit], from_row)
-            .map_err(sql)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+                 ) AS recent ORDER BY at, id",
+                "SELECT * FROM (
+                    SELECT * FROM audit
+                    WHERE ($1::text IS NULL OR lower(target::text) = lower($1::text)
+                           OR lower(substr(target::text, 1, length($1::text) + 1)) = lower($1::text || '/'))
+                      AND ($2::text IS NULL OR at >= $2::text)
+                    ORDER BY at DESC, id DESC
+                    LIMIT $3::bigint
+                 ) AS recent ORDER BY at, id",
+            ),
+            p![&f.account, &f.since, limit],
+        )?
+        .iter()
+        .map(from_row)
+        .collect()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The inventory: the service accounts this organization knows it has.
 
-use super::{now, sql, Result, Store};
-use rusqlite::{params, OptionalExtension, Row};
+use super::conn::Conn;
+use super::db::{p, Row, Sql};
+use super::{now, Result, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -77,24 +78,22 @@ impl InventoryEntry {
     }
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<InventoryEntry> {
-    let tags: String = r.get("tags")?;
-    let extra: String = r.get("extra")?;
+fn from_row(r: &Row) -> Result<InventoryEntry> {
     Ok(InventoryEntry {
-        username: r.get("username")?,
-        owner: r.get("owner")?,
-        purpose: r.get("purpose")?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        extra: serde_json::from_str(&extra).unwrap_or_default(),
-        source: Source::parse(&r.get::<_, String>("source")?),
-        first_seen: r.get("first_seen")?,
-        last_seen: r.get("last_seen")?,
+        username: r.text("username")?,
+        owner: r.opt_text("owner")?,
+        purpose: r.opt_text("purpose")?,
+        tags: serde_json::from_str(&r.text("tags")?).unwrap_or_default(),
+        extra: serde_json::from_str(&r.text("extra")?).unwrap_or_default(),
+        source: Source::parse(&r.text("source")?),
+        first_seen: r.text("first_seen")?,
+        last_seen: r.text("last_seen")?,
     })
 }
 
 /// Metadata given replaces, metadata not given stays; `first_seen` and the
-/// original source stay.
-const UPSERT: &str =
+/// original source stay. `extra` is merged as a JSON merge patch (RFC 7396).
+const UPSERT: Sql = Sql::pg(
     "INSERT INTO inventory (username, owner, purpose, tags, extra, source, first_seen, last_seen)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
      ON CONFLICT (username) DO UPDATE SET
@@ -102,93 +101,102 @@ const UPSERT: &str =
         purpose = COALESCE(excluded.purpose, purpose),
         tags = CASE WHEN excluded.tags = '[]' THEN tags ELSE excluded.tags END,
         extra = json_patch(extra, excluded.extra),
-        last_seen = excluded.last_seen";
+        last_seen = excluded.last_seen",
+    "INSERT INTO inventory (username, owner, purpose, tags, extra, source, first_seen, last_seen)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+     ON CONFLICT (username) DO UPDATE SET
+        owner = COALESCE(excluded.owner, inventory.owner),
+        purpose = COALESCE(excluded.purpose, inventory.purpose),
+        tags = CASE WHEN excluded.tags = '[]' THEN inventory.tags ELSE excluded.tags END,
+        extra = mdops_json_patch(inventory.extra::jsonb, excluded.extra::jsonb)::text,
+        last_seen = excluded.last_seen",
+);
+
+fn upsert(c: &mut Conn, e: &InventoryEntry, t: &str) -> Result<()> {
+    let tags = serde_json::to_string(&e.tags).expect("tags serialize");
+    let extra = serde_json::to_string(&e.extra).expect("extra serializes");
+    c.exec(
+        &UPSERT,
+        p![
+            &e.username,
+            &e.owner,
+            &e.purpose,
+            &tags,
+            &extra,
+            e.source.as_str(),
+            t
+        ],
+    )?;
+    Ok(())
+}
+
+const GET: Sql = Sql::same("SELECT * FROM inventory WHERE username = ?1");
 
 impl Store {
     pub fn inventory_list(&self) -> Result<Vec<InventoryEntry>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT * FROM inventory ORDER BY username COLLATE NOCASE")
-            .map_err(sql)?;
-        let rows = stmt.query_map([], from_row).map_err(sql)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        self.conn()
+            .query(
+                &Sql::pg(
+                    "SELECT * FROM inventory ORDER BY username COLLATE NOCASE",
+                    "SELECT * FROM inventory ORDER BY lower(username::text COLLATE \"C\") COLLATE \"C\"",
+                ),
+                &[],
+            )?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     pub fn inventory_get(&self, username: &str) -> Result<Option<InventoryEntry>> {
         self.conn()
-            .prepare_cached("SELECT * FROM inventory WHERE username = ?1")
-            .map_err(sql)?
-            .query_row([username], from_row)
-            .optional()
-            .map_err(sql)
+            .query_opt(&GET, p![username])?
+            .map(|r| from_row(&r))
+            .transpose()
     }
 
     /// Adds an entry or updates one: metadata given replaces what was there,
     /// metadata not given is kept; `first_seen` and the original source stay.
     pub fn inventory_upsert(&self, e: &InventoryEntry) -> Result<InventoryEntry> {
         let t = now();
-        {
-            let conn = self.conn();
-            conn.prepare_cached(UPSERT)
-                .map_err(sql)?
-                .execute(params![
-                    e.username,
-                    e.owner,
-                    e.purpose,
-                    serde_json::to_string(&e.tags).expect("tags serialize"),
-                    serde_json::to_string(&e.extra).expect("extra serializes"),
-                    e.source.as_str(),
-                    t,
-                ])
-                .map_err(sql)?;
-        }
-        Ok(self.inventory_get(&e.username)?.expect("just written"))
+        let mut conn = self.conn();
+        upsert(&mut conn, e, &t)?;
+        conn.query_opt(&GET, p![&e.username])?
+            .map(|r| from_row(&r))
+            .transpose()?
+            .ok_or_else(|| super::StoreError(format!("{} vanished as it was written", e.username)))
     }
 
     /// Upserts every entry in one transaction: all of them, or none.
     pub fn inventory_upsert_all(&self, entries: &[InventoryEntry]) -> Result<()> {
         let t = now();
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(sql)?;
-        for e in entries {
-            tx.prepare_cached(UPSERT)
-                .map_err(sql)?
-                .execute(params![
-                    e.username,
-                    e.owner,
-                    e.purpose,
-                    serde_json::to_string(&e.tags).expect("tags serialize"),
-                    serde_json::to_string(&e.extra).expect("extra serializes"),
-                    e.source.as_str(),
-                    t,
-                ])
-                .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)
+        self.conn().transaction(|c| {
+            for e in entries {
+                upsert(c, e, &t)?;
+            }
+            Ok(())
+        })
     }
 
     pub fn inventory_remove(&self, username: &str) -> Result<bool> {
-        let n = self
-            .conn()
-            .prepare_cached("DELETE FROM inventory WHERE username = ?1")
-            .map_err(sql)?
-            .execute([username])
-            .map_err(sql)?;
+        let n = self.conn().exec(
+            &Sql::same("DELETE FROM inventory WHERE username = ?1"),
+            p![username],
+        )?;
         Ok(n > 0)
     }
 
     /// Marks accounts as seen on the server now.
     pub fn inventory_touch(&self, usernames: &[String]) -> Result<()> {
         let t = now();
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(sql)?;
-        for u in usernames {
-            tx.prepare_cached("UPDATE inventory SET last_seen = ?2 WHERE username = ?1")
-                .map_err(sql)?
-                .execute(params![u, t])
-                .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)
+        self.conn().transaction(|c| {
+            for u in usernames {
+                c.exec(
+                    &Sql::same("UPDATE inventory SET last_seen = ?2 WHERE username = ?1"),
+                    p![u, &t],
+                )?;
+            }
+            Ok(())
+        })
     }
 }
 

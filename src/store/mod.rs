@@ -1,17 +1,27 @@
-//! Local state in SQLite: the inventory of service accounts (the API has
-//! historically no list of them), the token journal (what was minted,
-//! delivered, verified and revoked), and the audit log of mutating calls.
+//! State: the inventory of service accounts (the API has historically no
+//! list of them), the token journal (what was minted, delivered, verified and
+//! revoked), and the audit log of mutating calls.
 //!
-//! WAL mode and a busy timeout make concurrent cron runs safe. Nothing here
-//! ever holds a secret: tokens are known by an HMAC fingerprint keyed with a
-//! per-install key.
+//! It lives in a local SQLite file (WAL mode and a busy timeout make
+//! concurrent cron runs safe) or on a PostgreSQL server shared by runners.
+//! Nothing here ever holds a secret: tokens are known by an HMAC fingerprint
+//! keyed with a per-install key (in the database, for PostgreSQL).
 
+mod alive;
 mod audit;
+mod conn;
+pub mod copy;
+pub(crate) mod db;
 pub mod import;
 mod inventory;
 mod journal;
+pub mod pg;
+mod pg_url;
 mod runs;
 mod schema;
+
+pub use alive::{Alive, Claim};
+pub use pg_url::{is_postgres, StateUrl};
 
 pub use audit::{AuditFilter, AuditRecord};
 pub use inventory::{InventoryEntry, Source};
@@ -19,10 +29,12 @@ pub use journal::JournalEntry;
 pub use runs::{Attempt, RunRecord};
 
 use crate::api::SecretString;
+use conn::{Conn, Shared};
+use db::{Sql, P};
 use hmac::{KeyInit, Mac};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -32,8 +44,12 @@ pub struct StoreError(pub String);
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
-    conn: Mutex<Connection>,
+    conn: Shared,
     key: Vec<u8>,
+    /// The data directory of a SQLite store (its liveness locks live there).
+    dir: Option<PathBuf>,
+    /// Where the state lives, for messages: a file path or `host:port/db`.
+    pub place: String,
 }
 
 /// How long a writer waits for another process's transaction before failing.
@@ -85,8 +101,10 @@ impl Store {
         }
         let conn = Connection::open(&path).map_err(|e| describe(&path, e))?;
         let store = Store {
-            conn: Mutex::new(conn),
+            conn: Shared::new(Conn::Lite(conn)),
             key,
+            dir: Some(dir.to_path_buf()),
+            place: path.display().to_string(),
         };
         store
             .prepare_patiently()
@@ -103,11 +121,64 @@ impl Store {
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory().map_err(|e| StoreError(e.to_string()))?;
         let store = Store {
-            conn: Mutex::new(conn),
+            conn: Shared::new(Conn::Lite(conn)),
             key: rand::random::<[u8; 32]>().to_vec(),
+            dir: None,
+            place: "memory".to_string(),
         };
         store.prepare()?;
         Ok(store)
+    }
+
+    /// Connects to state on a PostgreSQL server, migrating its schema and
+    /// creating the shared journal key on first use.
+    pub fn connect(url: &StateUrl) -> Result<Store> {
+        let mut conn = Conn::Pg(Box::new(pg::PgConn::connect(url)?));
+        schema::migrate_pg(&mut conn)?;
+        let fresh: [u8; 32] = rand::random();
+        let fresh = encode_hex(&fresh);
+        conn.exec(
+            &Sql::same(
+                "INSERT INTO mdops_settings (name, value) VALUES ('journal_key', ?1) ON CONFLICT (name) DO NOTHING",
+            ),
+            &[P::Text(Some(&fresh))],
+        )?;
+        let stored = conn
+            .query_opt(
+                &Sql::same("SELECT value FROM mdops_settings WHERE name = 'journal_key'"),
+                &[],
+            )?
+            .map(|r| r.text("value"))
+            .transpose()?
+            .unwrap_or_default();
+        let key = decode_hex(&stored)
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| {
+                StoreError(format!(
+                    "the journal key in {} is damaged: it must be 64 hex digits",
+                    url.place()
+                ))
+            })?;
+        Ok(Store {
+            conn: Shared::new(conn),
+            key,
+            dir: None,
+            place: url.place(),
+        })
+    }
+
+    /// Whether writes can be recorded now: a round trip to a PostgreSQL
+    /// server (which may have gone away); nothing to check for SQLite.
+    pub fn ready(&self) -> Result<()> {
+        match &mut *self.conn() {
+            Conn::Pg(c) => c.ping(),
+            Conn::Lite(_) => Ok(()),
+        }
+    }
+
+    /// Whether this store is on a PostgreSQL server.
+    pub fn is_postgres(&self) -> bool {
+        self.conn().is_postgres()
     }
 
     /// Two first runs at once race to set WAL mode and migrate; SQLite answers
@@ -128,7 +199,10 @@ impl Store {
     }
 
     fn prepare(&self) -> Result<()> {
-        let mut conn = self.conn();
+        let mut guard = self.conn();
+        let Conn::Lite(conn) = &mut *guard else {
+            return Ok(());
+        };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         // WAL lets readers and one writer work at once; NORMAL sync is safe with WAL.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -137,11 +211,11 @@ impl Store {
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
-        schema::migrate(&mut conn)
+        schema::migrate(conn)
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    fn conn(&self) -> MutexGuard<'_, Conn> {
+        self.conn.lock()
     }
 
     /// HMAC-SHA256 of a secret under this install's key, hex: a stable id for a
@@ -150,12 +224,12 @@ impl Store {
         let mut mac =
             hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(secret.expose().as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        encode_hex(&mac.finalize().into_bytes())
     }
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -201,7 +275,7 @@ fn install_key(dir: &Path) -> Result<Vec<u8>> {
         return Ok(k);
     }
     let key: [u8; 32] = rand::random();
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = encode_hex(&key);
     let tmp = tempfile::Builder::new()
         .prefix(".journal.key")
         .permissions(private_mode())
@@ -220,6 +294,23 @@ fn install_key(dir: &Path) -> Result<Vec<u8>> {
             read(&path)?.ok_or_else(|| StoreError(format!("cannot create {}", path.display())))
         }
     }
+}
+
+/// Replaces the journal key of a data directory (atomically; 0600).
+fn write_key(dir: &Path, hex: &str) -> Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".journal.key")
+        .permissions(private_mode())
+        .tempfile_in(dir)
+        .map_err(|e| StoreError(format!("cannot write in {}: {e}", dir.display())))?;
+    std::fs::write(tmp.path(), format!("{hex}\n")).map_err(|e| StoreError(e.to_string()))?;
+    tmp.persist(dir.join("journal.key")).map_err(|e| {
+        StoreError(format!(
+            "cannot replace {}: {e}",
+            dir.join("journal.key").display()
+        ))
+    })?;
+    Ok(())
 }
 
 #[cfg(unix)]

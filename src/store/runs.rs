@@ -4,8 +4,8 @@
 //! leaves them open, and the next run resolves them: it finds any token the
 //! dead run minted and never settled, and revokes it.
 
-use super::{now, sql, Result, Store};
-use rusqlite::{params, Row};
+use super::db::{p, Row, Sql};
+use super::{now, Result, Store};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,113 +31,116 @@ pub struct Attempt {
     pub outcome: Option<String>,
 }
 
-fn run_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
+fn run_from_row(r: &Row) -> Result<RunRecord> {
     Ok(RunRecord {
-        run_id: r.get("run_id")?,
-        pid: r.get("pid")?,
-        script: r.get("script")?,
-        started_at: r.get("started_at")?,
-        ended_at: r.get("ended_at")?,
-        note: r.get("note")?,
+        run_id: r.text("run_id")?,
+        pid: r.int("pid")?,
+        script: r.text("script")?,
+        started_at: r.text("started_at")?,
+        ended_at: r.opt_text("ended_at")?,
+        note: r.opt_text("note")?,
     })
 }
 
-fn attempt_from_row(r: &Row) -> rusqlite::Result<Attempt> {
+fn attempt_from_row(r: &Row) -> Result<Attempt> {
     Ok(Attempt {
-        id: r.get("id")?,
-        run_id: r.get("run_id")?,
-        username: r.get("username")?,
-        name: r.get("name")?,
-        started_at: r.get("started_at")?,
-        token_id: r.get("token_id")?,
-        resolved_at: r.get("resolved_at")?,
-        outcome: r.get("outcome")?,
+        id: r.int("id")?,
+        run_id: r.text("run_id")?,
+        username: r.text("username")?,
+        name: r.text("name")?,
+        started_at: r.text("started_at")?,
+        token_id: r.opt_text("token_id")?,
+        resolved_at: r.opt_text("resolved_at")?,
+        outcome: r.opt_text("outcome")?,
     })
 }
 
 impl Store {
     pub fn run_begin(&self, run_id: &str, pid: u32, script: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached(
+        self.conn().exec(
+            &Sql::same(
                 "INSERT INTO runs (run_id, pid, script, started_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (run_id) DO NOTHING",
-            )
-            .map_err(sql)?
-            .execute(params![run_id, pid, script, now()])
-            .map_err(sql)?;
+            ),
+            p![run_id, i64::from(pid), script, &now()],
+        )?;
         Ok(())
     }
 
     pub fn run_end(&self, run_id: &str, note: Option<&str>) -> Result<()> {
-        self.conn()
-            .prepare_cached(
+        self.conn().exec(
+            &Sql::pg(
                 "UPDATE runs SET ended_at = ?2, note = COALESCE(?3, note) WHERE run_id = ?1 AND ended_at IS NULL",
-            )
-            .map_err(sql)?
-            .execute(params![run_id, now(), note])
-            .map_err(sql)?;
+                "UPDATE runs SET ended_at = $2, note = COALESCE($3::text, note) WHERE run_id = $1 AND ended_at IS NULL",
+            ),
+            p![run_id, &now(), note],
+        )?;
         Ok(())
     }
 
     /// Marks a run's leftovers resolved (by a later run).
     pub fn run_resolved(&self, run_id: &str, note: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached(
+        self.conn().exec(
+            &Sql::pg(
                 "UPDATE runs SET ended_at = COALESCE(ended_at, ?2), note = ?3 WHERE run_id = ?1",
-            )
-            .map_err(sql)?
-            .execute(params![run_id, now(), note])
-            .map_err(sql)?;
+                "UPDATE runs SET ended_at = COALESCE(ended_at, $2::text), note = $3 WHERE run_id = $1",
+            ),
+            p![run_id, &now(), note],
+        )?;
         Ok(())
     }
 
     /// Runs with something left to settle: not ended (alive, or dead without
     /// cleaning up), or ended with tokens they could not revoke.
     pub fn runs_open(&self) -> Result<Vec<RunRecord>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT * FROM runs WHERE ended_at IS NULL OR note = 'unresolved' ORDER BY started_at",
-            )
-            .map_err(sql)?;
-        let rows = stmt.query_map([], run_from_row).map_err(sql)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        self.conn()
+            .query(
+                &Sql::same(
+                    "SELECT * FROM runs WHERE ended_at IS NULL OR note = 'unresolved' ORDER BY started_at",
+                ),
+                &[],
+            )?
+            .iter()
+            .map(run_from_row)
+            .collect()
     }
 
     /// Journals a token create before its request is sent.
     pub fn attempt_begin(&self, run_id: &str, username: &str, name: &str) -> Result<i64> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .map_err(sql)?
-        .execute(params![run_id, username, name, now()])
-        .map_err(sql)?;
-        Ok(conn.last_insert_rowid())
+        self.conn()
+            .query_opt(
+                &Sql::same(
+                    "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                ),
+                p![run_id, username, name, &now()],
+            )?
+            .ok_or_else(|| super::StoreError("the attempt was not recorded".into()))?
+            .int("id")
     }
 
     /// Closes an attempt whose outcome is known (`failed`, `revoked 1 orphan`, ...).
     pub fn attempt_resolve(&self, id: i64, outcome: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached(
+        self.conn().exec(
+            &Sql::same(
                 "UPDATE token_attempts SET resolved_at = ?2, outcome = ?3 WHERE id = ?1 AND resolved_at IS NULL",
-            )
-            .map_err(sql)?
-            .execute(params![id, now(), outcome])
-            .map_err(sql)?;
+            ),
+            p![id, &now(), outcome],
+        )?;
         Ok(())
     }
 
     /// A run's attempts whose outcome is unknown.
     pub fn attempts_open(&self, run_id: &str) -> Result<Vec<Attempt>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT * FROM token_attempts WHERE run_id = ?1 AND resolved_at IS NULL ORDER BY id",
-            )
-            .map_err(sql)?;
-        let rows = stmt.query_map([run_id], attempt_from_row).map_err(sql)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        self.conn()
+            .query(
+                &Sql::same(
+                    "SELECT * FROM token_attempts WHERE run_id = ?1 AND resolved_at IS NULL ORDER BY id",
+                ),
+                p![run_id],
+            )?
+            .iter()
+            .map(attempt_from_row)
+            .collect()
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod hostile;
 pub mod oracle;
+pub mod postgres;
 pub mod raw;
 
 use mdops::sim::{BackgroundSim, Behaviour, Seed};
@@ -212,6 +213,10 @@ impl Cmd {
             "MOTHERDUCK_API_BASE_URL",
             "MDOPS_PROFILE",
             "MDOPS_LOG",
+            "MDOPS_STATE_URL",
+            "PGPASSWORD",
+            "PGPASSFILE",
+            "PGUSER",
         ] {
             cmd.env_remove(var);
         }

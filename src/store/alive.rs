@@ -1,0 +1,177 @@
+//! Which runs are alive, and one run per script: locks that their holder's
+//! end releases, however it ends. With SQLite they are file locks in the data
+//! directory; with PostgreSQL, session-level advisory locks on the run's own
+//! connection, so runners on different machines see each other.
+
+use super::conn::Conn;
+use super::db::{Sql, P};
+use super::{pg::lock_key, Result, Store, StoreError};
+use std::path::PathBuf;
+
+/// Held while a run lives: it says the run is alive.
+pub enum Alive {
+    File(std::fs::File),
+    /// An advisory lock on the store's connection.
+    Pg,
+    /// In memory: nobody else can look.
+    Nothing,
+}
+
+/// A dead run's leftovers, claimed so that two runs never resolve them at once.
+pub struct Claim<'a> {
+    store: &'a Store,
+    held: ClaimHeld,
+}
+
+enum ClaimHeld {
+    File(#[allow(dead_code)] std::fs::File, PathBuf),
+    Pg(i64),
+}
+
+impl Claim<'_> {
+    /// The dead run's leftovers are all settled: forget its lock.
+    pub fn settled(&self) {
+        if let ClaimHeld::File(_, path) = &self.held {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let ClaimHeld::Pg(key) = self.held {
+            let _ = pg_unlock(&mut self.store.conn(), key);
+        }
+    }
+}
+
+fn pg_try(conn: &mut Conn, key: i64) -> Result<bool> {
+    match conn {
+        Conn::Pg(c) => c.try_lock(key),
+        Conn::Lite(_) => Ok(true),
+    }
+}
+
+fn pg_unlock(conn: &mut Conn, key: i64) -> Result<()> {
+    match conn {
+        Conn::Pg(c) => c.unlock(key),
+        Conn::Lite(_) => Ok(()),
+    }
+}
+
+impl Store {
+    fn liveness_path(&self, run_id: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join("runs").join(format!("{run_id}.lock")))
+    }
+
+    /// Marks this process's run alive until the returned value is dropped (or
+    /// the process ends).
+    pub fn mark_alive(&self, run_id: &str) -> Result<Alive> {
+        if self.is_postgres() {
+            return if pg_try(&mut self.conn(), lock_key("run", run_id))? {
+                Ok(Alive::Pg)
+            } else {
+                Err(StoreError(format!(
+                    "run {run_id} is marked alive by another session"
+                )))
+            };
+        }
+        let Some(path) = self.liveness_path(run_id) else {
+            return Ok(Alive::Nothing);
+        };
+        match crate::lock::try_hold(&path).map_err(StoreError)? {
+            Some(file) => Ok(Alive::File(file)),
+            None => Err(StoreError(format!(
+                "{} is held by another process",
+                path.display()
+            ))),
+        }
+    }
+
+    /// This process's run is over: nothing of it is left to say.
+    pub fn forget_alive(&self, run_id: &str, alive: Alive) {
+        match alive {
+            Alive::Pg => {
+                let _ = pg_unlock(&mut self.conn(), lock_key("run", run_id));
+            }
+            Alive::File(f) => {
+                drop(f);
+                if let Some(p) = self.liveness_path(run_id) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Alive::Nothing => {}
+        }
+    }
+
+    /// Whether another process's run is alive now.
+    pub fn is_alive(&self, run_id: &str) -> bool {
+        matches!(self.claim_dead(run_id), Ok(None))
+    }
+
+    /// Claims a run's leftovers if the run is dead; `None` while it lives.
+    pub fn claim_dead(&self, run_id: &str) -> Result<Option<Claim<'_>>> {
+        if self.is_postgres() {
+            let key = lock_key("run", run_id);
+            return Ok(pg_try(&mut self.conn(), key)?.then_some(Claim {
+                store: self,
+                held: ClaimHeld::Pg(key),
+            }));
+        }
+        let Some(path) = self.liveness_path(run_id) else {
+            return Ok(None);
+        };
+        Ok(crate::lock::try_hold(&path)
+            .map_err(StoreError)?
+            .map(|f| Claim {
+                store: self,
+                held: ClaimHeld::File(f, path),
+            }))
+    }
+
+    /// Takes the one-run-at-a-time lock of a script (PostgreSQL only: a SQLite
+    /// store's runs lock a file in the data directory before opening it).
+    /// `Err` with the holder's description when another runner has it.
+    /// The lock lasts as long as the connection.
+    pub fn lock_script(&self, key: &str, script: &str) -> Result<std::result::Result<(), String>> {
+        let lock = lock_key("script", key);
+        let mut conn = self.conn();
+        if !pg_try(&mut conn, lock)? {
+            let holder = conn
+                .query_opt(
+                    &Sql::same("SELECT holder, at FROM run_locks WHERE lock_key = ?1"),
+                    &[P::Text(Some(key))],
+                )?
+                .map(|r| {
+                    format!(
+                        "{}, since {}",
+                        r.text("holder").unwrap_or_default(),
+                        r.text("at").unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "holder unknown".to_string());
+            return Ok(Err(holder));
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown host".into());
+        let holder = format!("pid={} on {host}, script={script}", std::process::id());
+        conn.exec(
+            &Sql::same(
+                "INSERT INTO run_locks (lock_key, holder, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (lock_key) DO UPDATE SET holder = excluded.holder, at = excluded.at",
+            ),
+            &[
+                P::Text(Some(key)),
+                P::Text(Some(&holder)),
+                P::Text(Some(&super::now())),
+            ],
+        )?;
+        Ok(Ok(()))
+    }
+}
