@@ -9,6 +9,8 @@
 //!    delivered (the sink holds it) and verified (the journal says so), the old
 //!    ones revoked, no orphan.
 //! 3. Peak RSS of `audit-report` over 10,000 accounts.
+//! 4. Where state lives (`MDOPS_BENCH_ONLY=state`): SQLite against a baseline
+//!    build, and PostgreSQL; see `state_paths`.
 //!
 //! Run: `cargo bench --bench rotation` (takes a few minutes: the concurrency-1
 //! run alone is about 5,000 requests × 20 ms).
@@ -44,15 +46,26 @@ struct Run {
     stderr: String,
 }
 
+fn mdops(sim: &BackgroundSim, home: &Path, args: &[&str]) -> Run {
+    mdops_as(env!("CARGO_BIN_EXE_mdops"), &[], sim, home, args)
+}
+
 // The child is reaped by wait4 (for its own rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn mdops(sim: &BackgroundSim, home: &Path, args: &[&str]) -> Run {
+fn mdops_as(
+    bin: &str,
+    env: &[(&str, &str)],
+    sim: &BackgroundSim,
+    home: &Path,
+    args: &[&str],
+) -> Run {
     let token = home.join("admin.token");
     std::fs::write(&token, "bench-admin\n").unwrap();
     let before = sim.requests().len();
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mdops"))
+    let mut child = Command::new(bin)
         .env("MDOPS_HOME", home)
+        .envs(env.iter().copied())
         .args([
             "--api-url",
             &sim.url(),
@@ -323,6 +336,9 @@ fn main() {
         );
     }
 
+    if wanted("state") {
+        state_paths();
+    }
     if !wanted("audit") {
         return;
     }
@@ -348,4 +364,82 @@ fn main() {
         run.requests,
         run.peak_rss_kb as f64 / 1024.0
     );
+}
+
+/// Where state lives, measured where it costs most: 1,000 accounts rotated at
+/// concurrency 32 with no latency (mdops's own work dominates). Side by side
+/// in one run, alternating, three times each: a baseline build's binary
+/// (`MDOPS_BENCH_BASELINE=/path/to/mdops`), this build on SQLite, and this
+/// build on PostgreSQL (`MDOPS_BENCH_STATE_URL=postgresql://...`, a database
+/// it may fill). Reported: the median of each.
+fn state_paths() {
+    let this = env!("CARGO_BIN_EXE_mdops").to_string();
+    let mut variants: Vec<(String, String, Option<String>)> = Vec::new();
+    if let Ok(base) = std::env::var("MDOPS_BENCH_BASELINE") {
+        variants.push(("baseline build, SQLite".into(), base, None));
+    }
+    variants.push(("this build, SQLite".into(), this.clone(), None));
+    if let Ok(url) = std::env::var("MDOPS_BENCH_STATE_URL") {
+        variants.push(("this build, PostgreSQL".into(), this, Some(url)));
+    }
+    // MDOPS_BENCH_STATE_LATENCY_MS=20 adds the API's latency (default: none,
+    // so that mdops's own work shows).
+    let latency: u64 = std::env::var("MDOPS_BENCH_STATE_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(latency),
+        ..Default::default()
+    };
+    println!("\nState: rotate 1,000 accounts × 2 tokens, concurrency 32, latency {latency} ms (median of 3, alternating)");
+    println!(
+        "{:<26} {:>9} {:>9} {:>12} {:>14}",
+        "state", "wall", "requests", "CPU", "CPU/request"
+    );
+    let mut results: Vec<Vec<Run>> = variants.iter().map(|_| Vec::new()).collect();
+    for _ in 0..3 {
+        for (i, (_, bin, url)) in variants.iter().enumerate() {
+            let sim = BackgroundSim::start(&seed(1000, 2), behaviour.clone()).unwrap();
+            let home = tempfile::tempdir().unwrap();
+            let sinks = tempfile::tempdir().unwrap();
+            let sink_dir = format!("sink_dir={}", sinks.path().display());
+            let env: Vec<(&str, &str)> = url
+                .as_deref()
+                .map(|u| vec![("MDOPS_STATE_URL", u)])
+                .unwrap_or_default();
+            let run = mdops_as(
+                bin,
+                &env,
+                &sim,
+                home.path(),
+                &[
+                    "--concurrency",
+                    "32",
+                    "run",
+                    "rotate-tokens",
+                    "--arg",
+                    "accounts=all",
+                    "--arg",
+                    "prefix=app",
+                    "--arg",
+                    &sink_dir,
+                ],
+            );
+            assert_eq!(run.code, 0, "{}: {}", variants[i].0, run.stderr);
+            results[i].push(run);
+        }
+    }
+    for ((label, _, _), mut runs) in variants.iter().zip(results) {
+        runs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+        let m = &runs[1];
+        println!(
+            "{:<26} {:>8.2}s {:>9} {:>11.2}s {:>11.3} ms",
+            label,
+            m.wall.as_secs_f64(),
+            m.requests,
+            m.cpu,
+            1000.0 * m.cpu / m.requests.max(1) as f64
+        );
+    }
 }

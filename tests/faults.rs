@@ -313,6 +313,9 @@ fn a_rate_limited_server_is_met_at_its_rate() {
         "{throttled} throttled of {}",
         ok + throttled
     );
-    // 150 requests at 40/s is 3.75 s at best (a 4-request burst aside).
-    assert!(wall < Duration::from_secs(8), "{wall:?}");
+    // 150 requests at 40/s is 3.75 s at best (a 4-request burst aside); a
+    // client that backs off too far (or stops everyone on each 429) takes
+    // several times that. The bound leaves room for a machine busy with
+    // other tests: the throttle count above is the sharp check.
+    assert!(wall < Duration::from_secs(15), "{wall:?}");
 }

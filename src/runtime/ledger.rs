@@ -123,18 +123,22 @@ impl Ledger {
         username: &str,
         name: &str,
     ) -> Result<i64, Error> {
-        let mut inner = self.inner();
-        if !inner.registered {
-            inner.liveness = Some(store.mark_alive(&self.run_id).map_err(Error::state)?);
-            store
-                .run_begin(&self.run_id, std::process::id(), &rt.script)
-                .map_err(Error::state)?;
-            inner.registered = true;
+        {
+            let mut inner = self.inner();
+            if !inner.registered {
+                inner.liveness = Some(store.mark_alive(&self.run_id).map_err(Error::state)?);
+                store
+                    .run_begin(&self.run_id, std::process::id(), &rt.script)
+                    .map_err(Error::state)?;
+                inner.registered = true;
+            }
         }
+        // Not under the ledger's lock: other workers' attempts need not wait
+        // for this one's round trip to the state.
         let id = store
             .attempt_begin(&self.run_id, username, name)
             .map_err(Error::state)?;
-        inner.open_attempts.insert(id);
+        self.inner().open_attempts.insert(id);
         Ok(id)
     }
 

@@ -40,7 +40,7 @@ impl Claim<'_> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if let ClaimHeld::Pg(key) = self.held {
-            let _ = pg_unlock(&mut self.store.conn(), key);
+            let _ = pg_unlock(&mut self.store.primary(), key);
         }
     }
 }
@@ -70,7 +70,7 @@ impl Store {
     /// the process ends).
     pub fn mark_alive(&self, run_id: &str) -> Result<Alive> {
         if self.is_postgres() {
-            return if pg_try(&mut self.conn(), lock_key("run", run_id))? {
+            return if pg_try(&mut self.primary(), lock_key("run", run_id))? {
                 Ok(Alive::Pg)
             } else {
                 Err(StoreError(format!(
@@ -94,7 +94,7 @@ impl Store {
     pub fn forget_alive(&self, run_id: &str, alive: Alive) {
         match alive {
             Alive::Pg => {
-                let _ = pg_unlock(&mut self.conn(), lock_key("run", run_id));
+                let _ = pg_unlock(&mut self.primary(), lock_key("run", run_id));
             }
             Alive::File(f) => {
                 drop(f);
@@ -115,7 +115,7 @@ impl Store {
     pub fn claim_dead(&self, run_id: &str) -> Result<Option<Claim<'_>>> {
         if self.is_postgres() {
             let key = lock_key("run", run_id);
-            return Ok(pg_try(&mut self.conn(), key)?.then_some(Claim {
+            return Ok(pg_try(&mut self.primary(), key)?.then_some(Claim {
                 store: self,
                 held: ClaimHeld::Pg(key),
             }));
@@ -137,7 +137,7 @@ impl Store {
     /// The lock lasts as long as the connection.
     pub fn lock_script(&self, key: &str, script: &str) -> Result<std::result::Result<(), String>> {
         let lock = lock_key("script", key);
-        let mut conn = self.conn();
+        let mut conn = self.primary();
         if !pg_try(&mut conn, lock)? {
             let holder = conn
                 .query_opt(

@@ -34,7 +34,6 @@ use db::{Sql, P};
 use hmac::{KeyInit, Mac};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::MutexGuard;
 use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -45,6 +44,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     conn: Shared,
+    pg: bool,
     key: Vec<u8>,
     /// The data directory of a SQLite store (its liveness locks live there).
     dir: Option<PathBuf>,
@@ -101,7 +101,8 @@ impl Store {
         }
         let conn = Connection::open(&path).map_err(|e| describe(&path, e))?;
         let store = Store {
-            conn: Shared::new(Conn::Lite(conn)),
+            conn: Shared::new(Conn::Lite(conn::Lite::new(conn))),
+            pg: false,
             key,
             dir: Some(dir.to_path_buf()),
             place: path.display().to_string(),
@@ -121,7 +122,8 @@ impl Store {
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory().map_err(|e| StoreError(e.to_string()))?;
         let store = Store {
-            conn: Shared::new(Conn::Lite(conn)),
+            conn: Shared::new(Conn::Lite(conn::Lite::new(conn))),
+            pg: false,
             key: rand::random::<[u8; 32]>().to_vec(),
             dir: None,
             place: "memory".to_string(),
@@ -133,7 +135,8 @@ impl Store {
     /// Connects to state on a PostgreSQL server, migrating its schema and
     /// creating the shared journal key on first use.
     pub fn connect(url: &StateUrl) -> Result<Store> {
-        let mut conn = Conn::Pg(Box::new(pg::PgConn::connect(url)?));
+        let lost = std::sync::Arc::new(std::sync::OnceLock::new());
+        let mut conn = Conn::Pg(Box::new(pg::PgConn::connect(url, lost.clone())?));
         schema::migrate_pg(&mut conn)?;
         let fresh: [u8; 32] = rand::random();
         let fresh = encode_hex(&fresh);
@@ -159,8 +162,18 @@ impl Store {
                     url.place()
                 ))
             })?;
+        let more = url.clone();
         Ok(Store {
-            conn: Shared::new(conn),
+            conn: Shared::pool(
+                conn,
+                Box::new(move || {
+                    Ok(Conn::Pg(Box::new(pg::PgConn::connect(
+                        &more,
+                        lost.clone(),
+                    )?)))
+                }),
+            ),
+            pg: true,
             key,
             dir: None,
             place: url.place(),
@@ -170,7 +183,7 @@ impl Store {
     /// Whether writes can be recorded now: a round trip to a PostgreSQL
     /// server (which may have gone away); nothing to check for SQLite.
     pub fn ready(&self) -> Result<()> {
-        match &mut *self.conn() {
+        match &mut *self.conn.primary() {
             Conn::Pg(c) => c.ping(),
             Conn::Lite(_) => Ok(()),
         }
@@ -178,7 +191,7 @@ impl Store {
 
     /// Whether this store is on a PostgreSQL server.
     pub fn is_postgres(&self) -> bool {
-        self.conn().is_postgres()
+        self.pg
     }
 
     /// Two first runs at once race to set WAL mode and migrate; SQLite answers
@@ -200,7 +213,7 @@ impl Store {
 
     fn prepare(&self) -> Result<()> {
         let mut guard = self.conn();
-        let Conn::Lite(conn) = &mut *guard else {
+        let Conn::Lite(conn::Lite { conn, .. }) = &mut *guard else {
             return Ok(());
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
@@ -214,8 +227,13 @@ impl Store {
         schema::migrate(conn)
     }
 
-    fn conn(&self) -> MutexGuard<'_, Conn> {
+    fn conn(&self) -> conn::ConnGuard<'_> {
         self.conn.lock()
+    }
+
+    /// The connection whose session holds this process's locks.
+    fn primary(&self) -> conn::ConnGuard<'_> {
+        self.conn.primary()
     }
 
     /// HMAC-SHA256 of a secret under this install's key, hex: a stable id for a

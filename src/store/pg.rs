@@ -9,6 +9,7 @@ use super::db::{Row, Sql, Translated, Value, P};
 use super::{Result, StoreError};
 use postgres::types::{IsNull, ToSql, Type};
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use super::pg_url::StateUrl;
 
@@ -18,9 +19,10 @@ pub struct PgConn {
     texts: Translated,
     /// `host:port/database`, for messages.
     pub place: String,
-    /// Set once the connection is lost: it stays lost (the run's locks went
-    /// with it), and every later statement fails at once with this message.
-    lost: Option<String>,
+    /// Set once a connection of the process is lost: the state stays lost
+    /// (the run's locks may have gone with it), and every later statement on
+    /// any connection fails at once with this message.
+    lost: Arc<OnceLock<String>>,
 }
 
 impl ToSql for P<'_> {
@@ -44,7 +46,7 @@ impl ToSql for P<'_> {
 
 impl PgConn {
     /// Connects; the error names host, port and database, never the password.
-    pub fn connect(url: &StateUrl) -> Result<PgConn> {
+    pub fn connect(url: &StateUrl, lost: Arc<OnceLock<String>>) -> Result<PgConn> {
         let place = url.place();
         let refused = |why: String| {
             StoreError(format!(
@@ -65,12 +67,12 @@ impl PgConn {
             statements: HashMap::new(),
             texts: Translated::default(),
             place,
-            lost: None,
+            lost,
         })
     }
 
     fn statement(&mut self, q: &Sql) -> Result<postgres::Statement> {
-        if let Some(lost) = &self.lost {
+        if let Some(lost) = self.lost.get() {
             return Err(StoreError(lost.clone()));
         }
         let text = self.texts.get(q).to_string();
@@ -113,7 +115,7 @@ impl PgConn {
     }
 
     pub fn batch(&mut self, text: &str) -> Result<()> {
-        if let Some(lost) = &self.lost {
+        if let Some(lost) = self.lost.get() {
             return Err(StoreError(lost.clone()));
         }
         let done = self.client.batch_execute(text);
@@ -139,8 +141,8 @@ impl PgConn {
                 self.place,
                 reason(e)
             );
-            self.lost = Some(message.clone());
-            return StoreError(message);
+            let _ = self.lost.set(message);
+            return StoreError(self.lost.get().cloned().unwrap_or_default());
         }
         StoreError(format!("state database {}: {}", self.place, reason(e)))
     }

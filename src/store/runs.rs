@@ -107,15 +107,13 @@ impl Store {
 
     /// Journals a token create before its request is sent.
     pub fn attempt_begin(&self, run_id: &str, username: &str, name: &str) -> Result<i64> {
-        self.conn()
-            .query_opt(
-                &Sql::same(
-                    "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                ),
-                p![run_id, username, name, &now()],
-            )?
-            .ok_or_else(|| super::StoreError("the attempt was not recorded".into()))?
-            .int("id")
+        self.conn().insert_id(
+            &Sql::pg(
+                "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            ),
+            p![run_id, username, name, &now()],
+        )
     }
 
     /// Closes an attempt whose outcome is known (`failed`, `revoked 1 orphan`, ...).

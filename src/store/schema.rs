@@ -86,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
         at        TEXT NOT NULL
     );
     "#,
+    // 4: token ids are looked up case-blind (revocations, `journal_get`) and
+    // deliveries by token: indexes, so a journal years long stays fast.
+    r#"
+    CREATE INDEX token_journal_token_id_nocase ON token_journal (token_id COLLATE NOCASE);
+    CREATE INDEX deliveries_token ON deliveries (token_id);
+    "#,
 ];
 
 const _: () = assert!(MIGRATIONS.len() == PG_MIGRATIONS.len());
@@ -230,6 +236,11 @@ const PG_MIGRATIONS: &[&str] = &[
         token_id  TEXT NOT NULL,
         at        TEXT NOT NULL
     );
+    "#,
+    // 4: indexes for case-blind token ids and deliveries by token.
+    r#"
+    CREATE INDEX token_journal_token_id_lower ON token_journal (lower(token_id));
+    CREATE INDEX deliveries_token ON deliveries (token_id);
     "#,
 ];
 
