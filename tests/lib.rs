@@ -16,6 +16,7 @@ mod repl;
 mod rotation;
 mod scale;
 mod state;
+mod stores;
 mod tokens;
 mod trust;
 mod validation;

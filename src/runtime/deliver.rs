@@ -17,6 +17,24 @@ pub enum Target {
     EnvFile { path: PathBuf, key: String },
     /// A command's standard input.
     Command(Program),
+    /// One field of a Vault KV v2 secret.
+    Vault(crate::sinks::vault::VaultTarget),
+}
+
+/// The secret stores' configuration and clients, made on first use.
+#[derive(Default)]
+pub struct Stores {
+    vault: std::sync::OnceLock<Result<std::sync::Arc<(VaultConfig, Http)>, String>>,
+}
+
+use crate::sinks::http::Http;
+use crate::sinks::vault::VaultConfig;
+
+fn vault_env() -> Result<VaultConfig, String> {
+    VaultConfig::from_env(
+        &|k| std::env::var(k).ok(),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
 }
 
 impl Target {
@@ -26,6 +44,7 @@ impl Target {
             Target::File { path, .. } => format!("file:{}", path.display()),
             Target::EnvFile { path, key } => format!("env-file:{}#{key}", path.display()),
             Target::Command(p) => format!("command:{}", p.shown()),
+            Target::Vault(t) => t.label(),
         }
     }
 
@@ -35,6 +54,9 @@ impl Target {
             Target::File { path, .. } => crate::sinks::target_id("file", path, None),
             Target::EnvFile { path, key } => crate::sinks::target_id("env-file", path, Some(key)),
             Target::Command(p) => format!("command:{}", p.shown()),
+            Target::Vault(t) => vault_env()
+                .map(|c| c.identity(t))
+                .unwrap_or_else(|_| t.label()),
         }
     }
 
@@ -60,6 +82,10 @@ impl Target {
                 Err("the command array is empty".into())
             }
             Target::Command(_) => Ok(()),
+            Target::Vault(t) => {
+                t.check()?;
+                vault_env().map(|_| ())
+            }
         }
     }
 }
@@ -109,6 +135,9 @@ impl Runtime {
                 crate::sinks::to_command(program, secret, self.options.command_timeout, &cancelled)
                     .map(|_| None)
             }
+            Target::Vault(t) => self
+                .vault()
+                .and_then(|v| crate::sinks::vault::to_vault(&v.1, &v.0, t, secret, &cancelled)),
         }
         .map_err(Error::Sink)?;
         #[cfg(unix)]
@@ -203,6 +232,36 @@ impl Runtime {
             crate::output::escape(&owner_group),
             crate::output::escape(&token_id)
         )))
+    }
+
+    /// The Vault client of this run (configuration read once).
+    fn vault(&self) -> Result<std::sync::Arc<(VaultConfig, Http)>, String> {
+        self.stores
+            .vault
+            .get_or_init(|| {
+                let cfg = vault_env()?;
+                let http = Http::new(
+                    "Vault",
+                    self.bridge.handle().clone(),
+                    cfg.cacert.as_deref(),
+                    false,
+                )?;
+                Ok(std::sync::Arc::new((cfg, http)))
+            })
+            .clone()
+    }
+
+    /// Whether a target can take a secret now, as far as can be told without
+    /// writing: [`Target::check`], and for a secret store, whether its
+    /// credentials are accepted (a read of the place).
+    pub fn check_target(&self, target: &Target) -> Result<(), String> {
+        target.check()?;
+        if let Target::Vault(t) = target {
+            let v = self.vault()?;
+            let cancelled = || self.bridge.is_cancelled();
+            crate::sinks::vault::probe(&v.1, &v.0, t, &cancelled)?;
+        }
+        Ok(())
     }
 
     /// The script took a secret's value: if this run minted it, it is settled.

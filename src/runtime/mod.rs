@@ -203,6 +203,8 @@ pub struct Runtime {
     overlay: Option<Mutex<overlay::Overlay>>,
     /// Validated values of the script's declared parameters.
     params: Mutex<Option<Value>>,
+    /// Secret stores' clients, made on first use.
+    stores: deliver::Stores,
 }
 
 impl Runtime {
@@ -233,6 +235,7 @@ impl Runtime {
             ledger: ledger::Ledger::new(),
             overlay,
             params: Mutex::new(None),
+            stores: deliver::Stores::default(),
         }
     }
 

@@ -12,7 +12,9 @@ mod command;
 mod dotenv;
 mod env_file;
 mod file;
+pub mod http;
 pub mod template;
+pub mod vault;
 
 pub use crate::fsutil::Wait;
 pub use command::to_command;

@@ -7,6 +7,7 @@ pub mod hostile;
 pub mod oracle;
 pub mod postgres;
 pub mod raw;
+pub mod vault;
 
 use mdops::sim::{BackgroundSim, Behaviour, Seed};
 use std::path::{Path, PathBuf};
@@ -217,6 +218,10 @@ impl Cmd {
             "PGPASSWORD",
             "PGPASSFILE",
             "PGUSER",
+            "VAULT_ADDR",
+            "VAULT_TOKEN",
+            "VAULT_NAMESPACE",
+            "VAULT_CACERT",
         ] {
             cmd.env_remove(var);
         }

@@ -71,11 +71,47 @@ fn target_of(ctx: &NativeCallContext, m: &Map) -> RhaiResultOf<Target> {
     if let Some(cmd) = m.get("command").filter(|v| !v.is_unit()) {
         return Ok(Target::Command(program_of(ctx, cmd)?));
     }
+    if let Some(path) = text("vault") {
+        return Ok(Target::Vault(vault_target(ctx, &path, m, false)?));
+    }
     Err(invalid(
         ctx,
         "target",
-        "a target is #{file: PATH}, #{env_file: PATH, key: KEY} or #{command: CMD}",
+        "a target is #{file: PATH}, #{env_file: PATH, key: KEY}, #{command: CMD} or #{vault: PATH, mount, field}",
     ))
+}
+
+/// A Vault target: `path` with options `mount` (default `secret`), `field`
+/// (default `token`) and `cas` (default `true`).
+/// `strict`: `opts` are a script's options, where an unknown key is a mistake
+/// (a target map carries other keys of its own).
+fn vault_target(
+    ctx: &NativeCallContext,
+    path: &str,
+    opts: &Map,
+    strict: bool,
+) -> RhaiResultOf<crate::sinks::vault::VaultTarget> {
+    let text = |k: &str| opts.get(k).filter(|v| !v.is_unit()).map(|v| v.to_string());
+    for k in opts.keys().filter(|_| strict) {
+        if !["mount", "field", "cas"].contains(&k.as_str()) {
+            return Err(invalid(
+                ctx,
+                "options",
+                format!("unknown option {k:?} (known: mount, field, cas)"),
+            ));
+        }
+    }
+    let t = crate::sinks::vault::VaultTarget {
+        mount: text("mount").unwrap_or_else(|| "secret".into()),
+        path: path.to_string(),
+        field: text("field").unwrap_or_else(|| "token".into()),
+        cas: opts
+            .get("cas")
+            .and_then(|v| v.as_bool().ok())
+            .unwrap_or(true),
+    };
+    t.check().map_err(|e| invalid(ctx, "path", e))?;
+    Ok(t)
 }
 
 #[export_module]
@@ -156,6 +192,34 @@ pub mod api {
         )
     }
 
+    /// Writes the secret into field `token` of the HashiCorp Vault KV v2 secret at
+    /// `path` under mount `secret`, keeping the secret's other fields: reads it,
+    /// replaces the field, writes a new version with check-and-set against the
+    /// version read, then reads it back. Configuration is Vault's: `VAULT_ADDR`,
+    /// `VAULT_TOKEN` (or `~/.vault-token`), `VAULT_NAMESPACE`, `VAULT_CACERT`.
+    /// Returns `#{sink, fingerprint, token_id, previous}` like `to_file`:
+    /// `previous` is the field's earlier value (delivering it again undoes this).
+    #[rhai_fn(name = "to_vault", return_raw, volatile)]
+    pub fn to_vault(ctx: NativeCallContext, path: &str, secret: Dynamic) -> RhaiResultOf<Map> {
+        let t = vault_target(&ctx, path, &Map::new(), true)?;
+        deliver(&ctx, Target::Vault(t), &secret)
+    }
+
+    /// `to_vault(path, secret)` with options `#{mount: "secret", field: "token",
+    /// cas: true}`: the KV v2 mount, the field the secret goes in, and whether
+    /// the write checks the version it read (turn off only for a mount
+    /// configured to refuse check-and-set).
+    #[rhai_fn(name = "to_vault", return_raw, volatile)]
+    pub fn to_vault_with(
+        ctx: NativeCallContext,
+        path: &str,
+        secret: Dynamic,
+        options: Map,
+    ) -> RhaiResultOf<Map> {
+        let t = vault_target(&ctx, path, &options, true)?;
+        deliver(&ctx, Target::Vault(t), &secret)
+    }
+
     /// Runs `command` with the secret on its standard input (never in its arguments
     /// or environment): a string runs through `sh -c`; an array `[program, arg, ...]`
     /// is executed directly, without a shell. A non-zero exit, or running past the
@@ -233,7 +297,7 @@ pub mod api {
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "a token".into());
             let target = target_of(&ctx, &m)?;
-            if let Err(e) = target.check() {
+            if let Err(e) = host(&ctx)?.check_target(&target) {
                 problems.push(format!("{who}: {e}"));
             }
             if let Some(other) = seen.insert(target.identity(), who.clone()) {

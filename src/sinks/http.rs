@@ -1,0 +1,191 @@
+//! HTTP for the secret-store sinks (Vault, Kubernetes, GitHub): one request
+//! at a time on the run's async runtime, TLS always verified (against the
+//! store's own CA file when one is configured), no redirects followed, bodies
+//! capped, and retries of what is safe to retry (connection errors, 429 and
+//! 5xx) with a short backoff. Nothing here ever logs a header or a body.
+
+use std::time::Duration;
+
+/// How long one request may take, and how many times a failed one is tried.
+const TIMEOUT: Duration = Duration::from_secs(30);
+const ATTEMPTS: u32 = 4;
+/// Largest answer read from a store (a secret, a key, an error).
+const MAX_BODY: usize = 1 << 20;
+
+pub struct Http {
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    /// The store's name, for messages: `Vault`, `Kubernetes`, `GitHub`.
+    pub store: &'static str,
+}
+
+/// An answer: status and body (at most [`MAX_BODY`] bytes).
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_slice(&self.body).map_err(|e| format!("an answer that is not JSON ({e})"))
+    }
+
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The store's own words for an error, cleaned of secrets and control
+    /// characters, shortened.
+    pub fn message(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let text = crate::redact::cleaned(text.trim());
+        let text: String = text.chars().take(300).collect();
+        crate::output::escape(&text).into_owned()
+    }
+}
+
+impl Http {
+    /// A client for `store`; `ca` adds a PEM file of trusted roots (the
+    /// system's stay trusted unless `only_ca`).
+    pub fn new(
+        store: &'static str,
+        handle: tokio::runtime::Handle,
+        ca: Option<&std::path::Path>,
+        only_ca: bool,
+    ) -> Result<Http, String> {
+        crate::api::install_crypto_provider();
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("mdops/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("{store}: cannot read the CA file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                format!(
+                    "{store}: the CA file {} holds no certificate: {e}",
+                    path.display()
+                )
+            })?;
+            if only_ca {
+                b = b.tls_certs_only(certs);
+            } else {
+                for c in certs {
+                    b = b.add_root_certificate(c);
+                }
+            }
+        }
+        let client = b
+            .build()
+            .map_err(|e| format!("{store}: cannot set up HTTPS: {e}"))?;
+        Ok(Http {
+            client,
+            handle,
+            store,
+        })
+    }
+
+    /// Sends a request built by `make` (again for each attempt); retries
+    /// connection errors, 429 and 5xx when `retry` says the request may be
+    /// repeated. `cancelled` stops waiting between attempts.
+    pub fn send(
+        &self,
+        what: &str,
+        retry: bool,
+        cancelled: &dyn Fn() -> bool,
+        make: &dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, String> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err("internal error: a store request ran on a runtime thread".into());
+        }
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if cancelled() {
+                return Err(format!("{}: {what}: interrupted", self.store));
+            }
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100 * (1 << attempt)));
+            }
+            let request = make(&self.client);
+            let result = self.handle.block_on(async move {
+                let mut response = request.send().await?;
+                let status = response.status().as_u16();
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await? {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok::<_, reqwest::Error>(Answer { status, body })
+            });
+            match result {
+                Ok(a) if retry && (a.status == 429 || a.status >= 500) => {
+                    last = format!("{} {}", a.status, a.message());
+                }
+                Ok(a) => return Ok(a),
+                Err(e) if retry && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    last = crate::redact::cleaned(&without_url(e));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{}: {what}: {}",
+                        self.store,
+                        crate::redact::cleaned(&without_url(e))
+                    ))
+                }
+            }
+        }
+        Err(format!(
+            "{}: {what}: still failing after {ATTEMPTS} attempts: {last}",
+            self.store
+        ))
+    }
+}
+
+/// A reqwest error's text without the URL it carries (a path may name more
+/// than the operator wants in a log), with its causes.
+fn without_url(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// One path segment, checked and percent-encoded: never empty, `.` or `..`,
+/// never a control character (a store path must not turn into another one).
+pub fn segment(s: &str, what: &str) -> Result<String, String> {
+    if s.is_empty() || s == "." || s == ".." {
+        return Err(format!(
+            "{what} {s:?}: empty, `.` and `..` are not allowed in a path"
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {}: holds a control character",
+            crate::output::escape(s)
+        ));
+    }
+    Ok(url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20"))
+}
+
+/// A `/`-separated path, each segment checked and encoded.
+pub fn path(s: &str, what: &str) -> Result<String, String> {
+    s.trim_matches('/')
+        .split('/')
+        .map(|seg| segment(seg, what))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| v.join("/"))
+}

@@ -1,0 +1,173 @@
+//! A Vault KV version 2 server for the tests, written from Vault's HTTP API
+//! documentation (`/v1/<mount>/data/<path>`): a read answers the latest
+//! version's data and metadata, a write adds a version and honours
+//! check-and-set (`options.cas`: 0 means "only if absent", N "only if the
+//! latest version is N"), and every request needs `X-Vault-Token`. Each
+//! request is logged: method, path, namespace header, the cas it carried.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const TOKEN: &str = "hvs.test-vault-token-0123456789";
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub namespace: Option<String>,
+    pub cas: Option<u64>,
+    pub body: String,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    /// (mount, path) → versions, oldest first.
+    pub secrets: HashMap<(String, String), Vec<Map<String, Value>>>,
+    pub seen: Vec<Seen>,
+    /// Answer writes with 500 (a store that is down).
+    pub fail_writes: bool,
+}
+
+pub struct Vault {
+    pub url: String,
+    pub inner: Arc<Mutex<Inner>>,
+}
+
+impl Vault {
+    pub fn start() -> Vault {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/v1/{mount}/data/{*path}", get(read).post(write))
+            .with_state(inner.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Vault {
+            url: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    /// Sets the latest data of a secret (a new version).
+    pub fn put(&self, mount: &str, path: &str, data: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .secrets
+            .entry((mount.into(), path.into()))
+            .or_default()
+            .push(data.as_object().unwrap().clone());
+    }
+
+    /// The latest data of a secret, and how many versions it has.
+    pub fn get(&self, mount: &str, path: &str) -> Option<(Map<String, Value>, usize)> {
+        let inner = self.inner.lock().unwrap();
+        let versions = inner.secrets.get(&(mount.into(), path.into()))?;
+        Some((versions.last()?.clone(), versions.len()))
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().unwrap().seen.clone()
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn errors(status: StatusCode, text: &str) -> Response {
+    (status, Json(json!({"errors": [text]}))).into_response()
+}
+
+fn log(
+    inner: &mut Inner,
+    method: &str,
+    mount: &str,
+    path: &str,
+    headers: &HeaderMap,
+    cas: Option<u64>,
+    body: &str,
+) {
+    inner.seen.push(Seen {
+        method: method.into(),
+        path: format!("{mount}/{path}"),
+        namespace: headers
+            .get("x-vault-namespace")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        cas,
+        body: body.into(),
+    });
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("x-vault-token").and_then(|v| v.to_str().ok()) == Some(TOKEN)
+}
+
+async fn read(
+    State(s): State<Shared>,
+    Path((mount, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    log(&mut inner, "GET", &mount, &path, &headers, None, "");
+    if !authorized(&headers) {
+        return errors(StatusCode::FORBIDDEN, "permission denied");
+    }
+    match inner.secrets.get(&(mount, path)) {
+        Some(v) if !v.is_empty() => Json(json!({
+            "data": {"data": v.last().unwrap(), "metadata": {"version": v.len(), "deletion_time": "", "destroyed": false}}
+        }))
+        .into_response(),
+        _ => (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response(),
+    }
+}
+
+async fn write(
+    State(s): State<Shared>,
+    Path((mount, path)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let cas = doc["options"]["cas"].as_u64();
+    let mut inner = s.lock().unwrap();
+    log(&mut inner, "POST", &mount, &path, &headers, cas, &text);
+    if !authorized(&headers) {
+        return errors(StatusCode::FORBIDDEN, "permission denied");
+    }
+    if inner.fail_writes {
+        return errors(StatusCode::INTERNAL_SERVER_ERROR, "storage unavailable");
+    }
+    let Some(data) = doc["data"].as_object().cloned() else {
+        return errors(StatusCode::BAD_REQUEST, "no data provided");
+    };
+    let versions = inner.secrets.entry((mount, path)).or_default();
+    if let Some(cas) = cas {
+        if cas != versions.len() as u64 {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "check-and-set parameter did not match the current version",
+            );
+        }
+    }
+    versions.push(data);
+    Json(json!({"data": {"version": versions.len(), "deletion_time": "", "destroyed": false}}))
+        .into_response()
+}
