@@ -296,3 +296,326 @@ fn a_store_that_fails_the_write_leaves_no_orphan_token() {
         "the new token was revoked"
     );
 }
+
+use crate::support::github::{Github, TOKEN as GITHUB_TOKEN};
+use crate::support::k8s::{K8s, TOKEN as K8S_TOKEN};
+
+fn with_k8s(env: &Env, k8s: &K8s) -> Cmd {
+    let token = env.home.path().join("k8s.token");
+    std::fs::write(&token, format!("{K8S_TOKEN}\n")).unwrap();
+    env.mdops()
+        .env("MDOPS_K8S_SERVER", &k8s.url)
+        .env("MDOPS_K8S_TOKEN_FILE", token.to_str().unwrap())
+}
+
+fn with_github(env: &Env, gh: &Github) -> Cmd {
+    env.mdops()
+        .env("GITHUB_API_URL", &gh.url)
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+}
+
+#[test]
+fn to_k8s_patches_one_key_against_the_version_read() {
+    let env = Env::with_seed(SEED);
+    let k8s = K8s::start();
+    k8s.put(
+        "apps",
+        "app-md",
+        &[("MOTHERDUCK_TOKEN", "old"), ("OTHER", "keep")],
+    );
+    with_k8s(&env, &k8s)
+        .args([
+            "eval",
+            r#"let d = secrets::to_k8s("apps", "app-md", "new"); [d.sink, d.previous.reveal()]"#,
+        ])
+        .stdout("k8s:apps/app-md#MOTHERDUCK_TOKEN\nold\n")
+        .run();
+    let values = k8s.get("apps", "app-md").unwrap();
+    assert_eq!(values["MOTHERDUCK_TOKEN"], "new");
+    assert_eq!(values["OTHER"], "keep");
+    let seen = k8s.seen();
+    let patch = seen.iter().find(|s| s.method == "PATCH").unwrap();
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    let body: serde_json::Value = serde_json::from_str(&patch.body).unwrap();
+    assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
+    assert_eq!(
+        body["data"].as_object().unwrap().len(),
+        1,
+        "only the one key: {body}"
+    );
+    // A Secret that does not exist is created, with the key given.
+    with_k8s(&env, &k8s)
+        .args([
+            "eval",
+            r#"secrets::to_k8s("apps", "fresh", "v", #{key: "TOKEN"}).sink"#,
+        ])
+        .stdout("k8s:apps/fresh#TOKEN\n")
+        .run();
+    assert_eq!(k8s.get("apps", "fresh").unwrap()["TOKEN"], "v");
+    // Names Kubernetes would refuse are refused before any request.
+    let before = k8s.seen().len();
+    with_k8s(&env, &k8s)
+        .args([
+            "eval",
+            r#"secrets::to_k8s("apps", "../kube-system/x", "v")"#,
+        ])
+        .status(1)
+        .stderr_has(&["Kubernetes secret name"])
+        .run();
+    assert_eq!(k8s.seen().len(), before);
+}
+
+#[test]
+fn rotation_into_kubernetes_secrets_and_back_when_verification_fails() {
+    let env = Env::with_seed(SEED);
+    let k8s = K8s::start();
+    k8s.put(
+        "apps",
+        "tenant-a-motherduck",
+        &[("MOTHERDUCK_TOKEN", "stale"), ("HOST", "md")],
+    );
+    let rotate = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a,tenant_b",
+            "--arg",
+            "sink=k8s",
+            "--arg",
+            "k8s_namespace=apps",
+        ];
+        args.extend_from_slice(extra);
+        with_k8s(&env, &k8s).args(args)
+    };
+    let out = rotate(&[])
+        .stdout_has(&["tenant_a", "rotated", "tenant_b", "rotated"])
+        .any_stderr()
+        .run();
+    for (account, secret) in [
+        ("tenant_a", "tenant-a-motherduck"),
+        ("tenant_b", "tenant-b-motherduck"),
+    ] {
+        let tokens = live(&env, account);
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(
+            k8s.get("apps", secret).unwrap()["MOTHERDUCK_TOKEN"],
+            tokens[0].1,
+            "{account}"
+        );
+    }
+    assert_eq!(
+        k8s.get("apps", "tenant-a-motherduck").unwrap()["HOST"],
+        "md"
+    );
+    no_secret_in(&out, &env);
+    // A rotation whose verification fails puts the Secret back.
+    let env2 = Env::with_seed(SEED);
+    let k8s2 = K8s::start();
+    let old = live(&env2, "tenant_a")[0].1.clone();
+    k8s2.put("apps", "tenant-a-motherduck", &[("MOTHERDUCK_TOKEN", &old)]);
+    with_k8s(&env2, &k8s2)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=k8s",
+            "--arg",
+            "k8s_namespace=apps",
+            "--arg",
+            "verify_command=false",
+        ])
+        .status(4)
+        .stdout_has(&["tenant_a", "failed"])
+        .any_stderr()
+        .run();
+    assert_eq!(live(&env2, "tenant_a"), [("app".to_string(), old.clone())]);
+    assert_eq!(
+        k8s2.get("apps", "tenant-a-motherduck").unwrap()["MOTHERDUCK_TOKEN"],
+        old
+    );
+}
+
+#[test]
+fn to_github_seals_the_secret_to_the_repository_key() {
+    let env = Env::with_seed(SEED);
+    let gh = Github::start();
+    with_github(&env, &gh)
+        .args([
+            "eval",
+            r#"let d = secrets::to_github("acme/app", "MD_TOKEN", "s3cret"); [d.sink, d.previous]"#,
+        ])
+        .stdout("github:acme/app#MD_TOKEN\n-\n")
+        .run();
+    assert_eq!(
+        gh.value("acme/app", "", "MD_TOKEN").as_deref(),
+        Some("s3cret"),
+        "decrypted with the repository's key"
+    );
+    with_github(&env, &gh)
+        .args([
+            "eval",
+            r#"secrets::to_github("acme/app", "MD_TOKEN", "again", #{environment: "prod"}).sink"#,
+        ])
+        .stdout("github:acme/app@prod#MD_TOKEN\n")
+        .run();
+    assert_eq!(
+        gh.value("acme/app", "prod", "MD_TOKEN").as_deref(),
+        Some("again")
+    );
+    assert_eq!(
+        gh.value("acme/app", "", "MD_TOKEN").as_deref(),
+        Some("s3cret")
+    );
+    for (bad, what) in [("acme", "OWNER/NAME"), ("acme/../x", "OWNER/NAME")] {
+        with_github(&env, &gh)
+            .args([
+                "eval",
+                &format!("secrets::to_github({bad:?}, \"X\", \"v\")"),
+            ])
+            .status(1)
+            .stderr_has(&[what])
+            .run();
+    }
+    with_github(&env, &gh)
+        .args(["eval", r#"secrets::to_github("acme/app", "GITHUB_X", "v")"#])
+        .status(1)
+        .stderr_has(&["not starting with a digit or GITHUB_"])
+        .run();
+}
+
+#[test]
+fn rotation_into_github_secrets_keeps_the_old_token_when_verification_fails() {
+    let env = Env::with_seed(SEED);
+    let gh = Github::start();
+    let out = with_github(&env, &gh)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a,tenant_b",
+            "--arg",
+            "sink=github",
+            "--arg",
+            "github_repo=acme/app",
+        ])
+        .stdout_has(&["tenant_a", "rotated", "tenant_b", "rotated"])
+        .any_stderr()
+        .run();
+    for (account, name) in [
+        ("tenant_a", "MOTHERDUCK_TOKEN_TENANT_A"),
+        ("tenant_b", "MOTHERDUCK_TOKEN_TENANT_B"),
+    ] {
+        let tokens = live(&env, account);
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(
+            gh.value("acme/app", "", name).as_deref(),
+            Some(tokens[0].1.as_str()),
+            "{account}"
+        );
+    }
+    no_secret_in(&out, &env);
+    let env2 = Env::with_seed(SEED);
+    let old = live(&env2, "tenant_a")[0].1.clone();
+    with_github(&env2, &gh)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=github",
+            "--arg",
+            "github_repo=acme/other",
+            "--arg",
+            "verify_command=false",
+        ])
+        .status(4)
+        .stdout_has(&[
+            "tenant_a",
+            "failed",
+            "a GitHub secret cannot be read, so it cannot be put back",
+        ])
+        .any_stderr()
+        .run();
+    assert_eq!(
+        live(&env2, "tenant_a"),
+        [("app".to_string(), old)],
+        "the old token is still live"
+    );
+}
+
+#[test]
+fn kubernetes_and_github_refusals_stop_the_run_before_anything_is_minted() {
+    let env = Env::with_seed(SEED);
+    let k8s = K8s::start();
+    let wrong = env.home.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    env.mdops()
+        .env("MDOPS_K8S_SERVER", &k8s.url)
+        .env("MDOPS_K8S_TOKEN_FILE", wrong.to_str().unwrap())
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=k8s",
+            "--arg",
+            "k8s_namespace=apps",
+        ])
+        .status(2)
+        .stderr_has(&[
+            "refusing to mint anything",
+            "Kubernetes refused the token (401)",
+        ])
+        .any_stdout()
+        .run();
+    let gh = Github::start();
+    let out = env
+        .mdops()
+        .env("GITHUB_API_URL", &gh.url)
+        .env("GITHUB_TOKEN", "ghp_wrong000000000000")
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=github",
+            "--arg",
+            "github_repo=acme/app",
+        ])
+        .status(2)
+        .stderr_has(&[
+            "refusing to mint anything",
+            "GitHub refused GITHUB_TOKEN (401)",
+        ])
+        .any_stdout()
+        .run();
+    assert!(!out.stderr.contains("ghp_wrong"), "{out:?}");
+    env.mdops()
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=k8s",
+            "--arg",
+            "k8s_namespace=apps",
+        ])
+        .status(2)
+        .stderr_has(&["MDOPS_K8S_SERVER is not set"])
+        .any_stdout()
+        .run();
+    assert!(
+        !env.sim.requests().iter().any(|r| r.method == "POST"),
+        "nothing minted"
+    );
+}

@@ -19,12 +19,25 @@ pub enum Target {
     Command(Program),
     /// One field of a Vault KV v2 secret.
     Vault(crate::sinks::vault::VaultTarget),
+    /// One key of a Kubernetes Secret.
+    K8s(crate::sinks::k8s::K8sTarget),
+    /// A GitHub Actions secret.
+    Github(crate::sinks::github::GithubTarget),
 }
 
 /// The secret stores' configuration and clients, made on first use.
 #[derive(Default)]
 pub struct Stores {
     vault: std::sync::OnceLock<Result<std::sync::Arc<(VaultConfig, Http)>, String>>,
+    k8s: std::sync::OnceLock<Result<std::sync::Arc<(K8sConfig, Http)>, String>>,
+    github: std::sync::OnceLock<Result<std::sync::Arc<(GithubConfig, Http)>, String>>,
+}
+
+use crate::sinks::github::GithubConfig;
+use crate::sinks::k8s::K8sConfig;
+
+fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
 }
 
 use crate::sinks::http::Http;
@@ -45,6 +58,8 @@ impl Target {
             Target::EnvFile { path, key } => format!("env-file:{}#{key}", path.display()),
             Target::Command(p) => format!("command:{}", p.shown()),
             Target::Vault(t) => t.label(),
+            Target::K8s(t) => t.label(),
+            Target::Github(t) => t.label(),
         }
     }
 
@@ -55,6 +70,12 @@ impl Target {
             Target::EnvFile { path, key } => crate::sinks::target_id("env-file", path, Some(key)),
             Target::Command(p) => format!("command:{}", p.shown()),
             Target::Vault(t) => vault_env()
+                .map(|c| c.identity(t))
+                .unwrap_or_else(|_| t.label()),
+            Target::K8s(t) => K8sConfig::from_env(&process_env)
+                .map(|c| c.identity(t))
+                .unwrap_or_else(|_| t.label()),
+            Target::Github(t) => GithubConfig::from_env(&process_env)
                 .map(|c| c.identity(t))
                 .unwrap_or_else(|_| t.label()),
         }
@@ -85,6 +106,14 @@ impl Target {
             Target::Vault(t) => {
                 t.check()?;
                 vault_env().map(|_| ())
+            }
+            Target::K8s(t) => {
+                t.check()?;
+                K8sConfig::from_env(&process_env).map(|_| ())
+            }
+            Target::Github(t) => {
+                t.check()?;
+                GithubConfig::from_env(&process_env).map(|_| ())
             }
         }
     }
@@ -138,6 +167,12 @@ impl Runtime {
             Target::Vault(t) => self
                 .vault()
                 .and_then(|v| crate::sinks::vault::to_vault(&v.1, &v.0, t, secret, &cancelled)),
+            Target::K8s(t) => self
+                .k8s()
+                .and_then(|v| crate::sinks::k8s::to_k8s(&v.1, &v.0, t, secret, &cancelled)),
+            Target::Github(t) => self
+                .github()
+                .and_then(|v| crate::sinks::github::to_github(&v.1, &v.0, t, secret, &cancelled)),
         }
         .map_err(Error::Sink)?;
         #[cfg(unix)]
@@ -251,17 +286,55 @@ impl Runtime {
             .clone()
     }
 
+    fn k8s(&self) -> Result<std::sync::Arc<(K8sConfig, Http)>, String> {
+        self.stores
+            .k8s
+            .get_or_init(|| {
+                let cfg = K8sConfig::from_env(&process_env)?;
+                // A cluster's CA is the only one its API server's certificate needs.
+                let http = Http::new(
+                    "Kubernetes",
+                    self.bridge.handle().clone(),
+                    cfg.ca.as_deref(),
+                    true,
+                )?;
+                Ok(std::sync::Arc::new((cfg, http)))
+            })
+            .clone()
+    }
+
+    fn github(&self) -> Result<std::sync::Arc<(GithubConfig, Http)>, String> {
+        self.stores
+            .github
+            .get_or_init(|| {
+                let cfg = GithubConfig::from_env(&process_env)?;
+                let http = Http::new("GitHub", self.bridge.handle().clone(), None, false)?;
+                Ok(std::sync::Arc::new((cfg, http)))
+            })
+            .clone()
+    }
+
     /// Whether a target can take a secret now, as far as can be told without
     /// writing: [`Target::check`], and for a secret store, whether its
     /// credentials are accepted (a read of the place).
     pub fn check_target(&self, target: &Target) -> Result<(), String> {
         target.check()?;
-        if let Target::Vault(t) = target {
-            let v = self.vault()?;
-            let cancelled = || self.bridge.is_cancelled();
-            crate::sinks::vault::probe(&v.1, &v.0, t, &cancelled)?;
+        let cancelled = || self.bridge.is_cancelled();
+        match target {
+            Target::Vault(t) => {
+                let v = self.vault()?;
+                crate::sinks::vault::probe(&v.1, &v.0, t, &cancelled)
+            }
+            Target::K8s(t) => {
+                let v = self.k8s()?;
+                crate::sinks::k8s::probe(&v.1, &v.0, t, &cancelled)
+            }
+            Target::Github(t) => {
+                let v = self.github()?;
+                crate::sinks::github::probe(&v.1, &v.0, t, &cancelled)
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The script took a secret's value: if this run minted it, it is settled.

@@ -12,7 +12,9 @@ mod command;
 mod dotenv;
 mod env_file;
 mod file;
+pub mod github;
 pub mod http;
+pub mod k8s;
 pub mod template;
 pub mod vault;
 

@@ -21,6 +21,8 @@ pub enum Kind {
     Env,
     Shell,
     Text,
+    /// A Kubernetes name: lowercase letters and digits, anything else `-`.
+    Dns,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             "env" => Some(Kind::Env),
             "shell" => Some(Kind::Shell),
             "text" => Some(Kind::Text),
+            "dns" => Some(Kind::Dns),
             _ => None,
         }
     }
@@ -100,6 +103,16 @@ pub fn expand(template: &str, account: &str, name: &str, kind: Kind) -> Result<S
                     ))
                 }
             }
+            Kind::Dns => Ok(raw
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()),
             Kind::Text => Ok(if upper {
                 raw.to_uppercase()
             } else {

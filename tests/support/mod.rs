@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod github;
 pub mod hostile;
+pub mod k8s;
 pub mod oracle;
 pub mod postgres;
 pub mod raw;
@@ -222,6 +224,13 @@ impl Cmd {
             "VAULT_TOKEN",
             "VAULT_NAMESPACE",
             "VAULT_CACERT",
+            "GITHUB_TOKEN",
+            "GITHUB_API_URL",
+            "MDOPS_K8S_SERVER",
+            "MDOPS_K8S_TOKEN_FILE",
+            "MDOPS_K8S_CA_FILE",
+            "KUBERNETES_SERVICE_HOST",
+            "KUBERNETES_SERVICE_PORT",
         ] {
             cmd.env_remove(var);
         }

@@ -74,11 +74,67 @@ fn target_of(ctx: &NativeCallContext, m: &Map) -> RhaiResultOf<Target> {
     if let Some(path) = text("vault") {
         return Ok(Target::Vault(vault_target(ctx, &path, m, false)?));
     }
+    if let Some(name) = text("k8s_secret") {
+        let ns = text("k8s_namespace").ok_or_else(|| {
+            invalid(
+                ctx,
+                "k8s_namespace",
+                "a k8s_secret target needs k8s_namespace",
+            )
+        })?;
+        return Ok(Target::K8s(k8s_target(ctx, &ns, &name, text("k8s_key"))?));
+    }
+    if let Some(repo) = text("github_repo") {
+        let name = text("github_secret").ok_or_else(|| {
+            invalid(
+                ctx,
+                "github_secret",
+                "a github_repo target needs github_secret",
+            )
+        })?;
+        return Ok(Target::Github(github_target(
+            ctx,
+            &repo,
+            &name,
+            text("github_environment"),
+        )?));
+    }
     Err(invalid(
         ctx,
         "target",
-        "a target is #{file: PATH}, #{env_file: PATH, key: KEY}, #{command: CMD} or #{vault: PATH, mount, field}",
+        "a target is #{file: PATH}, #{env_file: PATH, key: KEY}, #{command: CMD}, #{vault: PATH, mount, field}, \
+         #{k8s_namespace, k8s_secret, k8s_key} or #{github_repo, github_secret, github_environment}",
     ))
+}
+
+fn k8s_target(
+    ctx: &NativeCallContext,
+    namespace: &str,
+    name: &str,
+    key: Option<String>,
+) -> RhaiResultOf<crate::sinks::k8s::K8sTarget> {
+    let t = crate::sinks::k8s::K8sTarget {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        key: key.unwrap_or_else(|| "MOTHERDUCK_TOKEN".into()),
+    };
+    t.check().map_err(|e| invalid(ctx, "name", e))?;
+    Ok(t)
+}
+
+fn github_target(
+    ctx: &NativeCallContext,
+    repo: &str,
+    name: &str,
+    environment: Option<String>,
+) -> RhaiResultOf<crate::sinks::github::GithubTarget> {
+    let t = crate::sinks::github::GithubTarget {
+        repo: repo.to_string(),
+        name: name.to_string(),
+        environment,
+    };
+    t.check().map_err(|e| invalid(ctx, "name", e))?;
+    Ok(t)
 }
 
 /// A Vault target: `path` with options `mount` (default `secret`), `field`
@@ -218,6 +274,94 @@ pub mod api {
     ) -> RhaiResultOf<Map> {
         let t = vault_target(&ctx, path, &options, true)?;
         deliver(&ctx, Target::Vault(t), &secret)
+    }
+
+    /// Puts the secret in key `MOTHERDUCK_TOKEN` of Kubernetes Secret `name` in
+    /// `namespace`, keeping its other keys: a JSON merge patch that carries the
+    /// `resourceVersion` read (a concurrent change is a conflict, not a lost
+    /// update), then a read back; a Secret that does not exist is created. In a
+    /// pod it uses the pod's service account; elsewhere `MDOPS_K8S_SERVER`,
+    /// `MDOPS_K8S_TOKEN_FILE` and `MDOPS_K8S_CA_FILE`. Returns `#{sink,
+    /// fingerprint, token_id, previous}`: `previous` is the key's earlier value.
+    #[rhai_fn(name = "to_k8s", return_raw, volatile)]
+    pub fn to_k8s(
+        ctx: NativeCallContext,
+        namespace: &str,
+        name: &str,
+        secret: Dynamic,
+    ) -> RhaiResultOf<Map> {
+        let t = k8s_target(&ctx, namespace, name, None)?;
+        deliver(&ctx, Target::K8s(t), &secret)
+    }
+
+    /// `to_k8s(namespace, name, secret)` with options `#{key: "MOTHERDUCK_TOKEN"}`.
+    #[rhai_fn(name = "to_k8s", return_raw, volatile)]
+    pub fn to_k8s_with(
+        ctx: NativeCallContext,
+        namespace: &str,
+        name: &str,
+        secret: Dynamic,
+        options: Map,
+    ) -> RhaiResultOf<Map> {
+        for k in options.keys() {
+            if k.as_str() != "key" {
+                return Err(invalid(
+                    &ctx,
+                    "options",
+                    format!("unknown option {k:?} (known: key)"),
+                ));
+            }
+        }
+        let key = options
+            .get("key")
+            .filter(|v| !v.is_unit())
+            .map(|v| v.to_string());
+        let t = k8s_target(&ctx, namespace, name, key)?;
+        deliver(&ctx, Target::K8s(t), &secret)
+    }
+
+    /// Stores the secret as GitHub Actions secret `name` of `repo`
+    /// (`OWNER/NAME`): sealed to the repository's public key (libsodium's
+    /// sealed box), then checked (the secret's `updated_at` moved). GitHub never
+    /// shows a secret again, so there is no read-back of the value and no
+    /// `previous`: it cannot be put back. `GITHUB_TOKEN` must be allowed to write
+    /// the repository's Actions secrets; `GITHUB_API_URL` for GitHub Enterprise.
+    #[rhai_fn(name = "to_github", return_raw, volatile)]
+    pub fn to_github(
+        ctx: NativeCallContext,
+        repo: &str,
+        name: &str,
+        secret: Dynamic,
+    ) -> RhaiResultOf<Map> {
+        let t = github_target(&ctx, repo, name, None)?;
+        deliver(&ctx, Target::Github(t), &secret)
+    }
+
+    /// `to_github(repo, name, secret)` with options `#{environment: "prod"}`: an
+    /// environment's secret instead of the repository's.
+    #[rhai_fn(name = "to_github", return_raw, volatile)]
+    pub fn to_github_with(
+        ctx: NativeCallContext,
+        repo: &str,
+        name: &str,
+        secret: Dynamic,
+        options: Map,
+    ) -> RhaiResultOf<Map> {
+        for k in options.keys() {
+            if k.as_str() != "environment" {
+                return Err(invalid(
+                    &ctx,
+                    "options",
+                    format!("unknown option {k:?} (known: environment)"),
+                ));
+            }
+        }
+        let env = options
+            .get("environment")
+            .filter(|v| !v.is_unit())
+            .map(|v| v.to_string());
+        let t = github_target(&ctx, repo, name, env)?;
+        deliver(&ctx, Target::Github(t), &secret)
     }
 
     /// Runs `command` with the secret on its standard input (never in its arguments

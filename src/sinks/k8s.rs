@@ -1,0 +1,355 @@
+//! One key of a Kubernetes Secret: a JSON merge patch of `data.<key>` (the
+//! other keys kept) that carries the `resourceVersion` read, so a change made
+//! meanwhile is a conflict, not a lost update; then a read back. A Secret that
+//! does not exist is created. Returns the key's previous value, so patching
+//! it back undoes the delivery.
+//!
+//! In a cluster the configuration is the pod's own (its service-account
+//! token and CA, `KUBERNETES_SERVICE_HOST`/`PORT`); elsewhere
+//! `MDOPS_K8S_SERVER`, `MDOPS_K8S_TOKEN_FILE` and `MDOPS_K8S_CA_FILE`.
+
+use super::http::{segment, Http};
+use crate::api::SecretString;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+const IN_CLUSTER: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+#[derive(Clone)]
+pub struct K8sConfig {
+    pub server: url::Url,
+    token: SecretString,
+    pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for K8sConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "K8sConfig({})", self.server)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct K8sTarget {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+/// A DNS-1123 subdomain (Secret names) or label (namespaces): lowercase
+/// letters, digits, `-` and `.`, starting and ending alphanumeric.
+fn dns_name(s: &str, what: &str, max: usize) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Kubernetes {what} {}: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (at most {max})",
+            crate::output::escape(s)
+        ))
+    }
+}
+
+impl K8sTarget {
+    pub fn check(&self) -> Result<(), String> {
+        dns_name(&self.namespace, "namespace", 63)?;
+        if self.namespace.contains('.') {
+            return Err(format!(
+                "Kubernetes namespace {}: no '.' allowed",
+                self.namespace
+            ));
+        }
+        dns_name(&self.name, "secret name", 253)?;
+        let key_ok = !self.key.is_empty()
+            && self.key.len() <= 253
+            && self.key != "."
+            && self.key != ".."
+            && self
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !key_ok {
+            return Err(format!(
+                "Kubernetes secret key {}: use letters, digits, '-', '_' and '.'",
+                crate::output::escape(&self.key)
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn label(&self) -> String {
+        format!("k8s:{}/{}#{}", self.namespace, self.name, self.key)
+    }
+}
+
+impl K8sConfig {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<K8sConfig, String> {
+        let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let (server, token_file, ca) = if let Some(s) = nonempty("MDOPS_K8S_SERVER") {
+            let token = nonempty("MDOPS_K8S_TOKEN_FILE").ok_or(
+                "Kubernetes: MDOPS_K8S_SERVER is set but MDOPS_K8S_TOKEN_FILE (a file holding a bearer token) is not",
+            )?;
+            (
+                s,
+                PathBuf::from(token),
+                nonempty("MDOPS_K8S_CA_FILE").map(PathBuf::from),
+            )
+        } else if let (Some(host), Some(port)) = (
+            nonempty("KUBERNETES_SERVICE_HOST"),
+            nonempty("KUBERNETES_SERVICE_PORT"),
+        ) {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            (
+                format!("https://{host}:{port}"),
+                PathBuf::from(IN_CLUSTER).join("token"),
+                Some(PathBuf::from(IN_CLUSTER).join("ca.crt")),
+            )
+        } else {
+            return Err(
+                "Kubernetes: not in a cluster (KUBERNETES_SERVICE_HOST is not set) and MDOPS_K8S_SERVER is not set"
+                    .into(),
+            );
+        };
+        let server = url::Url::parse(server.trim())
+            .map_err(|e| format!("Kubernetes: the API server address is not a URL: {e}"))?;
+        let loopback = matches!(server.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if server.scheme() != "https" && !(server.scheme() == "http" && loopback) {
+            return Err(
+                "Kubernetes: the API server must be https (plain http only on a loopback address)"
+                    .into(),
+            );
+        }
+        let token = std::fs::read_to_string(&token_file).map_err(|e| {
+            format!(
+                "Kubernetes: cannot read the token file {}: {e}",
+                token_file.display()
+            )
+        })?;
+        let token = token.trim().to_string();
+        if token.is_empty() || token.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err(format!(
+                "Kubernetes: the token file {} must hold one bearer token",
+                token_file.display()
+            ));
+        }
+        crate::redact::register(&token);
+        Ok(K8sConfig {
+            server,
+            token: SecretString::new(token),
+            ca,
+        })
+    }
+
+    pub fn identity(&self, t: &K8sTarget) -> String {
+        format!(
+            "k8s:{}/{}/{}#{}",
+            self.server.as_str().trim_end_matches('/'),
+            t.namespace,
+            t.name,
+            t.key
+        )
+    }
+
+    fn secrets_url(&self, t: &K8sTarget) -> Result<String, String> {
+        Ok(format!(
+            "{}/api/v1/namespaces/{}/secrets",
+            self.server.as_str().trim_end_matches('/'),
+            segment(&t.namespace, "namespace")?
+        ))
+    }
+
+    fn secret_url(&self, t: &K8sTarget) -> Result<String, String> {
+        Ok(format!(
+            "{}/{}",
+            self.secrets_url(t)?,
+            segment(&t.name, "secret name")?
+        ))
+    }
+
+    fn auth(&self, b: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        b.bearer_auth(self.token.expose())
+            .header("Accept", "application/json")
+    }
+}
+
+fn refused(status: u16, message: &str, what: &str, t: &K8sTarget) -> String {
+    match status {
+        401 => format!(
+            "Kubernetes refused the token (401) to {what} {}: check the service account's token (or MDOPS_K8S_TOKEN_FILE): {message}",
+            t.label()
+        ),
+        403 => format!(
+            "Kubernetes forbids the service account to {what} {} (403): grant it get, create and patch on secrets in namespace {} (a Role and RoleBinding): {message}",
+            t.label(),
+            t.namespace
+        ),
+        _ => format!("Kubernetes: {what} {}: {status} {message}", t.label()),
+    }
+}
+
+/// The Secret (`None` when it does not exist).
+fn read(
+    http: &Http,
+    cfg: &K8sConfig,
+    t: &K8sTarget,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<Value>, String> {
+    let url = cfg.secret_url(t)?;
+    let a = http.send("read", true, cancelled, &|c| cfg.auth(c.get(&url)))?;
+    match a.status {
+        200 => a
+            .json()
+            .map(Some)
+            .map_err(|e| format!("Kubernetes: read: {e}")),
+        404 => Ok(None),
+        s => Err(refused(s, &a.message(), "read", t)),
+    }
+}
+
+fn value_of(secret: &Value, key: &str) -> Result<Option<String>, String> {
+    match secret["data"].get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(b64)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| format!("Kubernetes: key {key} is not base64"))?;
+            String::from_utf8(bytes).map(Some).map_err(|_| {
+                format!("Kubernetes: key {key} does not hold text: mdops does not replace it")
+            })
+        }
+        Some(_) => Err(format!("Kubernetes: key {key} is not a string")),
+    }
+}
+
+/// Reads the Secret before anything is minted: the credentials work.
+pub fn probe(
+    http: &Http,
+    cfg: &K8sConfig,
+    t: &K8sTarget,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    if let Some(s) = read(http, cfg, t, cancelled)? {
+        value_of(&s, &t.key)?;
+    }
+    Ok(())
+}
+
+/// Puts `secret` in key `t.key`; returns the key's previous value.
+pub fn to_k8s(
+    http: &Http,
+    cfg: &K8sConfig,
+    t: &K8sTarget,
+    secret: &SecretString,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<SecretString>, String> {
+    t.check()?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(secret.expose());
+    let current = read(http, cfg, t, cancelled)?;
+    let previous = match &current {
+        Some(s) => value_of(s, &t.key)?.map(SecretString::new),
+        None => None,
+    };
+    let answer = match &current {
+        Some(s) => {
+            let version = s["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let patch = json!({
+                "metadata": {"resourceVersion": version},
+                "data": {t.key.clone(): encoded},
+            });
+            let url = cfg.secret_url(t)?;
+            http.send("patch", true, cancelled, &|c| {
+                cfg.auth(c.patch(&url))
+                    .header("Content-Type", "application/merge-patch+json")
+                    .body(patch.to_string())
+            })?
+        }
+        None => {
+            let body = json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": t.name, "namespace": t.namespace},
+                "type": "Opaque",
+                "data": {t.key.clone(): encoded},
+            });
+            let url = cfg.secrets_url(t)?;
+            http.send("create", true, cancelled, &|c| {
+                cfg.auth(c.post(&url)).json(&body)
+            })?
+        }
+    };
+    // 409: changed meanwhile (or a retried write that had landed): the read-back decides.
+    if !answer.ok() && answer.status != 409 {
+        return Err(refused(answer.status, &answer.message(), "write", t));
+    }
+    let now = read(http, cfg, t, cancelled)?
+        .ok_or_else(|| format!("Kubernetes: {} is gone after the write", t.label()))?;
+    if value_of(&now, &t.key)?.as_deref() != Some(secret.expose()) {
+        return Err(if answer.ok() {
+            format!(
+                "Kubernetes: {} reads back differently after the write",
+                t.label()
+            )
+        } else {
+            format!("Kubernetes: {} changed while mdops wrote it (409 conflict): nothing written; try again", t.label())
+        });
+    }
+    if let Some(before) = &current {
+        let kept = before["data"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != &t.key)
+                    .all(|(k, v)| &now["data"][k] == v)
+            })
+            .unwrap_or(true);
+        if !kept {
+            return Err(format!(
+                "Kubernetes: {}: another key changed while mdops wrote it",
+                t.label()
+            ));
+        }
+    }
+    Ok(previous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        let t = K8sTarget {
+            namespace: "apps".into(),
+            name: "tenant-a-motherduck".into(),
+            key: "MOTHERDUCK_TOKEN".into(),
+        };
+        t.check().unwrap();
+        for (ns, name, key) in [
+            ("Apps", "x", "k"),
+            ("a.b", "x", "k"),
+            ("apps", "tenant_a", "k"),
+            ("apps", "../x", "k"),
+            ("apps", "x", "a/b"),
+            ("apps", "x", ".."),
+        ] {
+            let bad = K8sTarget {
+                namespace: ns.into(),
+                name: name.into(),
+                key: key.into(),
+            };
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
+}
