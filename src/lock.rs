@@ -46,6 +46,23 @@ pub fn key_for(script: &str, bundled: bool) -> String {
     format!("{stem}-{short}")
 }
 
+/// The lock name of a script by its file name and content: the same script
+/// is one lock wherever a runner keeps it.
+pub fn key_for_content(script: &str, text: &str) -> String {
+    let stem = Path::new(script)
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy().replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+                "_",
+            )
+        })
+        .unwrap_or_else(|| "script".into());
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stem}-{short}")
+}
+
 /// Creates `dir` (and missing parents) with mode 0700.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();

@@ -157,8 +157,12 @@ pub fn run(spec: Spec<'_>) -> Result<Outcome, String> {
             c
         }
     };
-    // A command never inherits the admin token: what it needs, it is given.
-    for var in crate::settings::TOKEN_VARS {
+    // A command never inherits mdops's own credentials (the admin token, the
+    // state database's password): what it needs, it is given.
+    for var in crate::settings::TOKEN_VARS
+        .iter()
+        .chain(crate::settings::STATE_VARS.iter())
+    {
         cmd.env_remove(var);
     }
     for (k, v) in &spec.env {

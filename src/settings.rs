@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use url::Url;
 
+/// The environment variables that may hold the state database's credentials:
+/// children of mdops never see them.
+pub const STATE_VARS: [&str; 2] = ["MDOPS_STATE_URL", "PGPASSWORD"];
+
 /// The environment variables that may hold the admin token, in lookup order.
 pub const TOKEN_VARS: [&str; 3] = [
     "MOTHERDUCK_ADMIN_TOKEN",
@@ -276,8 +280,9 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
                      use PGPASSWORD, ~/.pgpass, or put the URL in MDOPS_STATE_URL or a profile's state_url"
                     .to_string());
             }
-            let url = crate::store::StateUrl::parse(&raw, env)
+            let mut url = crate::store::StateUrl::parse(&raw, env)
                 .map_err(|e| format!("{} (from {source})", e.0))?;
+            url.scope = profile_name.clone().unwrap_or_else(|| "default".into());
             (Some(url), Some(source))
         }
         None => (None, None),

@@ -676,3 +676,269 @@ print("not reached");"#,
         "no request for tenant_b"
     );
 }
+
+/// Review findings, each with its test.
+///
+/// A runner that dies is cleaned up by the next *run* on any runner, not
+/// only by `journal resolve`.
+#[test]
+fn the_next_run_on_another_runner_settles_what_a_dead_one_left() {
+    let Some(url) = database("the_next_run_on_another_runner_settles_what_a_dead_one_left") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let other = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ready = work.path().join("ready");
+    let script = env.script(
+        "orphan.rhai",
+        &format!(
+            "tokens::create(\"tenant_a\", \"orphan1\"); sh(\"touch {}; sleep 30\");",
+            ready.display()
+        ),
+    );
+    let mut c = runner(&env, env.home.path(), &url);
+    c.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.cmd.spawn().unwrap();
+    wait_until("the mint", Duration::from_secs(30), || ready.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(live(&env, "tenant_a").len(), 2);
+    let out = runner(&env, other.path(), &url)
+        .args(["run", "overview"])
+        .any_stdout()
+        .stderr_has(&["died before settling"])
+        .run();
+    assert_eq!(
+        live(&env, "tenant_a")
+            .iter()
+            .map(|t| t.0.as_str())
+            .collect::<Vec<_>>(),
+        ["app"],
+        "{out:?}"
+    );
+}
+
+/// Only the connection holding the run's locks dies (its pool connections
+/// live on): another runner may now take the run for dead and revoke its
+/// token, so the run must not hand the secret over.
+#[test]
+fn a_run_whose_lock_connection_died_hands_no_secret_over() {
+    let Some(url) = database("a_run_whose_lock_connection_died_hands_no_secret_over") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let work = tempfile::tempdir().unwrap();
+    let (ready, go, sink) = (
+        work.path().join("ready"),
+        work.path().join("go"),
+        work.path().join("t.token"),
+    );
+    let script = env.script(
+        "deliver.rhai",
+        &format!(
+            r#"let t = tokens::create("tenant_a", "djn");
+secrets::targets_of("x"); journal::get("x");
+sh("touch {}; while [ ! -e {} ]; do sleep 0.05; done");
+secrets::to_file("{}", t.token);"#,
+            ready.display(),
+            go.display(),
+            sink.display()
+        ),
+    );
+    let mut c = runner(&env, env.home.path(), &url);
+    c.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.cmd.spawn().unwrap();
+    wait_until("the mint", Duration::from_secs(30), || ready.exists());
+    let mut db = postgres::client(&url);
+    let ended: i64 = db
+        .query_one(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks
+              WHERE locktype = 'advisory' AND granted AND database =
+                (SELECT oid FROM pg_database WHERE datname = current_database())) t",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1);
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("was lost"), "{stderr}");
+    assert!(!sink.exists(), "the secret was not handed over");
+}
+
+/// One database is one organization's state: a runner of another profile is
+/// refused instead of settling (and revoking) what is not its own.
+#[test]
+fn a_database_is_one_profiles_state() {
+    let Some(url) = database("a_database_is_one_profiles_state") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    runner(&env, env.home.path(), &url)
+        .args(["inventory", "list"])
+        .stdout("(none)\n")
+        .run();
+    std::fs::write(
+        env.home.path().join("config.toml"),
+        "[profiles.other]\napi_url = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    runner(&env, env.home.path(), &url)
+        .args(["--profile", "other", "inventory", "list"])
+        .status(2)
+        .stderr_has(&[
+            "keeps the state of profile \"default\", not \"other\"",
+            "give each organization its own database",
+        ])
+        .run();
+}
+
+/// Commands a run starts never see the state database's credentials.
+#[test]
+fn commands_never_inherit_the_state_credentials() {
+    let Some(url) = database("commands_never_inherit_the_state_credentials") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let out = runner(&env, env.home.path(), &url)
+        .env("PGPASSWORD", "pg-password-do-not-pass")
+        .args(["eval", r#"sh("env").stdout"#])
+        .any_stdout()
+        .run();
+    assert!(!out.stdout.contains("MDOPS_STATE_URL"), "{}", out.stdout);
+    assert!(!out.stdout.contains("PGPASSWORD"), "{}", out.stdout);
+}
+
+/// A role that may read and write rows but not create anything can use a
+/// database set up (migrated) by its owner.
+#[test]
+fn a_role_without_create_rights_uses_a_migrated_database() {
+    let Some(url) = database("a_role_without_create_rights_uses_a_migrated_database") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    runner(&env, env.home.path(), &url)
+        .args(["inventory", "list"])
+        .stdout("(none)\n")
+        .run();
+    let mut db = postgres::client(&url);
+    let role = format!("dml_{}", std::process::id());
+    db.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+    ))
+    .unwrap();
+    let limited = url.replacen(postgres::USER, &role, 1);
+    runner(&env, env.home.path(), &limited)
+        .args(["inventory", "add", "tenant_a", "--owner", "ops"])
+        .any_stdout()
+        .run();
+    runner(&env, env.home.path(), &limited)
+        .args(["inventory", "list", "--output", "csv"])
+        .stdout_has(&["tenant_a,ops"])
+        .run();
+}
+
+/// The same script kept at different paths (two machines) is one lock.
+#[test]
+fn the_same_script_at_another_path_is_the_same_lock() {
+    let Some(url) = database("the_same_script_at_another_path_is_the_same_lock") else {
+        return;
+    };
+    let env = Env::with(
+        SEED,
+        Behaviour {
+            latency: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    let (m1, m2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let text = "tokens::list(\"tenant_a\").len()";
+    let (s1, s2) = (m1.path().join("rot.rhai"), m2.path().join("rot.rhai"));
+    std::fs::write(&s1, text).unwrap();
+    std::fs::write(&s2, text).unwrap();
+    let mut first = runner(&env, m1.path(), &url);
+    first
+        .cmd
+        .args(["run", s1.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = first.cmd.spawn().unwrap();
+    wait_until(
+        "the first runner's request",
+        Duration::from_secs(30),
+        || env.sim.arrived() > 0,
+    );
+    runner(&env, m2.path(), &url)
+        .args(["run", s2.to_str().unwrap()])
+        .status(5)
+        .stderr_has(&["another run of", "is in progress"])
+        .run();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
+}
+
+/// `state migrate --to local` keeps the journal key every profile of a data
+/// directory shares: it refuses when another profile's journal would lose it.
+#[test]
+fn migrating_back_never_orphans_another_profiles_journal() {
+    let Some(url) = database("migrating_back_never_orphans_another_profiles_journal") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let sinks = tempfile::tempdir().unwrap();
+    let sink_dir = format!("sink_dir={}", sinks.path().display());
+    // A journal on the server, under the server's key.
+    runner(&env, env.home.path(), &url)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            &sink_dir,
+        ])
+        .any_stdout()
+        .any_stderr()
+        .run();
+    // Another data directory whose profile p1 has a journal of its own.
+    let back = tempfile::tempdir().unwrap();
+    std::fs::write(back.path().join("config.toml"), "[profiles.p1]\n").unwrap();
+    let mut p1 = Cmd::bare(back.path());
+    p1.cmd
+        .env("MOTHERDUCK_API_BASE_URL", env.sim.url())
+        .args(["--profile", "p1", "--token-file"])
+        .arg(&env.token_file);
+    p1.args([
+        "run",
+        "rotate-tokens",
+        "--arg",
+        "accounts=tenant_b",
+        "--arg",
+        &sink_dir,
+    ])
+    .any_stdout()
+    .any_stderr()
+    .run();
+    let key = std::fs::read_to_string(back.path().join("journal.key")).unwrap();
+    runner(&env, back.path(), &url)
+        .args(["state", "migrate", "--to", "local"])
+        .status(1)
+        .stderr_has(&["already holds a journal kept under another key"])
+        .run();
+    assert_eq!(
+        std::fs::read_to_string(back.path().join("journal.key")).unwrap(),
+        key
+    );
+}

@@ -121,8 +121,10 @@ fn write_workflows_need_accounts_written_out() {
     env.mdops()
         .args(["doc", "rotate-tokens"])
         .stdout_has(&[
-            "Parameters (--arg NAME=VALUE):\n  accounts         accounts, required",
-            "\n  older_than       duration = 90d",
+            "Parameters (--arg NAME=VALUE):\n  accounts ",
+            "accounts, required",
+            "\n  older_than ",
+            "duration = 90d",
         ])
         .run();
 }

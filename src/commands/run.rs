@@ -101,7 +101,13 @@ fn run_text(
     let lock = lock && !args.dry_run && !settings.sandbox;
     let lock_key = {
         let bundled = name.starts_with("scripts/") && !std::path::Path::new(spec).is_file();
-        crate::lock::key_for(spec, bundled)
+        if settings.state_url.is_some() && !bundled {
+            // Runners on other machines hold the script at other paths: on a
+            // shared server, a script is known by its name and content.
+            crate::lock::key_for_content(spec, &text)
+        } else {
+            crate::lock::key_for(spec, bundled)
+        }
     };
     // With shared state the lock is the database's (taken below, once connected).
     let _lock = if !lock || settings.state_url.is_some() {
@@ -168,8 +174,9 @@ fn run_text(
         sources: sources.clone(),
         print_to,
     });
-    let has_state =
-        !ctx.is_sandbox() && crate::store::db_path(&data_dir, profile.as_deref()).exists();
+    let has_state = !ctx.is_sandbox()
+        && (ctx.settings.state_url.is_some()
+            || crate::store::db_path(&data_dir, profile.as_deref()).exists());
     if has_state {
         resolve_dead_runs(&rt, args.dry_run);
     }

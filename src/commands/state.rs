@@ -44,8 +44,9 @@ pub fn migrate(settings: &Settings, to: &str, output: Format) -> Result<i32, Fai
                 "--to must not carry a password: the process list would show it; use PGPASSWORD or ~/.pgpass",
             ));
         }
-        let url = crate::store::StateUrl::parse(to, &|k| std::env::var(k).ok())
+        let mut url = crate::store::StateUrl::parse(to, &|k| std::env::var(k).ok())
             .map_err(|e| Failure::usage(format!("--to: {}", e.0)))?;
+        url.scope = settings.profile.clone().unwrap_or_else(|| "default".into());
         Store::connect(&url).map_err(|e| Failure::usage(e.0))?
     };
     if from.place == dest.place {

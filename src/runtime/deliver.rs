@@ -144,6 +144,10 @@ impl Runtime {
         if self.bridge.is_cancelled() {
             return Err(crate::api::ApiError::Cancelled.into());
         }
+        // A secret is handed over only while this run's record (and, on a
+        // shared server, its liveness lock) is known to be there: otherwise
+        // another runner may be settling this run's tokens as a dead run's.
+        self.state_ready()?;
         let identity = target.identity();
         self.ledger
             .check_target(&identity, secret)
@@ -337,14 +341,29 @@ impl Runtime {
         }
     }
 
-    /// The script took a secret's value: if this run minted it, it is settled.
-    pub fn reveal(&self, secret: &SecretString) {
-        crate::redact::allow(secret.expose());
-        if let Some(id) = self.ledger.revealed(secret) {
-            if let Ok(store) = self.store() {
-                let _ = store.journal_revealed(&id);
+    /// Whether the run's state can record what happens next (a round trip
+    /// to a PostgreSQL server; nothing to check in memory or SQLite).
+    pub fn state_ready(&self) -> Result<(), Error> {
+        if matches!(self.state_location(), super::StateLocation::Postgres(_)) {
+            self.store()?.ready().map_err(Error::state)?;
+        }
+        Ok(())
+    }
+
+    /// The script took a secret's value: if this run minted it, it is settled,
+    /// and the journal must say so before the value is handed over (else a
+    /// later run would revoke it as never delivered).
+    pub fn reveal(&self, secret: &SecretString) -> Result<(), Error> {
+        if self.ledger.minted_by_secret(secret).is_some() {
+            self.state_ready()?;
+            if let Some(id) = self.ledger.revealed(secret) {
+                if let Ok(store) = self.store() {
+                    store.journal_revealed(&id).map_err(Error::state)?;
+                }
             }
         }
+        crate::redact::allow(secret.expose());
+        Ok(())
     }
 
     /// Runs a command for the script (`sh`, `secrets::check_command`) with the
@@ -368,6 +387,9 @@ impl Runtime {
         }
         for (_, v) in &env {
             crate::redact::register(v.expose());
+        }
+        if !env.is_empty() {
+            self.state_ready()?;
         }
         let cancelled = || self.bridge.is_cancelled();
         let outcome = crate::process::run(Spec {

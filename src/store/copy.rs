@@ -175,18 +175,32 @@ impl Store {
         }
         let mut copied = Copied::default();
         let mut dest = to.conn();
-        if self.key != to.key {
-            // Fingerprints are keyed: the journal moves only with its key.
-            if journal_size(&mut dest)? > 0 {
+        let rekey = self.key != to.key;
+        if rekey {
+            // Fingerprints are keyed: the journal moves only with its key, into
+            // a state (and, for a data directory, every profile's state, since
+            // they share the key file) whose journal is empty.
+            if journal_size(&mut dest)? > 0 || to.other_journals()? {
                 return Err(StoreError(format!(
                     "{} already holds a journal kept under another key: its fingerprints and these could not be matched; \
                      copy into an empty state instead",
                     to.place
                 )));
             }
-            to.replace_key(&mut dest, &self.key)?;
+            if let Some(dir) = &to.dir {
+                super::write_key(dir, &super::encode_hex(&self.key))?;
+            }
         }
         dest.transaction(|c| {
+            if rekey && c.is_postgres() {
+                c.exec(
+                    &Sql::same(
+                        "INSERT INTO mdops_settings (name, value) VALUES ('journal_key', ?1)
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    ),
+                    &[P::Text(Some(&super::encode_hex(&self.key)))],
+                )?;
+            }
             for (t, rows) in TABLES.iter().zip(&source) {
                 let mut added = 0;
                 for row in rows {
@@ -209,24 +223,33 @@ impl Store {
         Ok(copied)
     }
 
-    /// Makes `key` this store's journal key (only while its journal is empty).
-    fn replace_key(&self, conn: &mut Conn, key: &[u8]) -> Result<()> {
-        let hex = super::encode_hex(key);
-        match &self.dir {
-            _ if conn.is_postgres() => {
-                conn.exec(
-                    &Sql::same(
-                        "INSERT INTO mdops_settings (name, value) VALUES ('journal_key', ?1)
-                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    ),
-                    &[P::Text(Some(&hex))],
-                )?;
-                Ok(())
+    /// Whether another profile's state in this store's data directory has a
+    /// journal (it shares the key file).
+    fn other_journals(&self) -> Result<bool> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(false);
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !(name.starts_with("state") && name.ends_with(".db")) || self.place.ends_with(&name)
+            {
+                continue;
             }
-            Some(dir) => super::write_key(dir, &hex),
-            None => Err(StoreError(
-                "an in-memory store cannot take another key".into(),
-            )),
+            let c = rusqlite::Connection::open_with_flags(
+                e.path(),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(super::db::lite)?;
+            let n: i64 = c
+                .query_row("SELECT COUNT(*) FROM token_journal", [], |r| r.get(0))
+                .unwrap_or(0);
+            if n > 0 {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 }

@@ -154,6 +154,29 @@ impl Store {
             .map(|r| r.text("value"))
             .transpose()?
             .unwrap_or_default();
+        // One organization per database: the first profile to use it owns it.
+        conn.exec(
+            &Sql::same(
+                "INSERT INTO mdops_settings (name, value) VALUES ('scope', ?1) ON CONFLICT (name) DO NOTHING",
+            ),
+            &[P::Text(Some(&url.scope))],
+        )?;
+        let owner = conn
+            .query_opt(
+                &Sql::same("SELECT value FROM mdops_settings WHERE name = 'scope'"),
+                &[],
+            )?
+            .map(|r| r.text("value"))
+            .transpose()?
+            .unwrap_or_default();
+        if owner != url.scope {
+            return Err(StoreError(format!(
+                "the state database {} keeps the state of profile {owner:?}, not {:?}: give each organization its own database, \
+                 and the runners of one organization the same profile name (or none)",
+                url.place(),
+                url.scope
+            )));
+        }
         let key = decode_hex(&stored)
             .filter(|k| k.len() == 32)
             .ok_or_else(|| {

@@ -29,6 +29,9 @@ pub struct StateUrl {
     pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub application_name: String,
+    /// Whose state it is: the profile's name (`default` without one). One
+    /// database holds one organization's state, as one SQLite file does.
+    pub scope: String,
 }
 
 impl std::fmt::Debug for StateUrl {
@@ -53,6 +56,26 @@ impl StateUrl {
             ));
         }
         let url = url::Url::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
+        // The password as written (percent-encoded) is as secret as decoded.
+        if let Some(p) = url.password() {
+            crate::redact::register(p);
+        }
+        for (k, v) in url.query_pairs() {
+            if k == "password" {
+                crate::redact::register(&v);
+            }
+        }
+        if url.fragment().is_some() {
+            return Err(bad(
+                "it has a #fragment, which would hide what follows it".into()
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (k, _) in url.query_pairs() {
+            if !names.insert(k.to_string()) {
+                return Err(bad(format!("parameter {k:?} is given twice")));
+            }
+        }
         let decode = |s: &str| -> Result<String> {
             percent_decode(s)
                 .ok_or_else(|| bad("a part of it is not valid percent-encoded UTF-8".into()))
@@ -72,7 +95,7 @@ impl StateUrl {
             .filter(|p| !p.is_empty())
             .map(decode)
             .transpose()?;
-        let mut sslmode = SslMode::Prefer;
+        let mut sslmode = None;
         let mut sslrootcert = None;
         let mut connect_timeout = CONNECT_TIMEOUT;
         let mut application_name = "mdops".to_string();
@@ -80,7 +103,7 @@ impl StateUrl {
             let v = v.to_string();
             match k.as_ref() {
                 "sslmode" => {
-                    sslmode = match v.as_str() {
+                    sslmode = Some(match v.as_str() {
                         "disable" => SslMode::Disable,
                         "allow" | "prefer" => SslMode::Prefer,
                         "require" => SslMode::Require,
@@ -91,7 +114,7 @@ impl StateUrl {
                                 "sslmode={other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                             )))
                         }
-                    }
+                    })
                 }
                 "sslrootcert" => sslrootcert = Some(PathBuf::from(v)),
                 "connect_timeout" => {
@@ -124,6 +147,17 @@ impl StateUrl {
             .or_else(|| nonempty("USER"))
             .ok_or_else(|| bad("it names no user, and neither PGUSER nor USER is set".into()))?;
         let host = host.unwrap_or_else(|| "localhost".to_string());
+        // Unless told otherwise, TLS is required off this machine: with
+        // `prefer`, someone on the path could answer "no TLS" and be sent the
+        // password in clear.
+        let local = host.starts_with('/')
+            || matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1")
+            || host.starts_with("127.");
+        let sslmode = sslmode.unwrap_or(if local {
+            SslMode::Prefer
+        } else {
+            SslMode::Require
+        });
         let port = port.unwrap_or(5432);
         let dbname = dbname.unwrap_or_else(|| user.clone());
         let password = match password {
@@ -145,6 +179,7 @@ impl StateUrl {
             sslrootcert,
             connect_timeout,
             application_name,
+            scope: "default".to_string(),
         })
     }
 
@@ -175,7 +210,11 @@ impl StateUrl {
             .application_name(&self.application_name)
             .connect_timeout(self.connect_timeout)
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(Duration::from_secs(30))
+            // A black-holed network or a stuck server fails a statement
+            // instead of blocking the run (and its pre-write checks) for minutes.
+            .tcp_user_timeout(Duration::from_secs(30))
+            .options("-c statement_timeout=60000");
         if let Some(p) = &self.password {
             c.password(p.expose());
         }
@@ -366,6 +405,18 @@ mod tests {
         assert!(!u.shown().contains("cret"));
         let d = StateUrl::parse("postgres://", &env).unwrap();
         assert_eq!(d.place(), "localhost:5432/osuser");
+        assert_eq!(d.sslmode, SslMode::Prefer, "on this machine");
+        let r = StateUrl::parse("postgres://u@db.example/x", &env).unwrap();
+        assert_eq!(
+            r.sslmode,
+            SslMode::Require,
+            "TLS off this machine unless told"
+        );
+        let e =
+            StateUrl::parse("postgres://u@h/db?sslmode=disable&sslmode=require", &env).unwrap_err();
+        assert!(e.0.contains("given twice"), "{e}");
+        let e = StateUrl::parse("postgres://u@h/db#x?sslmode=disable", &env).unwrap_err();
+        assert!(e.0.contains("fragment"), "{e}");
         let s = StateUrl::parse("postgres:///st?host=/run/postgresql", &env).unwrap();
         assert!(!s.tls(), "a unix socket is not encrypted");
         assert_eq!(s.host, "/run/postgresql");

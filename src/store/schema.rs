@@ -248,6 +248,29 @@ const PG_MIGRATIONS: &[&str] = &[
 /// transaction-level advisory lock, so exactly one applies each step.
 pub fn migrate_pg(conn: &mut super::conn::Conn) -> Result<()> {
     use super::db::{Sql, P};
+    // Up to date: nothing to lock or create, so a role that may only read and
+    // write rows (no CREATE on the schema) can use a database set up for it.
+    let present = conn
+        .query_opt(
+            &Sql::same("SELECT to_regclass('mdops_schema') IS NOT NULL AS present"),
+            &[],
+        )?
+        .map(|r| r.int("present"))
+        .transpose()?
+        == Some(1);
+    if present {
+        let version = conn
+            .query_opt(
+                &Sql::same("SELECT COALESCE(MAX(version), 0) AS version FROM mdops_schema"),
+                &[],
+            )?
+            .map(|r| r.int("version"))
+            .transpose()?
+            .unwrap_or(0) as usize;
+        if version == PG_MIGRATIONS.len() {
+            return Ok(());
+        }
+    }
     conn.transaction(|c| {
         c.query(
             &Sql::same("SELECT pg_advisory_xact_lock(?1)::text AS locked"),

@@ -32,6 +32,8 @@ pub const USER: &str = "mdops_test";
 pub fn database(test: &str) -> Option<String> {
     let server = match SERVER.get_or_init(start) {
         Ok(s) => s,
+        // Installed but failing to start is a failure, never a skip.
+        Err(why) if bin_dir().is_some() => panic!("PostgreSQL is installed but {why}"),
         Err(why) => {
             if std::env::var("MDOPS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("PostgreSQL is required (MDOPS_REQUIRE_POSTGRES=1) but {why}");

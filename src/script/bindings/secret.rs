@@ -21,13 +21,16 @@ pub mod api {
 
     /// The secret's value, explicitly. Whatever you do with it is yours to keep safe:
     /// a token revealed this way counts as delivered (the run will not revoke it).
-    #[rhai_fn(global, pure)]
-    pub fn reveal(ctx: NativeCallContext, secret: &mut SecretString) -> String {
+    #[rhai_fn(global, pure, return_raw)]
+    pub fn reveal(
+        ctx: NativeCallContext,
+        secret: &mut SecretString,
+    ) -> crate::script::convert::RhaiResultOf<String> {
         match crate::script::bindings::host(&ctx) {
-            Ok(h) => h.reveal(secret),
+            Ok(h) => crate::script::convert::check(&ctx, h.reveal(secret))?,
             Err(_) => crate::redact::allow(secret.expose()),
         }
-        secret.expose().to_string()
+        Ok(secret.expose().to_string())
     }
 
     /// A short, stable, non-reversible id of the value (12 hex digits of its SHA-256),
