@@ -73,6 +73,8 @@ fn init_logging(verbose: bool, quiet: bool, format: crate::cli::LogFormat) {
                 "mdops=warn".into()
             }
         });
+    // The AWS signer traces whole requests (bodies hold secrets): never shown.
+    let filter = format!("{filter},aws_sigv4=off");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

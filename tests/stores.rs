@@ -619,3 +619,172 @@ fn kubernetes_and_github_refusals_stop_the_run_before_anything_is_minted() {
         "nothing minted"
     );
 }
+
+use crate::support::moto;
+
+fn with_aws(env: &Env, endpoint: &str) -> Cmd {
+    env.mdops()
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTESTING0000000000")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "aws-secret-key-do-not-show-0000000000",
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("HOME", env.home.path().to_str().unwrap())
+}
+
+fn aws_value(endpoint: &str, id: &str, stage: &str) -> serde_json::Value {
+    moto::call(
+        endpoint,
+        "GetSecretValue",
+        json!({"SecretId": id, "VersionStage": stage}),
+    )
+}
+
+#[test]
+fn to_aws_puts_a_new_current_version_and_keeps_the_previous() {
+    let Some(ep) = moto::endpoint("to_aws_puts_a_new_current_version_and_keeps_the_previous")
+    else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let id = format!("md/whole-{}", std::process::id());
+    with_aws(&env, &ep)
+        .args(["eval", &format!("secrets::to_aws({id:?}, \"first\").sink")])
+        .stdout(&format!("aws:{id}\n"))
+        .run();
+    let out = with_aws(&env, &ep)
+        .args([
+            "eval",
+            &format!("secrets::to_aws({id:?}, \"second\").previous.reveal()"),
+        ])
+        .stdout("first\n")
+        .run();
+    assert!(!out.stderr.contains("aws-secret-key"), "{out:?}");
+    assert_eq!(aws_value(&ep, &id, "AWSCURRENT")["SecretString"], "second");
+    assert_eq!(aws_value(&ep, &id, "AWSPREVIOUS")["SecretString"], "first");
+    // Delivering the previous value again moves AWSCURRENT back to its version.
+    let before = aws_value(&ep, &id, "AWSPREVIOUS")["VersionId"].clone();
+    with_aws(&env, &ep)
+        .args(["eval", &format!("secrets::to_aws({id:?}, \"first\").sink")])
+        .any_stdout()
+        .run();
+    let now = aws_value(&ep, &id, "AWSCURRENT");
+    assert_eq!(now["SecretString"], "first");
+    assert_eq!(now["VersionId"], before, "the same version, not a new one");
+    // One field of a JSON secret, the others kept.
+    let json_id = format!("md/json-{}", std::process::id());
+    moto::call(
+        &ep,
+        "CreateSecret",
+        json!({"Name": json_id, "SecretString": "{\"user\":\"svc\",\"token\":\"old\"}"}),
+    );
+    with_aws(&env, &ep)
+        .args([
+            "eval",
+            &format!(
+                "secrets::to_aws({json_id:?}, \"new\", #{{field: \"token\"}}).previous.reveal()"
+            ),
+        ])
+        .stdout("old\n")
+        .run();
+    let doc: serde_json::Value = serde_json::from_str(
+        aws_value(&ep, &json_id, "AWSCURRENT")["SecretString"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, json!({"user": "svc", "token": "new"}));
+}
+
+#[test]
+fn rotation_into_aws_and_back_when_verification_fails() {
+    let Some(ep) = moto::endpoint("rotation_into_aws_and_back_when_verification_fails") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let prefix = format!("rot{}", std::process::id());
+    let template = format!("aws_secret_id={prefix}/{{account}}");
+    let out = with_aws(&env, &ep)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a,tenant_b",
+            "--arg",
+            "sink=aws",
+            "--arg",
+            &template,
+        ])
+        .stdout_has(&["tenant_a", "rotated", "tenant_b", "rotated"])
+        .any_stderr()
+        .run();
+    for account in ["tenant_a", "tenant_b"] {
+        let tokens = live(&env, account);
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(
+            aws_value(&ep, &format!("{prefix}/{account}"), "AWSCURRENT")["SecretString"],
+            tokens[0].1.as_str()
+        );
+    }
+    no_secret_in(&out, &env);
+    assert!(!out.stderr.contains("aws-secret-key"));
+    // A failed verification: AWSCURRENT goes back to the version it was.
+    let env2 = Env::with_seed(SEED);
+    let old = live(&env2, "tenant_a")[0].1.clone();
+    let id = format!("{prefix}b/tenant_a");
+    moto::call(
+        &ep,
+        "CreateSecret",
+        json!({"Name": id, "SecretString": old}),
+    );
+    let version = aws_value(&ep, &id, "AWSCURRENT")["VersionId"].clone();
+    with_aws(&env2, &ep)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=aws",
+            "--arg",
+            &format!("aws_secret_id={prefix}b/{{account}}"),
+            "--arg",
+            "verify_command=false",
+        ])
+        .status(4)
+        .stdout_has(&["tenant_a", "failed"])
+        .any_stderr()
+        .run();
+    assert_eq!(live(&env2, "tenant_a"), [("app".to_string(), old.clone())]);
+    let now = aws_value(&ep, &id, "AWSCURRENT");
+    assert_eq!(now["SecretString"], old.as_str());
+    assert_eq!(
+        now["VersionId"], version,
+        "AWSCURRENT moved back to the old version"
+    );
+}
+
+#[test]
+fn aws_without_credentials_stops_the_run_before_anything_is_minted() {
+    let env = Env::with_seed(SEED);
+    env.mdops()
+        .env("AWS_REGION", "us-east-1")
+        .env("HOME", env.home.path().to_str().unwrap())
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=aws",
+            "--arg",
+            "aws_secret_id=md/{account}",
+        ])
+        .status(2)
+        .stderr_has(&["AWS: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"])
+        .any_stdout()
+        .run();
+    assert!(!env.sim.requests().iter().any(|r| r.method == "POST"));
+}

@@ -23,6 +23,8 @@ pub enum Target {
     K8s(crate::sinks::k8s::K8sTarget),
     /// A GitHub Actions secret.
     Github(crate::sinks::github::GithubTarget),
+    /// An AWS Secrets Manager secret (or one field of it).
+    Aws(crate::sinks::aws::AwsTarget),
 }
 
 /// The secret stores' configuration and clients, made on first use.
@@ -31,7 +33,10 @@ pub struct Stores {
     vault: std::sync::OnceLock<Result<std::sync::Arc<(VaultConfig, Http)>, String>>,
     k8s: std::sync::OnceLock<Result<std::sync::Arc<(K8sConfig, Http)>, String>>,
     github: std::sync::OnceLock<Result<std::sync::Arc<(GithubConfig, Http)>, String>>,
+    aws: std::sync::OnceLock<Result<std::sync::Arc<(AwsConfig, Http)>, String>>,
 }
+
+use crate::sinks::aws::AwsConfig;
 
 use crate::sinks::github::GithubConfig;
 use crate::sinks::k8s::K8sConfig;
@@ -60,6 +65,7 @@ impl Target {
             Target::Vault(t) => t.label(),
             Target::K8s(t) => t.label(),
             Target::Github(t) => t.label(),
+            Target::Aws(t) => t.label(),
         }
     }
 
@@ -76,6 +82,9 @@ impl Target {
                 .map(|c| c.identity(t))
                 .unwrap_or_else(|_| t.label()),
             Target::Github(t) => GithubConfig::from_env(&process_env)
+                .map(|c| c.identity(t))
+                .unwrap_or_else(|_| t.label()),
+            Target::Aws(t) => AwsConfig::from_env(&process_env)
                 .map(|c| c.identity(t))
                 .unwrap_or_else(|_| t.label()),
         }
@@ -114,6 +123,10 @@ impl Target {
             Target::Github(t) => {
                 t.check()?;
                 GithubConfig::from_env(&process_env).map(|_| ())
+            }
+            Target::Aws(t) => {
+                t.check()?;
+                AwsConfig::from_env(&process_env).map(|_| ())
             }
         }
     }
@@ -177,6 +190,10 @@ impl Runtime {
             Target::Github(t) => self
                 .github()
                 .and_then(|v| crate::sinks::github::to_github(&v.1, &v.0, t, secret, &cancelled)),
+            Target::Aws(t) => self.aws().and_then(|v| {
+                let token_id = minted.as_ref().map(|m| m.1.as_str());
+                crate::sinks::aws::to_aws(&v.1, &v.0, t, secret, token_id, &cancelled)
+            }),
         }
         .map_err(Error::Sink)?;
         #[cfg(unix)]
@@ -307,6 +324,18 @@ impl Runtime {
             .clone()
     }
 
+    fn aws(&self) -> Result<std::sync::Arc<(AwsConfig, Http)>, String> {
+        self.stores
+            .aws
+            .get_or_init(|| {
+                let cfg = AwsConfig::from_env(&process_env)?;
+                let ca = std::env::var_os("AWS_CA_BUNDLE").map(PathBuf::from);
+                let http = Http::new("AWS", self.bridge.handle().clone(), ca.as_deref(), false)?;
+                Ok(std::sync::Arc::new((cfg, http)))
+            })
+            .clone()
+    }
+
     fn github(&self) -> Result<std::sync::Arc<(GithubConfig, Http)>, String> {
         self.stores
             .github
@@ -336,6 +365,10 @@ impl Runtime {
             Target::Github(t) => {
                 let v = self.github()?;
                 crate::sinks::github::probe(&v.1, &v.0, t, &cancelled)
+            }
+            Target::Aws(t) => {
+                let v = self.aws()?;
+                crate::sinks::aws::probe(&v.1, &v.0, t, &cancelled)
             }
             _ => Ok(()),
         }

@@ -8,6 +8,7 @@
 //! Knows nothing of scripts or of the run: the runtime decides whether a
 //! delivery may happen (dry run, target already used) and records it.
 
+pub mod aws;
 mod command;
 mod dotenv;
 mod env_file;

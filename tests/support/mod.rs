@@ -6,6 +6,7 @@
 pub mod github;
 pub mod hostile;
 pub mod k8s;
+pub mod moto;
 pub mod oracle;
 pub mod postgres;
 pub mod raw;
@@ -231,6 +232,16 @@ impl Cmd {
             "MDOPS_K8S_CA_FILE",
             "KUBERNETES_SERVICE_HOST",
             "KUBERNETES_SERVICE_PORT",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_CONFIG_FILE",
         ] {
             cmd.env_remove(var);
         }

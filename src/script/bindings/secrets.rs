@@ -84,6 +84,9 @@ fn target_of(ctx: &NativeCallContext, m: &Map) -> RhaiResultOf<Target> {
         })?;
         return Ok(Target::K8s(k8s_target(ctx, &ns, &name, text("k8s_key"))?));
     }
+    if let Some(id) = text("aws_secret_id") {
+        return Ok(Target::Aws(aws_target(ctx, &id, text("aws_field"))?));
+    }
     if let Some(repo) = text("github_repo") {
         let name = text("github_secret").ok_or_else(|| {
             invalid(
@@ -103,7 +106,7 @@ fn target_of(ctx: &NativeCallContext, m: &Map) -> RhaiResultOf<Target> {
         ctx,
         "target",
         "a target is #{file: PATH}, #{env_file: PATH, key: KEY}, #{command: CMD}, #{vault: PATH, mount, field}, \
-         #{k8s_namespace, k8s_secret, k8s_key} or #{github_repo, github_secret, github_environment}",
+         #{k8s_namespace, k8s_secret, k8s_key}, #{github_repo, github_secret, github_environment} or #{aws_secret_id, aws_field}",
     ))
 }
 
@@ -119,6 +122,19 @@ fn k8s_target(
         key: key.unwrap_or_else(|| "MOTHERDUCK_TOKEN".into()),
     };
     t.check().map_err(|e| invalid(ctx, "name", e))?;
+    Ok(t)
+}
+
+fn aws_target(
+    ctx: &NativeCallContext,
+    secret_id: &str,
+    field: Option<String>,
+) -> RhaiResultOf<crate::sinks::aws::AwsTarget> {
+    let t = crate::sinks::aws::AwsTarget {
+        secret_id: secret_id.to_string(),
+        field,
+    };
+    t.check().map_err(|e| invalid(ctx, "secret_id", e))?;
     Ok(t)
 }
 
@@ -318,6 +334,46 @@ pub mod api {
             .map(|v| v.to_string());
         let t = k8s_target(&ctx, namespace, name, key)?;
         deliver(&ctx, Target::K8s(t), &secret)
+    }
+
+    /// Puts the secret into AWS Secrets Manager secret `secret_id` (created when
+    /// missing) as its whole SecretString: `PutSecretValue` with a
+    /// `ClientRequestToken` derived from the token (a repeated request is the same
+    /// version), then a read back. The new version becomes AWSCURRENT, the one
+    /// before AWSPREVIOUS; delivering the AWSPREVIOUS value again moves
+    /// AWSCURRENT back to it. Credentials, region and endpoint from the standard
+    /// environment variables and `~/.aws` files (`AWS_PROFILE`,
+    /// `AWS_ENDPOINT_URL`). Returns `#{sink, fingerprint, token_id, previous}`.
+    #[rhai_fn(name = "to_aws", return_raw, volatile)]
+    pub fn to_aws(ctx: NativeCallContext, secret_id: &str, secret: Dynamic) -> RhaiResultOf<Map> {
+        let t = aws_target(&ctx, secret_id, None)?;
+        deliver(&ctx, Target::Aws(t), &secret)
+    }
+
+    /// `to_aws(secret_id, secret)` with options `#{field: "token"}`: one field of a
+    /// JSON secret, the other fields kept.
+    #[rhai_fn(name = "to_aws", return_raw, volatile)]
+    pub fn to_aws_with(
+        ctx: NativeCallContext,
+        secret_id: &str,
+        secret: Dynamic,
+        options: Map,
+    ) -> RhaiResultOf<Map> {
+        for k in options.keys() {
+            if k.as_str() != "field" {
+                return Err(invalid(
+                    &ctx,
+                    "options",
+                    format!("unknown option {k:?} (known: field)"),
+                ));
+            }
+        }
+        let field = options
+            .get("field")
+            .filter(|v| !v.is_unit())
+            .map(|v| v.to_string());
+        let t = aws_target(&ctx, secret_id, field)?;
+        deliver(&ctx, Target::Aws(t), &secret)
     }
 
     /// Stores the secret as GitHub Actions secret `name` of `repo`
