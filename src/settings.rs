@@ -8,9 +8,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use url::Url;
 
-/// The environment variables that may hold the state database's credentials:
-/// children of mdops never see them.
-pub const STATE_VARS: [&str; 2] = ["MDOPS_STATE_URL", "PGPASSWORD"];
+/// The environment variables that may hold the state database's or a secret
+/// store's credentials: children of mdops never see them, and their values
+/// are redacted from anything mdops prints.
+pub const STATE_VARS: [&str; 6] = [
+    "MDOPS_STATE_URL",
+    "PGPASSWORD",
+    "VAULT_TOKEN",
+    "GITHUB_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
 
 /// The environment variables that may hold the admin token, in lookup order.
 pub const TOKEN_VARS: [&str; 3] = [
@@ -287,6 +295,11 @@ pub fn resolve(global: &Global, env: &dyn Fn(&str) -> Option<String>) -> Result<
         }
         None => (None, None),
     };
+    for var in STATE_VARS.iter().filter(|v| **v != "MDOPS_STATE_URL") {
+        if let Some(v) = nonempty(var) {
+            crate::redact::register(&v);
+        }
+    }
     // Known to the redactor from now on: before the first request, a script
     // that prints the token file, or a command that echoes it, must not show it.
     if let Some(t) = &token {

@@ -788,3 +788,135 @@ fn aws_without_credentials_stops_the_run_before_anything_is_minted() {
         .run();
     assert!(!env.sim.requests().iter().any(|r| r.method == "POST"));
 }
+
+/// Review findings on the store sinks, each with its test.
+///
+/// A write that landed but reads back differently (a lagging standby) is
+/// undone before the run revokes the new token: the store keeps the old one.
+#[test]
+fn a_write_that_cannot_be_confirmed_is_put_back() {
+    let env = Env::with_seed(SEED);
+    let vault = Vault::start();
+    let old = live(&env, "tenant_a")[0].1.clone();
+    vault.put(
+        "secret",
+        "md/tenant_a",
+        json!({"token": old, "note": "keep"}),
+    );
+    vault.inner.lock().unwrap().stale_reads = true;
+    with_vault(&env, &vault)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=vault",
+            "--arg",
+            "vault_path=md/{account}",
+        ])
+        .status(4)
+        .stdout_has(&[
+            "tenant_a",
+            "failed",
+            "reads back differently",
+            "was put back as it was",
+        ])
+        .any_stderr()
+        .run();
+    vault.inner.lock().unwrap().stale_reads = false;
+    let (data, _) = vault.get("secret", "md/tenant_a").unwrap();
+    assert_eq!(
+        data["token"],
+        old.as_str(),
+        "the store holds the live old token"
+    );
+    assert_eq!(data["note"], "keep");
+    assert_eq!(live(&env, "tenant_a"), [("app".to_string(), old)]);
+}
+
+/// A KV version 1 mount would store the POST as another secret: refused.
+#[test]
+fn a_kv_version_1_mount_is_not_taken_for_version_2() {
+    let env = Env::with_seed(SEED);
+    let vault = Vault::start();
+    vault.inner.lock().unwrap().kv1 = true;
+    with_vault(&env, &vault)
+        .args(["eval", r#"secrets::to_vault("md/x", "v")"#])
+        .status(1)
+        .stderr_has(&["not a KV version 2 secrets engine"])
+        .run();
+}
+
+/// A secret whose latest version was deleted answers 404 with its version:
+/// the write checks against that version, and succeeds.
+#[test]
+fn a_secret_whose_latest_version_was_deleted_can_be_written() {
+    let env = Env::with_seed(SEED);
+    let vault = Vault::start();
+    vault.put("secret", "md/x", json!({"token": "a"}));
+    vault.put("secret", "md/x", json!({"token": "b"}));
+    vault.inner.lock().unwrap().deleted = true;
+    with_vault(&env, &vault)
+        .args(["eval", r#"secrets::to_vault("md/x", "c").sink"#])
+        .stdout("vault:secret/md/x#token\n")
+        .run();
+    assert_eq!(
+        vault.get("secret", "md/x").unwrap(),
+        (json!({"token": "c"}).as_object().unwrap().clone(), 3)
+    );
+}
+
+/// Commands never see the stores' credentials, and output never shows them.
+#[test]
+fn commands_never_inherit_store_credentials() {
+    let env = Env::with_seed(SEED);
+    let out = env
+        .mdops()
+        .env("VAULT_TOKEN", "hvs.vault-token-never-shown-0000")
+        .env("GITHUB_TOKEN", "ghp_github-token-never-shown-000")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret-never-shown-00000000")
+        .args(["eval", r#"let e = sh("env").stdout; [e.contains("VAULT_TOKEN"), e.contains("GITHUB_TOKEN"), e.contains("AWS_SECRET")]"#])
+        .stdout("false\nfalse\nfalse\n")
+        .run();
+    assert!(!out.stdout.contains("never-shown"));
+    // Printed by the script itself, the values are redacted.
+    let out = env
+        .mdops()
+        .env("GITHUB_TOKEN", "ghp_github-token-never-shown-000")
+        .args(["eval", r#"print("ghp_github-token-never-shown-000"); 1"#])
+        .any_stdout()
+        .run();
+    assert!(!out.stdout.contains("never-shown"), "{out:?}");
+}
+
+/// A name one account cannot make blocks that account only.
+#[test]
+fn a_target_one_account_cannot_make_blocks_only_that_account() {
+    let env = Env::with_seed(&format!(
+        "{SEED}[[accounts]]\nusername = \"svc_\"\ntokens = [{{ name = \"app\", age = \"100d\" }}]\n"
+    ));
+    let k8s = K8s::start();
+    with_k8s(&env, &k8s)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a,svc_",
+            "--arg",
+            "sink=k8s",
+            "--arg",
+            "k8s_namespace=apps",
+            "--arg",
+            "k8s_secret={account}",
+        ])
+        .status(4)
+        .stdout_has(&["tenant_a", "rotated", "svc_", "Kubernetes secret name"])
+        .any_stderr()
+        .run();
+    assert_eq!(live(&env, "tenant_a").len(), 1);
+    assert_eq!(
+        k8s.get("apps", "tenant-a").unwrap()["MOTHERDUCK_TOKEN"],
+        live(&env, "tenant_a")[0].1
+    );
+}

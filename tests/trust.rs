@@ -192,7 +192,7 @@ fn an_account_with_two_due_tokens_gets_one_target_per_token() {
     assert!(
         out.stdout
             .contains("svc_ci/ci-build and svc_ci/ci-deploy would both go to file:")
-            && out.stdout.contains("rename one of these tokens"),
+            && out.stdout.contains("put {name} in the sink's template"),
         "{out:?}"
     );
     assert_eq!(

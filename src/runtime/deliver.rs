@@ -300,7 +300,7 @@ impl Runtime {
                     "Vault",
                     self.bridge.handle().clone(),
                     cfg.cacert.as_deref(),
-                    false,
+                    true,
                 )?;
                 Ok(std::sync::Arc::new((cfg, http)))
             })

@@ -159,17 +159,7 @@ impl AwsConfig {
         let raw = nonempty("AWS_ENDPOINT_URL_SECRETS_MANAGER")
             .or_else(|| nonempty("AWS_ENDPOINT_URL"))
             .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
-        let endpoint =
-            url::Url::parse(&raw).map_err(|e| format!("AWS: the endpoint is not a URL: {e}"))?;
-        let loopback = matches!(
-            endpoint.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]")
-        );
-        if endpoint.scheme() != "https" && !(endpoint.scheme() == "http" && loopback) {
-            return Err(
-                "AWS: the endpoint must be https (plain http only on a loopback address)".into(),
-            );
-        }
+        let endpoint = super::http::base_url(&raw, "AWS", "the endpoint (AWS_ENDPOINT_URL)")?;
         crate::redact::register(&secret_key);
         if let Some(t) = &session_token {
             crate::redact::register(t);
@@ -462,7 +452,64 @@ pub fn to_aws(
     if !a.ok() && !created_before {
         return Err(refused(&a, "write", t, cfg));
     }
-    read_back(http, cfg, t, secret, previous, cancelled)
+    match read_back(http, cfg, t, secret, previous, cancelled) {
+        Ok(p) => Ok(p),
+        // Landed but not confirmed: AWSCURRENT goes back to the version it was.
+        Err(e) => Err(format!(
+            "{e}; {}",
+            undo(
+                http,
+                cfg,
+                t,
+                current.as_ref().map(|c| c.1.as_str()),
+                cancelled
+            )
+        )),
+    }
+}
+
+/// Moves AWSCURRENT back to `old_version` (the version before a write that
+/// could not be confirmed), and says what happened.
+fn undo(
+    http: &Http,
+    cfg: &AwsConfig,
+    t: &AwsTarget,
+    old_version: Option<&str>,
+    cancelled: &dyn Fn() -> bool,
+) -> String {
+    let Some(old) = old_version else {
+        return format!(
+            "{} may now hold the new token, which is revoked; it did not exist before",
+            t.label()
+        );
+    };
+    let moved = get(http, cfg, t, "AWSCURRENT", cancelled).and_then(|now| {
+        let Some((_, current)) = now else {
+            return Ok(());
+        };
+        if current == old {
+            return Ok(());
+        }
+        let a = cfg.call(
+            http,
+            "UpdateSecretVersionStage",
+            &json!({"SecretId": t.secret_id, "VersionStage": "AWSCURRENT", "MoveToVersionId": old, "RemoveFromVersionId": current}),
+            cancelled,
+            true,
+        )?;
+        if a.ok() {
+            Ok(())
+        } else {
+            Err(refused(&a, "restore", t, cfg))
+        }
+    });
+    match moved {
+        Ok(()) => format!("AWSCURRENT of {} is the version it was before", t.label()),
+        Err(e) => format!(
+            "{} may hold the new token, which is revoked, and AWSCURRENT could not be moved back ({e}): check it",
+            t.label()
+        ),
+    }
 }
 
 fn read_back(

@@ -94,26 +94,19 @@ impl GithubConfig {
         }
         crate::redact::register(&token);
         let raw = nonempty("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-        let api = url::Url::parse(raw.trim())
-            .map_err(|e| format!("GitHub: GITHUB_API_URL is not a URL: {e}"))?;
-        let loopback = matches!(api.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if api.scheme() != "https" && !(api.scheme() == "http" && loopback) {
-            return Err(
-                "GitHub: GITHUB_API_URL must be https (plain http only on a loopback address)"
-                    .into(),
-            );
-        }
+        let api = super::http::base_url(&raw, "GitHub", "GITHUB_API_URL")?;
         Ok(GithubConfig {
             api,
             token: SecretString::new(token),
         })
     }
 
+    /// GitHub compares repository and secret names case-blind: so does this.
     pub fn identity(&self, t: &GithubTarget) -> String {
         format!(
-            "{}{}",
+            "github:{}/{}",
             self.api.as_str().trim_end_matches('/'),
-            t.label().trim_start_matches("github:")
+            t.label().trim_start_matches("github:").to_lowercase()
         )
     }
 
@@ -242,16 +235,24 @@ pub fn to_github(
     if !matches!(a.status, 201 | 204) {
         return Err(refused(a.status, &a.message(), "write", t));
     }
-    let after = updated_at(http, cfg, t, cancelled)?;
+    // The PUT was accepted: whatever goes wrong from here, the secret may
+    // hold the new token, and GitHub cannot give the old one back.
+    let landed = |e: String| {
+        format!(
+            "{e}; the PUT was accepted, so {} may hold the new token, which is revoked: GitHub cannot give the old one back (the old token is still live: store it again by hand)",
+            t.label()
+        )
+    };
+    let after = updated_at(http, cfg, t, cancelled).map_err(landed)?;
     match (&before, &after) {
-        (_, None) => Err(format!(
+        (_, None) => Err(landed(format!(
             "GitHub: {} does not exist after the write",
             t.label()
-        )),
-        (Some(b), Some(a)) if a <= b => Err(format!(
-            "GitHub: {} was not updated (updated_at is still {b})",
+        ))),
+        (Some(b), Some(a)) if a < b => Err(landed(format!(
+            "GitHub: {} was not updated (updated_at went back to {a})",
             t.label()
-        )),
+        ))),
         _ => Ok(None),
     }
 }

@@ -23,10 +23,15 @@ pub struct Http {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The body was longer than [`MAX_BODY`] and was cut.
+    pub cut: bool,
 }
 
 impl Answer {
     pub fn json(&self) -> Result<serde_json::Value, String> {
+        if self.cut {
+            return Err(format!("an answer larger than {} MB", MAX_BODY >> 20));
+        }
         serde_json::from_slice(&self.body).map_err(|e| format!("an answer that is not JSON ({e})"))
     }
 
@@ -34,14 +39,50 @@ impl Answer {
         (200..300).contains(&self.status)
     }
 
-    /// The store's own words for an error, cleaned of secrets and control
-    /// characters, shortened.
+    /// The store's own words for an error: only the fields stores use for
+    /// them (`errors`, `message`, `reason`), never the rest of the body (a
+    /// server that echoes the request would show the secret, encoded or
+    /// not), cleaned of secrets and control characters, shortened.
     pub fn message(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let text = crate::redact::cleaned(text.trim());
+        let doc: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(errors) = doc["errors"].as_array() {
+            parts.extend(errors.iter().filter_map(|e| e.as_str().map(String::from)));
+        }
+        for key in ["message", "Message", "reason"] {
+            if let Some(m) = doc[key].as_str() {
+                parts.push(m.to_string());
+            }
+        }
+        if parts.is_empty() {
+            return "(no message)".into();
+        }
+        let text = crate::redact::cleaned(parts.join("; ").trim());
         let text: String = text.chars().take(300).collect();
         crate::output::escape(&text).into_owned()
     }
+}
+
+/// A store's base URL: https (plain http only on loopback), no credentials,
+/// no query or fragment (they would break every path built on it).
+pub fn base_url(raw: &str, store: &str, var: &str) -> Result<url::Url, String> {
+    let url =
+        url::Url::parse(raw.trim()).map_err(|e| format!("{store}: {var} is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(format!(
+            "{store}: {var} must be https (plain http only on a loopback address): credentials and secrets would travel in clear"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{store}: {var} must not carry credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{store}: {var} must not have a ?query or #fragment"
+        ));
+    }
+    Ok(url)
 }
 
 impl Http {
@@ -108,18 +149,34 @@ impl Http {
                 std::thread::sleep(Duration::from_millis(100 * (1 << attempt)));
             }
             let request = make(&self.client);
-            let result = self.handle.block_on(async move {
+            let exchange = async move {
                 let mut response = request.send().await?;
                 let status = response.status().as_u16();
                 let mut body = Vec::new();
+                let mut cut = false;
                 while let Some(chunk) = response.chunk().await? {
                     if body.len() + chunk.len() > MAX_BODY {
+                        cut = true;
                         break;
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok::<_, reqwest::Error>(Answer { status, body })
+                Ok::<_, reqwest::Error>(Answer { status, body, cut })
+            };
+            // Ctrl-C and SIGTERM stop waiting within a tenth of a second.
+            let result = self.handle.block_on(async {
+                tokio::select! {
+                    r = exchange => Some(r),
+                    _ = async {
+                        while !cancelled() {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    } => None,
+                }
             });
+            let Some(result) = result else {
+                return Err(format!("{}: {what}: interrupted", self.store));
+            };
             match result {
                 Ok(a) if retry && (a.status == 429 || a.status >= 500) => {
                     last = format!("{} {}", a.status, a.message());
@@ -188,4 +245,48 @@ pub fn path(s: &str, what: &str) -> Result<String, String> {
         .map(|seg| segment(seg, what))
         .collect::<Result<Vec<_>, _>>()
         .map(|v| v.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_come_from_the_error_fields_only() {
+        let echo = Answer {
+            status: 500,
+            body:
+                br#"{"message":"internal error","request":{"data":{"TOKEN":"c2VjcmV0LXRva2Vu"}}}"#
+                    .to_vec(),
+            cut: false,
+        };
+        assert_eq!(echo.message(), "internal error");
+        let vault = Answer {
+            status: 400,
+            body: br#"{"errors":["check-and-set parameter did not match the current version"]}"#
+                .to_vec(),
+            cut: false,
+        };
+        assert!(vault.message().contains("check-and-set"));
+        let html = Answer {
+            status: 502,
+            body: b"<html>secret-value-echoed</html>".to_vec(),
+            cut: false,
+        };
+        assert_eq!(html.message(), "(no message)");
+        let big = Answer {
+            status: 200,
+            body: b"{".to_vec(),
+            cut: true,
+        };
+        assert!(big.json().unwrap_err().contains("larger than 1 MB"));
+        assert!(
+            base_url("https://v.example.com/?x=1", "Vault", "VAULT_ADDR")
+                .unwrap_err()
+                .contains("?query")
+        );
+        assert!(base_url("http://v.example.com", "Vault", "VAULT_ADDR")
+            .unwrap_err()
+            .contains("must be https"));
+    }
 }

@@ -119,15 +119,7 @@ impl K8sConfig {
                     .into(),
             );
         };
-        let server = url::Url::parse(server.trim())
-            .map_err(|e| format!("Kubernetes: the API server address is not a URL: {e}"))?;
-        let loopback = matches!(server.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if server.scheme() != "https" && !(server.scheme() == "http" && loopback) {
-            return Err(
-                "Kubernetes: the API server must be https (plain http only on a loopback address)"
-                    .into(),
-            );
-        }
+        let server = super::http::base_url(&server, "Kubernetes", "the API server address")?;
         let token = std::fs::read_to_string(&token_file).map_err(|e| {
             format!(
                 "Kubernetes: cannot read the token file {}: {e}",
@@ -253,6 +245,8 @@ pub fn to_k8s(
 ) -> Result<Option<SecretString>, String> {
     t.check()?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(secret.expose());
+    // A server that echoes a request would show the secret in this form.
+    crate::redact::register(&encoded);
     let current = read(http, cfg, t, cancelled)?;
     let previous = match &current {
         Some(s) => value_of(s, &t.key)?.map(SecretString::new),
@@ -293,35 +287,93 @@ pub fn to_k8s(
     if !answer.ok() && answer.status != 409 {
         return Err(refused(answer.status, &answer.message(), "write", t));
     }
-    let now = read(http, cfg, t, cancelled)?
-        .ok_or_else(|| format!("Kubernetes: {} is gone after the write", t.label()))?;
-    if value_of(&now, &t.key)?.as_deref() != Some(secret.expose()) {
-        return Err(if answer.ok() {
-            format!(
-                "Kubernetes: {} reads back differently after the write",
-                t.label()
-            )
-        } else {
-            format!("Kubernetes: {} changed while mdops wrote it (409 conflict): nothing written; try again", t.label())
-        });
-    }
-    if let Some(before) = &current {
-        let kept = before["data"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| *k != &t.key)
-                    .all(|(k, v)| &now["data"][k] == v)
-            })
-            .unwrap_or(true);
-        if !kept {
-            return Err(format!(
-                "Kubernetes: {}: another key changed while mdops wrote it",
-                t.label()
-            ));
+    let confirmed = read(http, cfg, t, cancelled).and_then(|now| {
+        let now =
+            now.ok_or_else(|| format!("Kubernetes: {} is gone after the write", t.label()))?;
+        if value_of(&now, &t.key)?.as_deref() != Some(secret.expose()) {
+            return Err(if answer.ok() {
+                format!("Kubernetes: {} reads back differently after the write", t.label())
+            } else {
+                format!(
+                    "Kubernetes: {} changed while mdops wrote it (409 conflict): nothing written; try again",
+                    t.label()
+                )
+            });
         }
+        if let Some(before) = &current {
+            let kept = before["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| *k != &t.key)
+                        .all(|(k, v)| &now["data"][k] == v)
+                })
+                .unwrap_or(true);
+            if !kept {
+                return Err(format!(
+                    "Kubernetes: {}: another key changed while mdops wrote it",
+                    t.label()
+                ));
+            }
+        }
+        Ok(())
+    });
+    match confirmed {
+        Ok(()) => Ok(previous),
+        // Landed but not confirmed: never leave the key holding a token that
+        // is about to be revoked without trying to put the old one back.
+        Err(e) if answer.ok() => {
+            let outcome = match &previous {
+                None => format!(
+                    "{} may now hold the new token, which is revoked; it held none before",
+                    t.label()
+                ),
+                Some(p) => match restore(http, cfg, t, p, secret, cancelled) {
+                    Ok(()) => format!("the previous value of {} was put back", t.label()),
+                    Err(r) => format!(
+                        "{} may hold the new token, which is revoked, and the previous value could not be put back ({r}): check it",
+                        t.label()
+                    ),
+                },
+            };
+            Err(format!("{e}; {outcome}"))
+        }
+        Err(e) => Err(e),
     }
-    Ok(previous)
+}
+
+/// Patches the key back to `previous` if it still holds `secret`.
+fn restore(
+    http: &Http,
+    cfg: &K8sConfig,
+    t: &K8sTarget,
+    previous: &SecretString,
+    secret: &SecretString,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let Some(now) = read(http, cfg, t, cancelled)? else {
+        return Ok(());
+    };
+    if value_of(&now, &t.key)?.as_deref() != Some(secret.expose()) {
+        return Ok(());
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(previous.expose());
+    crate::redact::register(&encoded);
+    let patch = json!({
+        "metadata": {"resourceVersion": now["metadata"]["resourceVersion"]},
+        "data": {t.key.clone(): encoded},
+    });
+    let url = cfg.secret_url(t)?;
+    let a = http.send("patch", true, cancelled, &|c| {
+        cfg.auth(c.patch(&url))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(patch.to_string())
+    })?;
+    if a.ok() {
+        Ok(())
+    } else {
+        Err(refused(a.status, &a.message(), "write", t))
+    }
 }
 
 #[cfg(test)]

@@ -68,18 +68,7 @@ impl VaultConfig {
         let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let raw = nonempty("VAULT_ADDR")
             .ok_or("Vault: VAULT_ADDR is not set (e.g. https://vault.example.com:8200)")?;
-        let addr = url::Url::parse(raw.trim())
-            .map_err(|e| format!("Vault: VAULT_ADDR is not a URL: {e}"))?;
-        let loopback = matches!(addr.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if addr.scheme() != "https" && !(addr.scheme() == "http" && loopback) {
-            return Err(
-                "Vault: VAULT_ADDR must be https (plain http only on a loopback address): the token and the secret would travel in clear"
-                    .into(),
-            );
-        }
-        if !addr.username().is_empty() || addr.password().is_some() {
-            return Err("Vault: VAULT_ADDR must not carry credentials".into());
-        }
+        let addr = super::http::base_url(&raw, "Vault", "VAULT_ADDR")?;
         let token = match nonempty("VAULT_TOKEN") {
             Some(t) => t.trim().to_string(),
             None => {
@@ -143,13 +132,22 @@ fn read(
 ) -> Result<(Map<String, Value>, u64), String> {
     let a = http.send("read", true, cancelled, &|c| headers(c.get(url), cfg))?;
     match a.status {
-        404 => Ok((Map::new(), 0)),
+        // Absent, or its latest version deleted or destroyed: Vault then
+        // answers 404 with that version's metadata, and the next write must
+        // check against it.
+        404 => {
+            let doc = a.json().unwrap_or_default();
+            Ok((
+                Map::new(),
+                doc["data"]["metadata"]["version"].as_u64().unwrap_or(0),
+            ))
+        }
         200 => {
             let doc = a.json().map_err(|e| format!("Vault: read: {e}"))?;
+            let version = doc["data"]["metadata"]["version"].as_u64().ok_or(
+                "Vault: the answer has no version: is the mount a KV version 2 secrets engine? (mdops writes KV v2 only)",
+            )?;
             let data = doc["data"]["data"].as_object().cloned().unwrap_or_default();
-            let version = doc["data"]["metadata"]["version"].as_u64().unwrap_or(0);
-            // A deleted or destroyed latest version reads as data null: the
-            // next write must still check against its version.
             Ok((data, version))
         }
         s => Err(refused(s, &a.message(), "read")),
@@ -231,38 +229,94 @@ pub fn to_vault(
     let a = http.send("write", true, cancelled, &|c| {
         headers(c.post(&url), cfg).json(&body)
     })?;
-    if !a.ok() {
+    // The version this write made (a KV v2 answer carries it).
+    let written = a.json().ok().and_then(|d| d["data"]["version"].as_u64());
+    if a.ok() {
+        // A KV v1 mount would take this POST too, as another secret named
+        // `data/...`: only a KV v2 answer carries the new version.
+        if written.is_none() {
+            return Err(format!(
+                "Vault: the write answer has no version: mount {} is not a KV version 2 secrets engine (mdops writes KV v2 only); \
+                 a secret named data/{} may now exist in it",
+                t.mount,
+                t.path.trim_matches('/')
+            ));
+        }
+    } else {
         let cas_mismatch = a.status == 400 && a.message().contains("check-and-set");
         if !cas_mismatch {
             return Err(refused(a.status, &a.message(), "write"));
         }
     }
     // Read back: the field holds the secret, the other fields are as they were.
-    let (now, _) = read(http, cfg, &url, cancelled)?;
-    if now.get(&t.field).and_then(Value::as_str) != Some(secret.expose()) {
-        return Err(if a.ok() {
-            format!(
-                "Vault: {} reads back differently after the write",
-                t.label()
-            )
-        } else {
-            format!(
-                "Vault: {} changed while mdops wrote it (check-and-set failed): nothing written; try again",
-                t.label()
-            )
-        });
+    let confirmed = read(http, cfg, &url, cancelled).and_then(|(now, _)| {
+        if now.get(&t.field).and_then(Value::as_str) != Some(secret.expose()) {
+            return Err(if a.ok() {
+                format!("Vault: {} reads back differently after the write", t.label())
+            } else {
+                format!(
+                    "Vault: {} changed while mdops wrote it (check-and-set failed): nothing written; try again",
+                    t.label()
+                )
+            });
+        }
+        let kept = before
+            .iter()
+            .filter(|(k, _)| *k != &t.field)
+            .all(|(k, v)| now.get(k) == Some(v));
+        if !kept {
+            return Err(format!("Vault: {}: another field changed while mdops wrote it", t.label()));
+        }
+        Ok(())
+    });
+    match confirmed {
+        Ok(()) => Ok(previous),
+        // The write landed but could not be confirmed: the field must not be
+        // left holding a token that is about to be revoked.
+        Err(e) if a.ok() => Err(format!(
+            "{e}; {}",
+            put_back(http, cfg, t, &url, &before, written, cancelled)
+        )),
+        Err(e) => Err(e),
     }
-    let kept = before
-        .iter()
-        .filter(|(k, _)| *k != &t.field)
-        .all(|(k, v)| now.get(k) == Some(v));
-    if !kept {
-        return Err(format!(
-            "Vault: {}: another field changed while mdops wrote it",
+}
+
+/// After a write that landed but could not be confirmed: the field's
+/// the data as it was before is written back as a new version, checked
+/// against the version this write made (so nobody's later change is undone,
+/// and a lagging read cannot mislead it), and the outcome is said.
+fn put_back(
+    http: &Http,
+    cfg: &VaultConfig,
+    t: &VaultTarget,
+    url: &str,
+    before: &Map<String, Value>,
+    written: Option<u64>,
+    cancelled: &dyn Fn() -> bool,
+) -> String {
+    let restored = match written {
+        None => Err("the write's version is unknown".to_string()),
+        Some(version) => {
+            let body = json!({"data": before, "options": {"cas": version}});
+            http.send("write", true, cancelled, &|c| {
+                headers(c.post(url), cfg).json(&body)
+            })
+            .and_then(|a| {
+                if a.ok() {
+                    Ok(())
+                } else {
+                    Err(refused(a.status, &a.message(), "write"))
+                }
+            })
+        }
+    };
+    match restored {
+        Ok(()) => format!("{} was put back as it was", t.label()),
+        Err(e) => format!(
+            "{} may hold the new token, which is revoked, and could not be put back ({e}): check it",
             t.label()
-        ));
+        ),
     }
-    Ok(previous)
 }
 
 #[cfg(test)]

@@ -33,6 +33,13 @@ pub struct Inner {
     pub seen: Vec<Seen>,
     /// Answer writes with 500 (a store that is down).
     pub fail_writes: bool,
+    /// Reads after a write answer the version before it (a lagging standby).
+    pub stale_reads: bool,
+    /// Behave as a KV version 1 mount: writes answer 204 without a version,
+    /// reads have no metadata.
+    pub kv1: bool,
+    /// The latest version is deleted: reads answer 404 with its metadata.
+    pub deleted: bool,
 }
 
 pub struct Vault {
@@ -129,7 +136,24 @@ async fn read(
     if !authorized(&headers) {
         return errors(StatusCode::FORBIDDEN, "permission denied");
     }
+    let stale = inner.stale_reads;
+    let deleted = inner.deleted;
+    if inner.kv1 {
+        return match inner.secrets.get(&(mount, path)) {
+            Some(v) if !v.is_empty() => Json(json!({"data": v.last().unwrap()})).into_response(),
+            _ => (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response(),
+        };
+    }
     match inner.secrets.get(&(mount, path)) {
+        Some(v) if deleted && !v.is_empty() => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"data": {"data": null, "metadata": {"version": v.len(), "deletion_time": "2026-01-01T00:00:00Z", "destroyed": false}}})),
+        )
+            .into_response(),
+        Some(v) if stale && v.len() > 1 => Json(json!({
+            "data": {"data": v[v.len() - 2], "metadata": {"version": v.len() - 1}}
+        }))
+        .into_response(),
         Some(v) if !v.is_empty() => Json(json!({
             "data": {"data": v.last().unwrap(), "metadata": {"version": v.len(), "deletion_time": "", "destroyed": false}}
         }))
@@ -158,6 +182,10 @@ async fn write(
     let Some(data) = doc["data"].as_object().cloned() else {
         return errors(StatusCode::BAD_REQUEST, "no data provided");
     };
+    if inner.kv1 {
+        inner.secrets.entry((mount, path)).or_default().push(data);
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let versions = inner.secrets.entry((mount, path)).or_default();
     if let Some(cas) = cas {
         if cas != versions.len() as u64 {
@@ -168,6 +196,8 @@ async fn write(
         }
     }
     versions.push(data);
-    Json(json!({"data": {"version": versions.len(), "deletion_time": "", "destroyed": false}}))
+    let version = versions.len();
+    inner.deleted = false;
+    Json(json!({"data": {"version": version, "deletion_time": "", "destroyed": false}}))
         .into_response()
 }
