@@ -920,3 +920,58 @@ fn a_target_one_account_cannot_make_blocks_only_that_account() {
         live(&env, "tenant_a")[0].1
     );
 }
+
+/// provision-account takes the same store sinks: a new account's first
+/// token goes straight into Vault, and running it again changes nothing.
+#[test]
+fn provisioning_delivers_the_first_token_into_a_store() {
+    let env = Env::with_seed(SEED);
+    let vault = Vault::start();
+    let provision = || {
+        with_vault(&env, &vault).args([
+            "run",
+            "provision-account",
+            "--arg",
+            "account=tenant_new",
+            "--arg",
+            "sink=vault",
+            "--arg",
+            "vault_path=md/{account}",
+        ])
+    };
+    provision().stdout_has(&["tenant_new"]).any_stderr().run();
+    let tokens = live(&env, "tenant_new");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let (data, versions) = vault.get("secret", "md/tenant_new").unwrap();
+    assert_eq!(data["token"], tokens[0].1.as_str());
+    provision().stdout_has(&["tenant_new"]).any_stderr().run();
+    assert_eq!(live(&env, "tenant_new").len(), 1, "nothing new minted");
+    assert_eq!(
+        vault.get("secret", "md/tenant_new").unwrap().1,
+        versions,
+        "nothing written"
+    );
+}
+
+/// GitHub's secondary rate limit (403 with Retry-After) is waited out, not
+/// taken for missing rights.
+#[test]
+fn a_rate_limited_store_is_waited_out() {
+    let env = Env::with_seed(SEED);
+    let gh = Github::start();
+    gh.inner.lock().unwrap().throttle_next_put = true;
+    let started = std::time::Instant::now();
+    with_github(&env, &gh)
+        .args([
+            "eval",
+            r#"secrets::to_github("acme/app", "MD_TOKEN", "v").sink"#,
+        ])
+        .stdout("github:acme/app#MD_TOKEN\n")
+        .run();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    assert_eq!(gh.seen().iter().filter(|s| s.0 == "PUT").count(), 2);
+    assert_eq!(gh.value("acme/app", "", "MD_TOKEN").as_deref(), Some("v"));
+}

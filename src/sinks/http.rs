@@ -25,6 +25,9 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// The body was longer than [`MAX_BODY`] and was cut.
     pub cut: bool,
+    /// The server asked to slow down (429; 403 or 400 saying so, as GitHub's
+    /// and AWS's rate limits do), and how long to wait if it said.
+    pub throttled: Option<Option<Duration>>,
 }
 
 impl Answer {
@@ -141,17 +144,41 @@ impl Http {
             return Err("internal error: a store request ran on a runtime thread".into());
         }
         let mut last = String::new();
+        let mut wait: Option<Duration> = None;
         for attempt in 0..ATTEMPTS {
             if cancelled() {
                 return Err(format!("{}: {what}: interrupted", self.store));
             }
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 * (1 << attempt)));
+                // The server's Retry-After (at most 30 s), else a short backoff;
+                // slept in slices so that Ctrl-C is not kept waiting.
+                let pause = wait
+                    .take()
+                    .unwrap_or(Duration::from_millis(100 * (1 << attempt)))
+                    .min(Duration::from_secs(30));
+                let until = std::time::Instant::now() + pause;
+                while std::time::Instant::now() < until && !cancelled() {
+                    std::thread::sleep(Duration::from_millis(50).min(pause));
+                }
             }
             let request = make(&self.client);
             let exchange = async move {
                 let mut response = request.send().await?;
                 let status = response.status().as_u16();
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let retry_after = header("retry-after")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let limited = status == 429
+                    || status == 403
+                        && (retry_after.is_some()
+                            || header("x-ratelimit-remaining").as_deref() == Some("0"));
                 let mut body = Vec::new();
                 let mut cut = false;
                 while let Some(chunk) = response.chunk().await? {
@@ -161,7 +188,17 @@ impl Http {
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok::<_, reqwest::Error>(Answer { status, body, cut })
+                // AWS says "slow down" with a 400 and the exception's name.
+                let aws_throttle = status == 400
+                    && String::from_utf8_lossy(&body[..body.len().min(512)])
+                        .contains("ThrottlingException");
+                let throttled = (limited || aws_throttle).then_some(retry_after);
+                Ok::<_, reqwest::Error>(Answer {
+                    status,
+                    body,
+                    cut,
+                    throttled,
+                })
             };
             // Ctrl-C and SIGTERM stop waiting within a tenth of a second.
             let result = self.handle.block_on(async {
@@ -178,7 +215,8 @@ impl Http {
                 return Err(format!("{}: {what}: interrupted", self.store));
             };
             match result {
-                Ok(a) if retry && (a.status == 429 || a.status >= 500) => {
+                Ok(a) if retry && (a.throttled.is_some() || a.status >= 500) => {
+                    wait = a.throttled.flatten();
                     last = format!("{} {}", a.status, a.message());
                 }
                 Ok(a) => return Ok(a),
@@ -259,6 +297,7 @@ mod tests {
                 br#"{"message":"internal error","request":{"data":{"TOKEN":"c2VjcmV0LXRva2Vu"}}}"#
                     .to_vec(),
             cut: false,
+            throttled: None,
         };
         assert_eq!(echo.message(), "internal error");
         let vault = Answer {
@@ -266,18 +305,21 @@ mod tests {
             body: br#"{"errors":["check-and-set parameter did not match the current version"]}"#
                 .to_vec(),
             cut: false,
+            throttled: None,
         };
         assert!(vault.message().contains("check-and-set"));
         let html = Answer {
             status: 502,
             body: b"<html>secret-value-echoed</html>".to_vec(),
             cut: false,
+            throttled: None,
         };
         assert_eq!(html.message(), "(no message)");
         let big = Answer {
             status: 200,
             body: b"{".to_vec(),
             cut: true,
+            throttled: None,
         };
         assert!(big.json().unwrap_err().contains("larger than 1 MB"));
         assert!(

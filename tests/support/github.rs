@@ -24,6 +24,8 @@ pub struct Inner {
     pub secrets: HashMap<(String, String, String), (String, String)>,
     pub seen: Vec<(String, String)>,
     clock: i64,
+    /// Answer the next PUT with GitHub's secondary rate limit (403, Retry-After: 1).
+    pub throttle_next_put: bool,
 }
 
 pub struct Github {
@@ -38,6 +40,7 @@ impl Github {
             secrets: HashMap::new(),
             seen: Vec::new(),
             clock: 1_700_000_000,
+            throttle_next_put: false,
         }));
         let app = Router::new()
             .route(
@@ -142,6 +145,14 @@ fn put(s: Shared, id: (String, String, String), headers: HeaderMap, body: Bytes)
         &headers,
     ) {
         return unauthorized();
+    }
+    if std::mem::take(&mut inner.throttle_next_put) {
+        return (
+            StatusCode::FORBIDDEN,
+            [("retry-after", "1")],
+            Json(json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})),
+        )
+            .into_response();
     }
     let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if doc["key_id"] != KEY_ID {
