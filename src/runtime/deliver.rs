@@ -27,33 +27,10 @@ pub enum Target {
     Aws(crate::sinks::aws::AwsTarget),
 }
 
-/// The secret stores' configuration and clients, made on first use.
-#[derive(Default)]
-pub struct Stores {
-    vault: std::sync::OnceLock<Result<std::sync::Arc<(VaultConfig, Http)>, String>>,
-    k8s: std::sync::OnceLock<Result<std::sync::Arc<(K8sConfig, Http)>, String>>,
-    github: std::sync::OnceLock<Result<std::sync::Arc<(GithubConfig, Http)>, String>>,
-    aws: std::sync::OnceLock<Result<std::sync::Arc<(AwsConfig, Http)>, String>>,
-}
-
+use super::stores::{process_env, vault_env};
 use crate::sinks::aws::AwsConfig;
-
 use crate::sinks::github::GithubConfig;
 use crate::sinks::k8s::K8sConfig;
-
-fn process_env(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
-use crate::sinks::http::Http;
-use crate::sinks::vault::VaultConfig;
-
-fn vault_env() -> Result<VaultConfig, String> {
-    VaultConfig::from_env(
-        &|k| std::env::var(k).ok(),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
-}
 
 impl Target {
     /// How the journal and messages name it: `file:PATH`, `env-file:PATH#KEY`, `command:CMD`.
@@ -288,63 +265,6 @@ impl Runtime {
             crate::output::escape(&owner_group),
             crate::output::escape(&token_id)
         )))
-    }
-
-    /// The Vault client of this run (configuration read once).
-    fn vault(&self) -> Result<std::sync::Arc<(VaultConfig, Http)>, String> {
-        self.stores
-            .vault
-            .get_or_init(|| {
-                let cfg = vault_env()?;
-                let http = Http::new(
-                    "Vault",
-                    self.bridge.handle().clone(),
-                    cfg.cacert.as_deref(),
-                    true,
-                )?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
-    }
-
-    fn k8s(&self) -> Result<std::sync::Arc<(K8sConfig, Http)>, String> {
-        self.stores
-            .k8s
-            .get_or_init(|| {
-                let cfg = K8sConfig::from_env(&process_env)?;
-                // A cluster's CA is the only one its API server's certificate needs.
-                let http = Http::new(
-                    "Kubernetes",
-                    self.bridge.handle().clone(),
-                    cfg.ca.as_deref(),
-                    true,
-                )?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
-    }
-
-    fn aws(&self) -> Result<std::sync::Arc<(AwsConfig, Http)>, String> {
-        self.stores
-            .aws
-            .get_or_init(|| {
-                let cfg = AwsConfig::from_env(&process_env)?;
-                let ca = std::env::var_os("AWS_CA_BUNDLE").map(PathBuf::from);
-                let http = Http::new("AWS", self.bridge.handle().clone(), ca.as_deref(), false)?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
-    }
-
-    fn github(&self) -> Result<std::sync::Arc<(GithubConfig, Http)>, String> {
-        self.stores
-            .github
-            .get_or_init(|| {
-                let cfg = GithubConfig::from_env(&process_env)?;
-                let http = Http::new("GitHub", self.bridge.handle().clone(), None, false)?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
     }
 
     /// Whether a target can take a secret now, as far as can be told without

@@ -21,6 +21,7 @@ pub mod reads;
 pub mod reconcile;
 pub mod select;
 pub mod short_lived;
+mod stores;
 pub mod writes;
 
 pub use bridge::Bridge;
@@ -204,7 +205,7 @@ pub struct Runtime {
     /// Validated values of the script's declared parameters.
     params: Mutex<Option<Value>>,
     /// Secret stores' clients, made on first use.
-    stores: deliver::Stores,
+    stores: stores::Stores,
 }
 
 impl Runtime {
@@ -235,7 +236,7 @@ impl Runtime {
             ledger: ledger::Ledger::new(),
             overlay,
             params: Mutex::new(None),
-            stores: deliver::Stores::default(),
+            stores: stores::Stores::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod errors;
+mod faults;
 pub mod seed;
 pub mod server;
 pub mod state;

@@ -16,6 +16,7 @@ pub mod pool;
 pub mod process;
 pub mod secret;
 pub mod secrets;
+mod targets;
 pub mod text;
 pub mod time;
 pub mod tokens;
