@@ -975,3 +975,80 @@ fn a_rate_limited_store_is_waited_out() {
     assert_eq!(gh.seen().iter().filter(|s| s.0 == "PUT").count(), 2);
     assert_eq!(gh.value("acme/app", "", "MD_TOKEN").as_deref(), Some("v"));
 }
+
+/// Killed (SIGKILL) while the store write is in flight: the write landed,
+/// its answer never came. The token is journaled as being delivered before
+/// the write, so the next run does not revoke it as one nobody received; it
+/// replaces it with a verified successor, and the store ends with that.
+#[cfg(unix)]
+#[test]
+fn a_run_killed_mid_store_write_is_finished_by_the_next() {
+    let env = Env::with_seed(SEED);
+    let vault = Vault::start();
+    let old = live(&env, "tenant_a")[0].1.clone();
+    vault.put("secret", "md/tenant_a", json!({"token": old}));
+    vault.inner.lock().unwrap().hang_writes = true;
+    let mut first = with_vault(&env, &vault);
+    first
+        .cmd
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=vault",
+            "--arg",
+            "vault_path=md/{account}",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = first.cmd.spawn().unwrap();
+    crate::support::wait_until(
+        "the store write",
+        std::time::Duration::from_secs(30),
+        || {
+            vault
+                .get("secret", "md/tenant_a")
+                .is_some_and(|(_, n)| n == 2)
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    vault.inner.lock().unwrap().hang_writes = false;
+    let landed = vault.get("secret", "md/tenant_a").unwrap().0["token"].clone();
+    assert_ne!(landed, old.as_str(), "the new token is in the store");
+    // Settling the dead run does not revoke what may be in a target.
+    with_vault(&env, &vault)
+        .args(["journal", "resolve"])
+        .stdout("(none)\n")
+        .run();
+    assert!(
+        live(&env, "tenant_a")
+            .iter()
+            .any(|t| Some(t.1.as_str()) == landed.as_str()),
+        "the token in the store is still live"
+    );
+    // The next rotation replaces it with a verified successor: one live
+    // token, the one the store holds.
+    with_vault(&env, &vault)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=vault",
+            "--arg",
+            "vault_path=md/{account}",
+        ])
+        .any_stdout()
+        .any_stderr()
+        .run();
+    let tokens = live(&env, "tenant_a");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(
+        vault.get("secret", "md/tenant_a").unwrap().0["token"],
+        tokens[0].1.as_str()
+    );
+}

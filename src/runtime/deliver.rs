@@ -145,6 +145,11 @@ impl Runtime {
         let minted = self.ledger.minted_by_secret(secret);
         if let Some((username, _, name)) = &minted {
             self.check_owner(&identity, &label, username, &group_of(name.as_deref()))?;
+            // Journal before the write: see `Store::journal_delivering`.
+            let store = self.store()?;
+            store
+                .journal_delivering(&store.fingerprint(secret))
+                .map_err(Error::state)?;
         }
         let cancelled = || self.bridge.is_cancelled();
         let wait = crate::sinks::Wait {
@@ -172,7 +177,16 @@ impl Runtime {
                 crate::sinks::aws::to_aws(&v.1, &v.0, t, secret, token_id, &cancelled)
             }),
         }
-        .map_err(Error::Sink)?;
+        .map_err(|e| {
+            // Nothing landed (as far as the sink can tell): the journal must
+            // not say it was delivered.
+            if minted.is_some() {
+                if let Ok(store) = self.store() {
+                    let _ = store.journal_not_delivered(&store.fingerprint(secret));
+                }
+            }
+            Error::Sink(e)
+        })?;
         #[cfg(unix)]
         if let Target::File { path, .. } | Target::EnvFile { path, .. } = target {
             use std::os::unix::fs::PermissionsExt;

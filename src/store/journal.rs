@@ -163,6 +163,33 @@ impl Store {
         )?)
     }
 
+    /// Records, before a sink is written, that the token is being delivered:
+    /// a run killed while the write is in flight (a store's answer pending)
+    /// leaves a token that may be in its target, so the next run must treat
+    /// it as delivered, to be replaced by a verified successor, never revoke
+    /// it as one nobody received.
+    pub fn journal_delivering(&self, fingerprint: &str) -> Result<()> {
+        self.conn().exec(
+            &Sql::same(
+                "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?2) WHERE fingerprint = ?1",
+            ),
+            p![fingerprint, &now()],
+        )?;
+        Ok(())
+    }
+
+    /// The delivery announced by [`Store::journal_delivering`] failed, and
+    /// the token was delivered nowhere before.
+    pub fn journal_not_delivered(&self, fingerprint: &str) -> Result<()> {
+        self.conn().exec(
+            &Sql::same(
+                "UPDATE token_journal SET delivered_at = NULL WHERE fingerprint = ?1 AND sink IS NULL",
+            ),
+            p![fingerprint],
+        )?;
+        Ok(())
+    }
+
     /// Records a delivery; returns the token it was for, if mdops minted it.
     pub fn journal_delivered(&self, fingerprint: &str, sink: &str) -> Result<Option<JournalEntry>> {
         self.conn().exec(

@@ -40,6 +40,9 @@ pub struct Inner {
     pub kv1: bool,
     /// The latest version is deleted: reads answer 404 with its metadata.
     pub deleted: bool,
+    /// Store writes, then keep the answer back for a minute (an answer lost
+    /// in flight).
+    pub hang_writes: bool,
 }
 
 pub struct Vault {
@@ -168,36 +171,59 @@ async fn write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let text = String::from_utf8_lossy(&body).to_string();
+    let (answer, hang) = store(&s, mount, path, &headers, &body);
+    if hang {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+    answer
+}
+
+fn store(
+    s: &Shared,
+    mount: String,
+    path: String,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Response, bool) {
+    let text = String::from_utf8_lossy(body).to_string();
     let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let cas = doc["options"]["cas"].as_u64();
     let mut inner = s.lock().unwrap();
-    log(&mut inner, "POST", &mount, &path, &headers, cas, &text);
-    if !authorized(&headers) {
-        return errors(StatusCode::FORBIDDEN, "permission denied");
+    log(&mut inner, "POST", &mount, &path, headers, cas, &text);
+    if !authorized(headers) {
+        return (errors(StatusCode::FORBIDDEN, "permission denied"), false);
     }
     if inner.fail_writes {
-        return errors(StatusCode::INTERNAL_SERVER_ERROR, "storage unavailable");
+        return (
+            errors(StatusCode::INTERNAL_SERVER_ERROR, "storage unavailable"),
+            false,
+        );
     }
     let Some(data) = doc["data"].as_object().cloned() else {
-        return errors(StatusCode::BAD_REQUEST, "no data provided");
+        return (errors(StatusCode::BAD_REQUEST, "no data provided"), false);
     };
     if inner.kv1 {
         inner.secrets.entry((mount, path)).or_default().push(data);
-        return StatusCode::NO_CONTENT.into_response();
+        return (StatusCode::NO_CONTENT.into_response(), false);
     }
     let versions = inner.secrets.entry((mount, path)).or_default();
     if let Some(cas) = cas {
         if cas != versions.len() as u64 {
-            return errors(
-                StatusCode::BAD_REQUEST,
-                "check-and-set parameter did not match the current version",
+            return (
+                errors(
+                    StatusCode::BAD_REQUEST,
+                    "check-and-set parameter did not match the current version",
+                ),
+                false,
             );
         }
     }
     versions.push(data);
     let version = versions.len();
     inner.deleted = false;
-    Json(json!({"data": {"version": version, "deletion_time": "", "destroyed": false}}))
-        .into_response()
+    (
+        Json(json!({"data": {"version": version, "deletion_time": "", "destroyed": false}}))
+            .into_response(),
+        inner.hang_writes,
+    )
 }
