@@ -1052,3 +1052,55 @@ fn a_run_killed_mid_store_write_is_finished_by_the_next() {
         tokens[0].1.as_str()
     );
 }
+
+/// Credentials that may read but not write are found before anything is
+/// minted (otherwise every run would mint a token and revoke it again).
+#[test]
+fn read_only_store_credentials_stop_the_run_before_anything_is_minted() {
+    let env = Env::with_seed(SEED);
+    let vault = Vault::start();
+    vault.inner.lock().unwrap().read_only = true;
+    with_vault(&env, &vault)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=vault",
+            "--arg",
+            "vault_path=md/{account}",
+        ])
+        .status(2)
+        .stderr_has(&[
+            "refusing to mint anything",
+            "Vault: the token may not write vault:secret/md/tenant_a",
+            "give its policy create and update",
+        ])
+        .any_stdout()
+        .run();
+    let k8s = K8s::start();
+    k8s.inner.lock().unwrap().read_only = true;
+    with_k8s(&env, &k8s)
+        .args([
+            "run",
+            "rotate-tokens",
+            "--arg",
+            "accounts=tenant_a",
+            "--arg",
+            "sink=k8s",
+            "--arg",
+            "k8s_namespace=apps",
+        ])
+        .status(2)
+        .stderr_has(&[
+            "refusing to mint anything",
+            "Kubernetes: the service account may not create k8s:apps/tenant-a-motherduck",
+        ])
+        .any_stdout()
+        .run();
+    assert!(
+        !env.sim.requests().iter().any(|r| r.method == "POST"),
+        "nothing minted"
+    );
+}

@@ -180,14 +180,57 @@ pub fn probe(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), String> {
     let (data, _) = read(http, cfg, &cfg.url(t)?, cancelled)?;
-    match data.get(&t.field) {
-        None | Some(Value::String(_)) | Some(Value::Null) => Ok(()),
-        Some(_) => Err(format!(
-            "Vault: field {} of {} is not a string: mdops does not replace it",
-            t.field,
-            t.label()
-        )),
+    if let Some(v) = data.get(&t.field) {
+        if !(v.is_string() || v.is_null()) {
+            return Err(format!(
+                "Vault: field {} of {} is not a string: mdops does not replace it",
+                t.field,
+                t.label()
+            ));
+        }
     }
+    may_write(http, cfg, t, cancelled)
+}
+
+/// Whether the token may write the secret (`sys/capabilities-self`, which
+/// Vault's default policy allows): a token that may only read would have
+/// every run mint a token and revoke it again. When Vault cannot tell, the
+/// write itself will.
+fn may_write(
+    http: &Http,
+    cfg: &VaultConfig,
+    t: &VaultTarget,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let path = format!("{}/data/{}", t.mount, t.path.trim_matches('/'));
+    let url = format!(
+        "{}/v1/sys/capabilities-self",
+        cfg.addr.as_str().trim_end_matches('/')
+    );
+    let body = json!({"paths": [path]});
+    let a = http.send("check the capabilities of", true, cancelled, &|c| {
+        headers(c.post(&url), cfg).json(&body)
+    })?;
+    if !a.ok() {
+        return Ok(());
+    }
+    let doc = a.json().unwrap_or_default();
+    let caps: Vec<&str> = doc[&path]
+        .as_array()
+        .or_else(|| doc["capabilities"].as_array())
+        .map(|c| c.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if caps.is_empty() {
+        return Ok(());
+    }
+    if caps.contains(&"root") || caps.contains(&"update") || caps.contains(&"create") {
+        return Ok(());
+    }
+    Err(format!(
+        "Vault: the token may not write {} (its capabilities on {path}: {}): give its policy create and update on it",
+        t.label(),
+        caps.join(", ")
+    ))
 }
 
 /// Writes `secret` into `t.field`, keeping the other fields; returns the

@@ -30,6 +30,8 @@ pub struct Inner {
     pub secrets: HashMap<(String, String), Value>,
     pub seen: Vec<Seen>,
     version: u64,
+    /// The service account may only read Secrets (as access reviews say).
+    pub read_only: bool,
 }
 
 pub struct K8s {
@@ -50,6 +52,10 @@ impl K8s {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/api/v1/namespaces/{ns}/secrets", post(create))
+            .route(
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                post(review),
+            )
             .route(
                 "/api/v1/namespaces/{ns}/secrets/{name}",
                 get(read).patch(patch),
@@ -178,6 +184,28 @@ async fn create(
     secret["metadata"]["resourceVersion"] = json!(inner.version.to_string());
     inner.secrets.insert((ns, name), secret.clone());
     (StatusCode::CREATED, Json(secret)).into_response()
+}
+
+/// A SelfSubjectAccessReview: allowed unless the account may only read.
+async fn review(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut inner = s.lock().unwrap();
+    if !log(
+        &mut inner,
+        "POST",
+        "selfsubjectaccessreviews".into(),
+        &headers,
+        &body,
+    ) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let mut doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let verb = doc["spec"]["resourceAttributes"]["verb"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let allowed = !inner.read_only || matches!(verb.as_str(), "get" | "list" | "watch");
+    doc["status"] = json!({"allowed": allowed});
+    (StatusCode::CREATED, Json(doc)).into_response()
 }
 
 /// RFC 7386 JSON merge patch.

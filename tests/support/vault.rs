@@ -43,6 +43,8 @@ pub struct Inner {
     /// Store writes, then keep the answer back for a minute (an answer lost
     /// in flight).
     pub hang_writes: bool,
+    /// The token's policy grants only read (as `sys/capabilities-self` says).
+    pub read_only: bool,
 }
 
 pub struct Vault {
@@ -55,6 +57,10 @@ impl Vault {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/v1/{mount}/data/{*path}", get(read).post(write))
+            .route(
+                "/v1/sys/capabilities-self",
+                axum::routing::post(capabilities),
+            )
             .with_state(inner.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -176,6 +182,26 @@ async fn write(
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     }
     answer
+}
+
+/// `sys/capabilities-self`: the token's capabilities on each path asked,
+/// keyed by path (and, for one path, also as `capabilities`).
+async fn capabilities(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers) {
+        return errors(StatusCode::FORBIDDEN, "permission denied");
+    }
+    let caps = if s.lock().unwrap().read_only {
+        json!(["read", "list"])
+    } else {
+        json!(["create", "read", "update"])
+    };
+    let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut out = serde_json::Map::new();
+    for p in doc["paths"].as_array().cloned().unwrap_or_default() {
+        out.insert(p.as_str().unwrap_or_default().to_string(), caps.clone());
+    }
+    out.insert("capabilities".into(), caps);
+    Json(Value::Object(out)).into_response()
 }
 
 fn store(

@@ -8,26 +8,14 @@
 //! token and CA, `KUBERNETES_SERVICE_HOST`/`PORT`); elsewhere
 //! `MDOPS_K8S_SERVER`, `MDOPS_K8S_TOKEN_FILE` and `MDOPS_K8S_CA_FILE`.
 
-use super::http::{segment, Http};
+mod config;
+
+pub use config::K8sConfig;
+
+use super::http::Http;
 use crate::api::SecretString;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-
-const IN_CLUSTER: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-#[derive(Clone)]
-pub struct K8sConfig {
-    pub server: url::Url,
-    token: SecretString,
-    pub ca: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for K8sConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "K8sConfig({})", self.server)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct K8sTarget {
@@ -87,92 +75,6 @@ impl K8sTarget {
     }
 }
 
-impl K8sConfig {
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<K8sConfig, String> {
-        let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let (server, token_file, ca) = if let Some(s) = nonempty("MDOPS_K8S_SERVER") {
-            let token = nonempty("MDOPS_K8S_TOKEN_FILE").ok_or(
-                "Kubernetes: MDOPS_K8S_SERVER is set but MDOPS_K8S_TOKEN_FILE (a file holding a bearer token) is not",
-            )?;
-            (
-                s,
-                PathBuf::from(token),
-                nonempty("MDOPS_K8S_CA_FILE").map(PathBuf::from),
-            )
-        } else if let (Some(host), Some(port)) = (
-            nonempty("KUBERNETES_SERVICE_HOST"),
-            nonempty("KUBERNETES_SERVICE_PORT"),
-        ) {
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host
-            };
-            (
-                format!("https://{host}:{port}"),
-                PathBuf::from(IN_CLUSTER).join("token"),
-                Some(PathBuf::from(IN_CLUSTER).join("ca.crt")),
-            )
-        } else {
-            return Err(
-                "Kubernetes: not in a cluster (KUBERNETES_SERVICE_HOST is not set) and MDOPS_K8S_SERVER is not set"
-                    .into(),
-            );
-        };
-        let server = super::http::base_url(&server, "Kubernetes", "the API server address")?;
-        let token = std::fs::read_to_string(&token_file).map_err(|e| {
-            format!(
-                "Kubernetes: cannot read the token file {}: {e}",
-                token_file.display()
-            )
-        })?;
-        let token = token.trim().to_string();
-        if token.is_empty() || token.chars().any(|c| !c.is_ascii_graphic()) {
-            return Err(format!(
-                "Kubernetes: the token file {} must hold one bearer token",
-                token_file.display()
-            ));
-        }
-        crate::redact::register(&token);
-        Ok(K8sConfig {
-            server,
-            token: SecretString::new(token),
-            ca,
-        })
-    }
-
-    pub fn identity(&self, t: &K8sTarget) -> String {
-        format!(
-            "k8s:{}/{}/{}#{}",
-            self.server.as_str().trim_end_matches('/'),
-            t.namespace,
-            t.name,
-            t.key
-        )
-    }
-
-    fn secrets_url(&self, t: &K8sTarget) -> Result<String, String> {
-        Ok(format!(
-            "{}/api/v1/namespaces/{}/secrets",
-            self.server.as_str().trim_end_matches('/'),
-            segment(&t.namespace, "namespace")?
-        ))
-    }
-
-    fn secret_url(&self, t: &K8sTarget) -> Result<String, String> {
-        Ok(format!(
-            "{}/{}",
-            self.secrets_url(t)?,
-            segment(&t.name, "secret name")?
-        ))
-    }
-
-    fn auth(&self, b: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        b.bearer_auth(self.token.expose())
-            .header("Accept", "application/json")
-    }
-}
-
 fn refused(status: u16, message: &str, what: &str, t: &K8sTarget) -> String {
     match status {
         401 => format!(
@@ -229,8 +131,59 @@ pub fn probe(
     t: &K8sTarget,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), String> {
-    if let Some(s) = read(http, cfg, t, cancelled)? {
-        value_of(&s, &t.key)?;
+    let exists = match read(http, cfg, t, cancelled)? {
+        Some(s) => {
+            value_of(&s, &t.key)?;
+            true
+        }
+        None => false,
+    };
+    may(
+        http,
+        cfg,
+        t,
+        if exists { "patch" } else { "create" },
+        cancelled,
+    )
+}
+
+/// Whether the service account may `verb` the Secret (a
+/// SelfSubjectAccessReview, which every authenticated identity may ask): one
+/// that may only read would have every run mint a token and revoke it again.
+/// When the cluster cannot tell, the write itself will.
+fn may(
+    http: &Http,
+    cfg: &K8sConfig,
+    t: &K8sTarget,
+    verb: &str,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let url = format!(
+        "{}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        cfg.server.as_str().trim_end_matches('/')
+    );
+    let mut attributes = json!({"namespace": t.namespace, "verb": verb, "resource": "secrets"});
+    if verb != "create" {
+        attributes["name"] = json!(t.name);
+    }
+    let body = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    });
+    let a = http.send("check access to", true, cancelled, &|c| {
+        cfg.auth(c.post(&url)).json(&body)
+    })?;
+    if !a.ok() {
+        return Ok(());
+    }
+    let doc = a.json().unwrap_or_default();
+    if doc["status"]["allowed"].as_bool() == Some(false) {
+        return Err(format!(
+            "Kubernetes: the service account may not {verb} {}: grant it get, create and patch on secrets in namespace {} (a Role and RoleBinding)",
+            t.label(),
+            t.namespace
+        ));
     }
     Ok(())
 }
