@@ -143,12 +143,14 @@ impl Runtime {
             .check_target(&identity, secret)
             .map_err(Error::Sink)?;
         let minted = self.ledger.minted_by_secret(secret);
+        // The journal knows a token by this (an HMAC): computed once per delivery.
+        let fingerprint = self.store().ok().map(|s| s.fingerprint(secret));
         if let Some((username, _, name)) = &minted {
             self.check_owner(&identity, &label, username, &group_of(name.as_deref()))?;
             // Journal before the write: see `Store::journal_delivering`.
             let store = self.store()?;
             store
-                .journal_delivering(&store.fingerprint(secret))
+                .journal_delivering(fingerprint.as_deref().unwrap_or_default())
                 .map_err(Error::state)?;
         }
         let cancelled = || self.bridge.is_cancelled();
@@ -182,7 +184,7 @@ impl Runtime {
             // not say it was delivered.
             if minted.is_some() {
                 if let Ok(store) = self.store() {
-                    let _ = store.journal_not_delivered(&store.fingerprint(secret));
+                    let _ = store.journal_not_delivered(fingerprint.as_deref().unwrap_or_default());
                 }
             }
             Error::Sink(e)
@@ -207,7 +209,10 @@ impl Runtime {
                 // journal knows (a token put back after a failed rotation), or
                 // one mdops never minted (then the target's record is dropped:
                 // it no longer holds what the record says).
-                let journaled = match store.journal_delivered(&store.fingerprint(secret), &label) {
+                let fp = fingerprint
+                    .clone()
+                    .unwrap_or_else(|| store.fingerprint(secret));
+                let journaled = match store.journal_delivered(&fp, &label) {
                     Ok(j) => j,
                     Err(e) => {
                         self.warn(&format!(
