@@ -32,7 +32,13 @@ pub fn key_for(script: &str, bundled: bool) -> String {
     }
     let path = Path::new(script);
     let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let stem = full
+    named(&full, full.to_string_lossy().as_bytes(), 4)
+}
+
+/// `STEM-HASH`: the file's stem (made safe for a file name) and the first
+/// `bytes` bytes of the SHA-256 of `identity`, in hex.
+fn named(path: &Path, identity: &[u8], bytes: usize) -> String {
+    let stem = path
         .file_stem()
         .map(|s| {
             s.to_string_lossy().replace(
@@ -41,26 +47,15 @@ pub fn key_for(script: &str, bundled: bool) -> String {
             )
         })
         .unwrap_or_else(|| "script".into());
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(full.to_string_lossy().as_bytes());
-    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(identity);
+    let short: String = digest[..bytes].iter().map(|b| format!("{b:02x}")).collect();
     format!("{stem}-{short}")
 }
 
 /// The lock name of a script by its file name and content: the same script
 /// is one lock wherever a runner keeps it.
 pub fn key_for_content(script: &str, text: &str) -> String {
-    let stem = Path::new(script)
-        .file_stem()
-        .map(|s| {
-            s.to_string_lossy().replace(
-                |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
-                "_",
-            )
-        })
-        .unwrap_or_else(|| "script".into());
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
-    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{stem}-{short}")
+    named(Path::new(script), text.as_bytes(), 6)
 }
 
 /// Creates `dir` (and missing parents) with mode 0700.

@@ -237,6 +237,22 @@ pub fn cleaned(text: &str) -> String {
     clean(text).into_owned()
 }
 
+/// An error's text with the text of each cause it does not already hold,
+/// `: `-separated (libraries often repeat a cause in their own message).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

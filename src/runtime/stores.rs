@@ -1,93 +1,77 @@
 //! The secret stores a run delivers to: their configuration, read from the
-//! environment once, their HTTP clients, and the check before anything is
-//! minted that a store's credentials are accepted.
+//! environment once, and their HTTP clients.
 
 use super::Runtime;
+use crate::sinks::aws::AwsConfig;
+use crate::sinks::github::GithubConfig;
+use crate::sinks::http::Http;
+use crate::sinks::k8s::K8sConfig;
+use crate::sinks::vault::VaultConfig;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// A store's configuration and client, or why there is none.
+type Client<C> = Result<Arc<(C, Http)>, String>;
 
 /// The secret stores' configuration and clients, made on first use.
 #[derive(Default)]
 pub struct Stores {
-    vault: std::sync::OnceLock<Result<std::sync::Arc<(VaultConfig, Http)>, String>>,
-    k8s: std::sync::OnceLock<Result<std::sync::Arc<(K8sConfig, Http)>, String>>,
-    github: std::sync::OnceLock<Result<std::sync::Arc<(GithubConfig, Http)>, String>>,
-    aws: std::sync::OnceLock<Result<std::sync::Arc<(AwsConfig, Http)>, String>>,
+    vault: OnceLock<Client<VaultConfig>>,
+    k8s: OnceLock<Client<K8sConfig>>,
+    github: OnceLock<Client<GithubConfig>>,
+    aws: OnceLock<Client<AwsConfig>>,
 }
-
-use crate::sinks::aws::AwsConfig;
-
-use crate::sinks::github::GithubConfig;
-use crate::sinks::k8s::K8sConfig;
 
 pub(super) fn process_env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
-use crate::sinks::http::Http;
-use crate::sinks::vault::VaultConfig;
-
 pub(super) fn vault_env() -> Result<VaultConfig, String> {
-    VaultConfig::from_env(
-        &|k| std::env::var(k).ok(),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
+    VaultConfig::from_env(&process_env, std::env::var_os("HOME").map(PathBuf::from))
 }
 
 impl Runtime {
-    /// The Vault client of this run (configuration read once).
-    pub(super) fn vault(&self) -> Result<std::sync::Arc<(VaultConfig, Http)>, String> {
-        self.stores
-            .vault
-            .get_or_init(|| {
-                let cfg = vault_env()?;
-                let http = Http::new(
-                    "Vault",
-                    self.bridge.handle().clone(),
-                    cfg.cacert.as_deref(),
-                    true,
-                )?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
+    /// A store's client, made once: its configuration, then an HTTP client
+    /// trusting `ca` (only it when `only_ca`, else beside the system's roots).
+    fn store_client<C>(
+        &self,
+        cell: &OnceLock<Client<C>>,
+        store: &'static str,
+        config: impl FnOnce() -> Result<C, String>,
+        ca: impl FnOnce(&C) -> (Option<PathBuf>, bool),
+    ) -> Client<C> {
+        cell.get_or_init(|| {
+            let cfg = config()?;
+            let (ca, only_ca) = ca(&cfg);
+            let http = Http::new(store, self.bridge.handle().clone(), ca.as_deref(), only_ca)?;
+            Ok(Arc::new((cfg, http)))
+        })
+        .clone()
     }
 
-    pub(super) fn k8s(&self) -> Result<std::sync::Arc<(K8sConfig, Http)>, String> {
-        self.stores
-            .k8s
-            .get_or_init(|| {
-                let cfg = K8sConfig::from_env(&process_env)?;
-                // A cluster's CA is the only one its API server's certificate needs.
-                let http = Http::new(
-                    "Kubernetes",
-                    self.bridge.handle().clone(),
-                    cfg.ca.as_deref(),
-                    true,
-                )?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
+    /// Vault's CA file replaces the system's roots, as Vault's own client does.
+    pub(super) fn vault(&self) -> Client<VaultConfig> {
+        self.store_client(&self.stores.vault, "Vault", vault_env, |c| {
+            (c.cacert.clone(), true)
+        })
     }
 
-    pub(super) fn aws(&self) -> Result<std::sync::Arc<(AwsConfig, Http)>, String> {
-        self.stores
-            .aws
-            .get_or_init(|| {
-                let cfg = AwsConfig::from_env(&process_env)?;
-                let ca = std::env::var_os("AWS_CA_BUNDLE").map(PathBuf::from);
-                let http = Http::new("AWS", self.bridge.handle().clone(), ca.as_deref(), false)?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
+    /// A cluster's CA is the only one its API server's certificate needs.
+    pub(super) fn k8s(&self) -> Client<K8sConfig> {
+        let config = || K8sConfig::from_env(&process_env);
+        self.store_client(&self.stores.k8s, "Kubernetes", config, |c| {
+            (c.ca.clone(), true)
+        })
     }
 
-    pub(super) fn github(&self) -> Result<std::sync::Arc<(GithubConfig, Http)>, String> {
-        self.stores
-            .github
-            .get_or_init(|| {
-                let cfg = GithubConfig::from_env(&process_env)?;
-                let http = Http::new("GitHub", self.bridge.handle().clone(), None, false)?;
-                Ok(std::sync::Arc::new((cfg, http)))
-            })
-            .clone()
+    pub(super) fn aws(&self) -> Client<AwsConfig> {
+        let config = || AwsConfig::from_env(&process_env);
+        let ca = |_: &AwsConfig| (std::env::var_os("AWS_CA_BUNDLE").map(PathBuf::from), false);
+        self.store_client(&self.stores.aws, "AWS", config, ca)
+    }
+
+    pub(super) fn github(&self) -> Client<GithubConfig> {
+        let config = || GithubConfig::from_env(&process_env);
+        self.store_client(&self.stores.github, "GitHub", config, |_| (None, false))
     }
 }

@@ -242,19 +242,7 @@ impl Http {
 /// A reqwest error's text without the URL it carries (a path may name more
 /// than the operator wants in a log), with its causes.
 fn without_url(e: reqwest::Error) -> String {
-    use std::error::Error as _;
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
+    crate::redact::with_causes(&e.without_url())
 }
 
 /// One path segment, checked and percent-encoded: never empty, `.` or `..`,

@@ -139,36 +139,9 @@ impl Store {
         let mut conn = Conn::Pg(Box::new(pg::PgConn::connect(url, lost.clone())?));
         schema::migrate_pg(&mut conn)?;
         let fresh: [u8; 32] = rand::random();
-        let fresh = encode_hex(&fresh);
-        conn.exec(
-            &Sql::same(
-                "INSERT INTO mdops_settings (name, value) VALUES ('journal_key', ?1) ON CONFLICT (name) DO NOTHING",
-            ),
-            &[P::Text(Some(&fresh))],
-        )?;
-        let stored = conn
-            .query_opt(
-                &Sql::same("SELECT value FROM mdops_settings WHERE name = 'journal_key'"),
-                &[],
-            )?
-            .map(|r| r.text("value"))
-            .transpose()?
-            .unwrap_or_default();
+        let stored = setting_once(&mut conn, "journal_key", &encode_hex(&fresh))?;
         // One organization per database: the first profile to use it owns it.
-        conn.exec(
-            &Sql::same(
-                "INSERT INTO mdops_settings (name, value) VALUES ('scope', ?1) ON CONFLICT (name) DO NOTHING",
-            ),
-            &[P::Text(Some(&url.scope))],
-        )?;
-        let owner = conn
-            .query_opt(
-                &Sql::same("SELECT value FROM mdops_settings WHERE name = 'scope'"),
-                &[],
-            )?
-            .map(|r| r.text("value"))
-            .transpose()?
-            .unwrap_or_default();
+        let owner = setting_once(&mut conn, "scope", &url.scope)?;
         if owner != url.scope {
             return Err(StoreError(format!(
                 "the state database {} keeps the state of profile {owner:?}, not {:?}: give each organization its own database, \
@@ -267,6 +240,23 @@ impl Store {
         mac.update(secret.expose().as_bytes());
         encode_hex(&mac.finalize().into_bytes())
     }
+}
+
+/// A shared setting: `value` if nobody set it first, else what they set.
+fn setting_once(conn: &mut Conn, name: &str, value: &str) -> Result<String> {
+    conn.exec(
+        &Sql::same(
+            "INSERT INTO mdops_settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        ),
+        &[P::Text(Some(name)), P::Text(Some(value))],
+    )?;
+    conn.query_opt(
+        &Sql::same("SELECT value FROM mdops_settings WHERE name = ?1"),
+        &[P::Text(Some(name))],
+    )?
+    .map(|r| r.text("value"))
+    .transpose()
+    .map(Option::unwrap_or_default)
 }
 
 fn encode_hex(bytes: &[u8]) -> String {

@@ -193,21 +193,10 @@ fn read_value(r: &postgres::Row, i: usize, ty: &Type) -> Result<Value> {
 
 /// What went wrong, with the server's own message for database errors.
 pub fn reason(e: &postgres::Error) -> String {
-    use std::error::Error as _;
     if let Some(db) = e.as_db_error() {
         return format!("{} ({})", db.message(), db.code().code());
     }
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
+    crate::redact::with_causes(e)
 }
 
 /// The advisory-lock key of a name: the first 8 bytes of its SHA-256.

@@ -199,16 +199,7 @@ pub fn to_aws(
     if let Some((_, current_id)) = &current {
         if let Some((old, old_id)) = get(http, cfg, t, "AWSPREVIOUS", cancelled)? {
             if part(&old, t)?.as_deref() == Some(secret.expose()) {
-                let a = cfg.call(
-                    http,
-                    "UpdateSecretVersionStage",
-                    &json!({"SecretId": t.secret_id, "VersionStage": "AWSCURRENT", "MoveToVersionId": old_id, "RemoveFromVersionId": current_id}),
-                    cancelled,
-                    true,
-                )?;
-                if !a.ok() {
-                    return Err(refused(&a, "restore", t, cfg));
-                }
+                move_current(http, cfg, t, &old_id, current_id, cancelled)?;
                 return read_back(http, cfg, t, secret, previous, cancelled);
             }
         }
@@ -261,6 +252,29 @@ pub fn to_aws(
     }
 }
 
+/// Moves the AWSCURRENT stage from version `from` to version `to`.
+fn move_current(
+    http: &Http,
+    cfg: &AwsConfig,
+    t: &AwsTarget,
+    to: &str,
+    from: &str,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let a = cfg.call(
+        http,
+        "UpdateSecretVersionStage",
+        &json!({"SecretId": t.secret_id, "VersionStage": "AWSCURRENT", "MoveToVersionId": to, "RemoveFromVersionId": from}),
+        cancelled,
+        true,
+    )?;
+    if a.ok() {
+        Ok(())
+    } else {
+        Err(refused(&a, "restore", t, cfg))
+    }
+}
+
 /// Moves AWSCURRENT back to `old_version` (the version before a write that
 /// could not be confirmed), and says what happened.
 fn undo(
@@ -283,18 +297,7 @@ fn undo(
         if current == old {
             return Ok(());
         }
-        let a = cfg.call(
-            http,
-            "UpdateSecretVersionStage",
-            &json!({"SecretId": t.secret_id, "VersionStage": "AWSCURRENT", "MoveToVersionId": old, "RemoveFromVersionId": current}),
-            cancelled,
-            true,
-        )?;
-        if a.ok() {
-            Ok(())
-        } else {
-            Err(refused(&a, "restore", t, cfg))
-        }
+        move_current(http, cfg, t, old, &current, cancelled)
     });
     match moved {
         Ok(()) => format!("AWSCURRENT of {} is the version it was before", t.label()),
