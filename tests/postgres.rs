@@ -30,16 +30,6 @@ fn runner(env: &Env, home: &Path, state: &str) -> Cmd {
     c
 }
 
-fn live(env: &Env, account: &str) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = env.org().users[account]
-        .tokens
-        .iter()
-        .map(|t| (t.name.clone(), t.secret.clone()))
-        .collect();
-    t.sort();
-    t
-}
-
 /// Nothing of the state is kept in a data directory when it lives on a server.
 fn assert_no_local_state(home: &Path) {
     let local: Vec<String> = std::fs::read_dir(home)
@@ -128,14 +118,14 @@ fn two_runners_share_inventory_journal_and_audit() {
     .run();
     assert!(out.stdout.contains("tenant_b"), "{out:?}");
     assert_eq!(
-        live(&env, "tenant_a")
+        env.live("tenant_a")
             .iter()
             .map(|t| t.0.as_str())
             .collect::<Vec<_>>(),
         ["app.g1"]
     );
     assert_eq!(
-        live(&env, "tenant_b")
+        env.live("tenant_b")
             .iter()
             .map(|t| t.0.as_str())
             .collect::<Vec<_>>(),
@@ -266,7 +256,7 @@ fn a_runner_killed_mid_rotation_is_finished_by_another() {
     child.wait().unwrap();
     std::fs::write(&stop, "").unwrap();
     assert_eq!(
-        live(&env, "tenant_a")
+        env.live("tenant_a")
             .iter()
             .map(|t| t.0.as_str())
             .collect::<Vec<_>>(),
@@ -285,7 +275,7 @@ fn a_runner_killed_mid_rotation_is_finished_by_another() {
         .any_stdout()
         .any_stderr()
         .run();
-    let tokens = live(&env, "tenant_a");
+    let tokens = env.live("tenant_a");
     assert_eq!(
         tokens.len(),
         1,
@@ -355,7 +345,7 @@ fn a_create_in_flight_on_a_killed_runner_is_resolved_by_another() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
-        live(&env, "tenant_a").len(),
+        env.live("tenant_a").len(),
         2,
         "the orphan is live until resolved"
     );
@@ -364,7 +354,7 @@ fn a_create_in_flight_on_a_killed_runner_is_resolved_by_another() {
         .stdout_has(&["tenant_a", "inflight", "revoked"])
         .run();
     assert_eq!(
-        live(&env, "tenant_a")
+        env.live("tenant_a")
             .iter()
             .map(|t| t.0.as_str())
             .collect::<Vec<_>>(),
@@ -706,14 +696,14 @@ fn the_next_run_on_another_runner_settles_what_a_dead_one_left() {
     wait_until("the mint", Duration::from_secs(30), || ready.exists());
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(live(&env, "tenant_a").len(), 2);
+    assert_eq!(env.live("tenant_a").len(), 2);
     let out = runner(&env, other.path(), &url)
         .args(["run", "overview"])
         .any_stdout()
         .stderr_has(&["died before settling"])
         .run();
     assert_eq!(
-        live(&env, "tenant_a")
+        env.live("tenant_a")
             .iter()
             .map(|t| t.0.as_str())
             .collect::<Vec<_>>(),

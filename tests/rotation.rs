@@ -19,23 +19,12 @@ fn seed(accounts: &[(&str, &[(&str, &str)])]) -> String {
     s
 }
 
-/// Live tokens of an account: (name, secret), sorted by name.
-fn live(env: &Env, account: &str) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = env.org().users[account]
-        .tokens
-        .iter()
-        .map(|t| (t.name.clone(), t.secret.clone()))
-        .collect();
-    t.sort();
-    t
-}
-
 fn names(env: &Env, account: &str) -> Vec<String> {
-    live(env, account).into_iter().map(|t| t.0).collect()
+    env.live(account).into_iter().map(|t| t.0).collect()
 }
 
 fn secret_of(env: &Env, account: &str, name: &str) -> String {
-    live(env, account)
+    env.live(account)
         .into_iter()
         .find(|t| t.0 == name)
         .unwrap_or_else(|| panic!("{account} has no live {name}"))
@@ -415,7 +404,8 @@ fn after_a_rolled_back_rotation_the_env_key_stays_put() {
     std::fs::write(&flag, "").unwrap();
     run(0);
     let text = std::fs::read_to_string(&file).unwrap();
-    let airflow = live(&env, "etl_pipeline")
+    let airflow = env
+        .live("etl_pipeline")
         .into_iter()
         .find(|t| t.0.starts_with("airflow.g") && t.0 != "airflow.g1")
         .expect("airflow rotated")

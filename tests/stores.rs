@@ -17,16 +17,6 @@ username = "tenant_b"
 tokens = [{ name = "app", age = "100d" }]
 "#;
 
-fn live(env: &Env, account: &str) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = env.org().users[account]
-        .tokens
-        .iter()
-        .map(|t| (t.name.clone(), t.secret.clone()))
-        .collect();
-    t.sort();
-    t
-}
-
 /// `mdops` with Vault's environment.
 fn with_vault(env: &Env, vault: &Vault) -> Cmd {
     env.mdops()
@@ -37,8 +27,8 @@ fn with_vault(env: &Env, vault: &Vault) -> Cmd {
 
 fn no_secret_in(out: &crate::support::Output, env: &Env) {
     for (account, tokens) in [
-        ("tenant_a", live(env, "tenant_a")),
-        ("tenant_b", live(env, "tenant_b")),
+        ("tenant_a", env.live("tenant_a")),
+        ("tenant_b", env.live("tenant_b")),
     ] {
         for (_, secret) in tokens {
             assert!(
@@ -141,7 +131,7 @@ fn rotation_into_vault_leaves_the_live_successor_there() {
         .any_stderr()
         .run();
     for account in ["tenant_a", "tenant_b"] {
-        let tokens = live(&env, account);
+        let tokens = env.live(account);
         assert_eq!(tokens.len(), 1, "{account}: {tokens:?}");
         assert_eq!(tokens[0].0, "app.g1");
         let (data, _) = vault.get("secret", &format!("md/{account}")).unwrap();
@@ -181,7 +171,7 @@ fn rotation_into_vault_leaves_the_live_successor_there() {
 fn a_failed_verification_puts_the_store_back() {
     let env = Env::with_seed(SEED);
     let vault = Vault::start();
-    let old = live(&env, "tenant_a")[0].1.clone();
+    let old = env.live("tenant_a")[0].1.clone();
     vault.put(
         "secret",
         "md/tenant_a",
@@ -205,7 +195,7 @@ fn a_failed_verification_puts_the_store_back() {
         .any_stderr()
         .run();
     assert_eq!(
-        live(&env, "tenant_a"),
+        env.live("tenant_a"),
         [("app".to_string(), old.clone())],
         "the old token stays, the new one is revoked"
     );
@@ -270,7 +260,7 @@ fn a_store_that_fails_the_write_leaves_no_orphan_token() {
     let env = Env::with_seed(SEED);
     let vault = Vault::start();
     vault.inner.lock().unwrap().fail_writes = true;
-    let old = live(&env, "tenant_a")[0].1.clone();
+    let old = env.live("tenant_a")[0].1.clone();
     with_vault(&env, &vault)
         .args([
             "run",
@@ -291,7 +281,7 @@ fn a_store_that_fails_the_write_leaves_no_orphan_token() {
         .any_stderr()
         .run();
     assert_eq!(
-        live(&env, "tenant_a"),
+        env.live("tenant_a"),
         [("app".to_string(), old)],
         "the new token was revoked"
     );
@@ -399,7 +389,7 @@ fn rotation_into_kubernetes_secrets_and_back_when_verification_fails() {
         ("tenant_a", "tenant-a-motherduck"),
         ("tenant_b", "tenant-b-motherduck"),
     ] {
-        let tokens = live(&env, account);
+        let tokens = env.live(account);
         assert_eq!(tokens.len(), 1);
         assert_eq!(
             k8s.get("apps", secret).unwrap()["MOTHERDUCK_TOKEN"],
@@ -415,7 +405,7 @@ fn rotation_into_kubernetes_secrets_and_back_when_verification_fails() {
     // A rotation whose verification fails puts the Secret back.
     let env2 = Env::with_seed(SEED);
     let k8s2 = K8s::start();
-    let old = live(&env2, "tenant_a")[0].1.clone();
+    let old = env2.live("tenant_a")[0].1.clone();
     k8s2.put("apps", "tenant-a-motherduck", &[("MOTHERDUCK_TOKEN", &old)]);
     with_k8s(&env2, &k8s2)
         .args([
@@ -434,7 +424,7 @@ fn rotation_into_kubernetes_secrets_and_back_when_verification_fails() {
         .stdout_has(&["tenant_a", "failed"])
         .any_stderr()
         .run();
-    assert_eq!(live(&env2, "tenant_a"), [("app".to_string(), old.clone())]);
+    assert_eq!(env2.live("tenant_a"), [("app".to_string(), old.clone())]);
     assert_eq!(
         k8s2.get("apps", "tenant-a-motherduck").unwrap()["MOTHERDUCK_TOKEN"],
         old
@@ -511,7 +501,7 @@ fn rotation_into_github_secrets_keeps_the_old_token_when_verification_fails() {
         ("tenant_a", "MOTHERDUCK_TOKEN_TENANT_A"),
         ("tenant_b", "MOTHERDUCK_TOKEN_TENANT_B"),
     ] {
-        let tokens = live(&env, account);
+        let tokens = env.live(account);
         assert_eq!(tokens.len(), 1);
         assert_eq!(
             gh.value("acme/app", "", name).as_deref(),
@@ -521,7 +511,7 @@ fn rotation_into_github_secrets_keeps_the_old_token_when_verification_fails() {
     }
     no_secret_in(&out, &env);
     let env2 = Env::with_seed(SEED);
-    let old = live(&env2, "tenant_a")[0].1.clone();
+    let old = env2.live("tenant_a")[0].1.clone();
     with_github(&env2, &gh)
         .args([
             "run",
@@ -544,7 +534,7 @@ fn rotation_into_github_secrets_keeps_the_old_token_when_verification_fails() {
         .any_stderr()
         .run();
     assert_eq!(
-        live(&env2, "tenant_a"),
+        env2.live("tenant_a"),
         [("app".to_string(), old)],
         "the old token is still live"
     );
@@ -721,7 +711,7 @@ fn rotation_into_aws_and_back_when_verification_fails() {
         .any_stderr()
         .run();
     for account in ["tenant_a", "tenant_b"] {
-        let tokens = live(&env, account);
+        let tokens = env.live(account);
         assert_eq!(tokens.len(), 1);
         assert_eq!(
             aws_value(&ep, &format!("{prefix}/{account}"), "AWSCURRENT")["SecretString"],
@@ -732,7 +722,7 @@ fn rotation_into_aws_and_back_when_verification_fails() {
     assert!(!out.stderr.contains("aws-secret-key"));
     // A failed verification: AWSCURRENT goes back to the version it was.
     let env2 = Env::with_seed(SEED);
-    let old = live(&env2, "tenant_a")[0].1.clone();
+    let old = env2.live("tenant_a")[0].1.clone();
     let id = format!("{prefix}b/tenant_a");
     moto::call(
         &ep,
@@ -757,7 +747,7 @@ fn rotation_into_aws_and_back_when_verification_fails() {
         .stdout_has(&["tenant_a", "failed"])
         .any_stderr()
         .run();
-    assert_eq!(live(&env2, "tenant_a"), [("app".to_string(), old.clone())]);
+    assert_eq!(env2.live("tenant_a"), [("app".to_string(), old.clone())]);
     let now = aws_value(&ep, &id, "AWSCURRENT");
     assert_eq!(now["SecretString"], old.as_str());
     assert_eq!(
@@ -797,7 +787,7 @@ fn aws_without_credentials_stops_the_run_before_anything_is_minted() {
 fn a_write_that_cannot_be_confirmed_is_put_back() {
     let env = Env::with_seed(SEED);
     let vault = Vault::start();
-    let old = live(&env, "tenant_a")[0].1.clone();
+    let old = env.live("tenant_a")[0].1.clone();
     vault.put(
         "secret",
         "md/tenant_a",
@@ -832,7 +822,7 @@ fn a_write_that_cannot_be_confirmed_is_put_back() {
         "the store holds the live old token"
     );
     assert_eq!(data["note"], "keep");
-    assert_eq!(live(&env, "tenant_a"), [("app".to_string(), old)]);
+    assert_eq!(env.live("tenant_a"), [("app".to_string(), old)]);
 }
 
 /// A KV version 1 mount would store the POST as another secret: refused.
@@ -914,10 +904,10 @@ fn a_target_one_account_cannot_make_blocks_only_that_account() {
         .stdout_has(&["tenant_a", "rotated", "svc_", "Kubernetes secret name"])
         .any_stderr()
         .run();
-    assert_eq!(live(&env, "tenant_a").len(), 1);
+    assert_eq!(env.live("tenant_a").len(), 1);
     assert_eq!(
         k8s.get("apps", "tenant-a").unwrap()["MOTHERDUCK_TOKEN"],
-        live(&env, "tenant_a")[0].1
+        env.live("tenant_a")[0].1
     );
 }
 
@@ -940,12 +930,12 @@ fn provisioning_delivers_the_first_token_into_a_store() {
         ])
     };
     provision().stdout_has(&["tenant_new"]).any_stderr().run();
-    let tokens = live(&env, "tenant_new");
+    let tokens = env.live("tenant_new");
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     let (data, versions) = vault.get("secret", "md/tenant_new").unwrap();
     assert_eq!(data["token"], tokens[0].1.as_str());
     provision().stdout_has(&["tenant_new"]).any_stderr().run();
-    assert_eq!(live(&env, "tenant_new").len(), 1, "nothing new minted");
+    assert_eq!(env.live("tenant_new").len(), 1, "nothing new minted");
     assert_eq!(
         vault.get("secret", "md/tenant_new").unwrap().1,
         versions,
@@ -985,7 +975,7 @@ fn a_rate_limited_store_is_waited_out() {
 fn a_run_killed_mid_store_write_is_finished_by_the_next() {
     let env = Env::with_seed(SEED);
     let vault = Vault::start();
-    let old = live(&env, "tenant_a")[0].1.clone();
+    let old = env.live("tenant_a")[0].1.clone();
     vault.put("secret", "md/tenant_a", json!({"token": old}));
     vault.inner.lock().unwrap().hang_writes = true;
     let mut first = with_vault(&env, &vault);
@@ -1024,7 +1014,7 @@ fn a_run_killed_mid_store_write_is_finished_by_the_next() {
         .stdout("(none)\n")
         .run();
     assert!(
-        live(&env, "tenant_a")
+        env.live("tenant_a")
             .iter()
             .any(|t| Some(t.1.as_str()) == landed.as_str()),
         "the token in the store is still live"
@@ -1045,7 +1035,7 @@ fn a_run_killed_mid_store_write_is_finished_by_the_next() {
         .any_stdout()
         .any_stderr()
         .run();
-    let tokens = live(&env, "tenant_a");
+    let tokens = env.live("tenant_a");
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert_eq!(
         vault.get("secret", "md/tenant_a").unwrap().0["token"],

@@ -26,16 +26,6 @@ fn seed(accounts: &[(&str, &[(&str, &str)])]) -> String {
     s
 }
 
-fn live(env: &Env, account: &str) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = env.org().users[account]
-        .tokens
-        .iter()
-        .map(|t| (t.name.clone(), t.secret.clone()))
-        .collect();
-    t.sort();
-    t
-}
-
 #[test]
 fn a_misspelt_argument_is_refused_before_any_request() {
     let env = Env::with_seed(&seed(&[
@@ -156,7 +146,7 @@ fn an_account_with_two_due_tokens_gets_one_target_per_token() {
         out.stdout.contains("svc_ci   rotated  2       2"),
         "{out:?}"
     );
-    let tokens = live(&env, "svc_ci");
+    let tokens = env.live("svc_ci");
     let names: Vec<&str> = tokens.iter().map(|t| t.0.as_str()).collect();
     assert_eq!(names, ["ci-build.g1", "ci-deploy.g1"]);
     for (name, secret) in &tokens {
@@ -195,13 +185,9 @@ fn an_account_with_two_due_tokens_gets_one_target_per_token() {
             && out.stdout.contains("put {name} in the sink's template"),
         "{out:?}"
     );
+    assert_eq!(env.live("svc_ci").len(), 2, "nothing of svc_ci was touched");
     assert_eq!(
-        live(&env, "svc_ci").len(),
-        2,
-        "nothing of svc_ci was touched"
-    );
-    assert_eq!(
-        live(&env, "svc_ok")[0].0,
+        env.live("svc_ok")[0].0,
         "app.g1",
         "the other account rotated"
     );
@@ -281,7 +267,7 @@ fn forty_accounts_rotate_into_one_env_file() {
     assert!(text.starts_with("# managed by mdops\nKEEP=me\n"));
     assert_eq!(text.lines().count(), 42, "{text}");
     for n in &names {
-        let (_, secret) = live(&env, n).into_iter().find(|t| t.0 == "app.g1").unwrap();
+        let (_, secret) = env.live(n).into_iter().find(|t| t.0 == "app.g1").unwrap();
         let key = format!("MOTHERDUCK_TOKEN_{}={secret}", n.to_uppercase());
         assert!(text.lines().any(|l| l == key), "{n} is missing or stale");
     }
@@ -308,7 +294,7 @@ fn a_script_that_drops_a_secret_gets_it_revoked() {
     );
     assert_exit(&out, 4);
     assert_eq!(out.stdout, "sink failed: sink\ndone\n");
-    let names: Vec<String> = live(&env, "bi_tool").into_iter().map(|t| t.0).collect();
+    let names: Vec<String> = env.live("bi_tool").into_iter().map(|t| t.0).collect();
     assert_eq!(
         names,
         ["kept", "looker"],
@@ -572,7 +558,7 @@ fn max_writes_stops_the_run_before_the_next_write() {
     );
     assert_exit(&out, 0);
     for (name, _) in &accounts {
-        let names: Vec<String> = live(&env, name).into_iter().map(|t| t.0).collect();
+        let names: Vec<String> = env.live(name).into_iter().map(|t| t.0).collect();
         assert_eq!(names, ["app.g1"], "{name}");
     }
 }
@@ -640,7 +626,7 @@ fn sigterm_mid_rotation_then_a_rerun_converges() {
             && stderr.ends_with("; terminated\n"),
         "the summary says what happened: {stderr}"
     );
-    let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
+    let names: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
     assert_eq!(
         names,
         ["app", "app.g1"],
@@ -652,7 +638,7 @@ fn sigterm_mid_rotation_then_a_rerun_converges() {
         &["--arg", "accounts=tenant_a", "--arg", &sink_dir],
     );
     assert_exit(&out, 0);
-    let tokens = live(&env, "tenant_a");
+    let tokens = env.live("tenant_a");
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].0, "app.g2", "the half-done g1 was not trusted");
     assert_eq!(
@@ -705,7 +691,7 @@ fn interrupted_while_a_create_is_in_flight_revokes_what_it_minted() {
                 && stderr.contains(") of tenant_a was minted in this run"),
             "{stderr}"
         );
-        let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
+        let names: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
         assert_eq!(
             names,
             ["app"],
@@ -733,7 +719,7 @@ fn killed_while_a_create_is_in_flight_is_resolved_later() {
         signal(&child, "-KILL");
         let _ = child.wait_with_output().unwrap();
         assert_eq!(
-            live(&env, "tenant_a").len(),
+            env.live("tenant_a").len(),
             2,
             "the orphan is live until resolved"
         );
@@ -748,7 +734,7 @@ fn killed_while_a_create_is_in_flight_is_resolved_later() {
             _ => env.mdops().args(["journal", "resolve"]).output(),
         };
         assert_exit(&out, 0);
-        let names: Vec<String> = live(&env, "tenant_a").into_iter().map(|t| t.0).collect();
+        let names: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
         assert_eq!(names, ["app"], "{resolve_with}: {out:?}");
         if resolve_with == "next run" {
             assert_eq!(

@@ -61,20 +61,8 @@ impl K8s {
                 get(read).patch(patch),
             )
             .with_state(inner.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
         K8s {
-            url: format!("http://{}", rx.recv().unwrap()),
+            url: super::serve(app),
             inner,
         }
     }

@@ -142,6 +142,17 @@ impl Env {
         self.sim.shared().org()
     }
 
+    /// The live tokens of an account in the emulator: (name, secret), sorted.
+    pub fn live(&self, account: &str) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = self.org().users[account]
+            .tokens
+            .iter()
+            .map(|t| (t.name.clone(), t.secret.clone()))
+            .collect();
+        t.sort();
+        t
+    }
+
     /// The live token names of an account in the emulator, sorted.
     pub fn token_names(&self, username: &str) -> Vec<String> {
         let org = self.org();
@@ -347,6 +358,24 @@ impl Cmd {
 /// The `--output json` document on stdout, checked against
 /// `docs/output.schema.json` (the published contract), and returned whole.
 #[track_caller]
+/// Serves `app` on 127.0.0.1 with a random port, from a thread of its own
+/// (the test servers of secret stores); returns its base URL.
+pub fn serve(app: axum::Router) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
 pub fn json_doc(out: &Output) -> serde_json::Value {
     static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     let validator = SCHEMA.get_or_init(|| {

@@ -62,21 +62,8 @@ impl Vault {
                 axum::routing::post(capabilities),
             )
             .with_state(inner.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        let addr = rx.recv().unwrap();
         Vault {
-            url: format!("http://{addr}"),
+            url: super::serve(app),
             inner,
         }
     }
