@@ -45,6 +45,39 @@ fn parallel_keeps_order_and_captures_errors() {
     );
 }
 
+/// Workers read what a closure captured all the time (rotate-tokens's options
+/// map). A captured variable is one shared value behind a lock; read at once
+/// from many threads, Rhai gave up on it with "Data race detected" and failed
+/// items at random. Each worker now has its own copy, so none fails, and a
+/// change a worker makes stays in that worker.
+#[test]
+fn workers_reading_captured_variables_never_race() {
+    let env = Env::new();
+    let out = env.run(
+        "race.rhai",
+        r#"
+        let o = #{sink: #{kind: "file", dir: "/x"}, n: 1, nested: [#{k: 2}]};
+        let f = |x| x + o.n;
+        let count = 0;
+        let r = parallel(0..600, |i| {
+            let s = 0;
+            for k in 0..200 { if o.sink.kind == "file" { s += f.call(o.nested[0].k); } }
+            count += 1;
+            s
+        });
+        print(r.filter(|x| x != 600).len());
+        print(count);
+        "#,
+        &["--concurrency", "32"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "0\n0\n", "{out:?}");
+    assert!(
+        out.stderr.starts_with("race.rhai: 600 items ok, 0 failed;"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn parallel_runs_items_at_the_same_time() {
     let env = Env::with(

@@ -27,7 +27,10 @@ pub mod api {
     /// run's summary (and makes the run end with exit 4) when it throws or returns a map
     /// with a non-empty `error`. `f` should be a closure or a function of the script;
     /// each worker runs it on its own engine, so it sees the script's functions and
-    /// imports but not its global variables (pass what it needs, or capture it).
+    /// imports but not its global variables (pass what it needs, or capture it). Each
+    /// worker gets its own copy of what the closure captured: a change one call makes
+    /// to a captured variable is seen neither by the other workers nor after
+    /// `parallel()` returns, so return what you need instead.
     #[rhai_fn(name = "parallel", return_raw, volatile)]
     pub fn parallel(ctx: NativeCallContext, items: Array, f: FnPtr) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
@@ -264,6 +267,36 @@ fn run_counted(
     result
 }
 
+/// Makes `v` share nothing with another thread. A closure's captured variables
+/// are shared values behind one lock; workers reading them at once contend for
+/// it, and Rhai gives up after a few tries ("Data race detected"), failing
+/// items at random under load. So each worker gets its own copy: what a worker
+/// changes in a captured variable stays in that worker.
+fn unshare(v: &mut Dynamic) {
+    if v.is_shared() {
+        *v = v.flatten_clone();
+    }
+    if let Some(mut a) = v.write_lock::<Array>() {
+        a.iter_mut().for_each(unshare);
+        return;
+    }
+    if let Some(mut m) = v.write_lock::<Map>() {
+        m.values_mut().for_each(unshare);
+        return;
+    }
+    if let Some(mut f) = v.write_lock::<FnPtr>() {
+        let curry: Vec<Dynamic> = f
+            .iter_curry()
+            .map(|c| {
+                let mut c = c.clone();
+                unshare(&mut c);
+                c
+            })
+            .collect();
+        f.set_curry(curry);
+    }
+}
+
 fn run_workers(
     h: &Arc<Host>,
     program: &Program,
@@ -283,6 +316,17 @@ fn run_workers(
                 .name("mdops-worker".into())
                 .stack_size(crate::script::SCRIPT_STACK);
             let spawned = worker.spawn_scoped(scope, || {
+                // Its own copy of what the closure captured (see `unshare`).
+                let mut f = f.clone();
+                let curry: Vec<Dynamic> = f
+                    .iter_curry()
+                    .map(|v| {
+                        let mut v = v.clone();
+                        unshare(&mut v);
+                        v
+                    })
+                    .collect();
+                f.set_curry(curry);
                 let mut engine = crate::script::engine(
                     Some(h.clone()),
                     program.sources.clone(),
@@ -303,7 +347,9 @@ fn run_workers(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
-                    let r = f.call::<Dynamic>(&engine, &program.ast, (item.clone(),));
+                    let mut arg = item.clone();
+                    unshare(&mut arg);
+                    let r = f.call::<Dynamic>(&engine, &program.ast, (arg,));
                     let value = match judge(h, counting, r, item) {
                         Outcome::Done(v) | Outcome::Failed(v) => v,
                         Outcome::Stop(e) => {
