@@ -78,6 +78,30 @@ fn workers_reading_captured_variables_never_race() {
     );
 }
 
+/// An imported module is compiled and its top level run once per run, not
+/// once more for every worker of every `parallel()` call; its functions and
+/// constants still work in every worker.
+#[test]
+fn imported_modules_load_once_for_all_workers() {
+    let env = Env::new();
+    env.script(
+        "lib.rhai",
+        "print(\"lib loaded\");\nexport const K = 3;\nfn triple(x) { x * 3 }\n",
+    );
+    let out = env.run(
+        "main.rhai",
+        r#"
+        import "lib" as lib;
+        let a = parallel(0..40, |i| lib::triple(i));
+        let b = parallel(0..40, |i| lib::triple(i) + lib::K);
+        print(a.reduce(|s, x| s + x, 0) + b.reduce(|s, x| s + x, 0));
+        "#,
+        &["--concurrency", "8"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "lib loaded\n4800\n", "{out:?}");
+}
+
 #[test]
 fn parallel_runs_items_at_the_same_time() {
     let env = Env::with(

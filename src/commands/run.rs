@@ -173,6 +173,7 @@ fn run_text(
         imports: script::top_level_imports(&ast),
         sources: sources.clone(),
         print_to,
+        engines: Default::default(),
     });
     let has_state = !ctx.is_sandbox()
         && (ctx.settings.state_url.is_some()

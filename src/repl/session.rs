@@ -163,6 +163,7 @@ impl Session {
                 .collect(),
             sources: self.sources.clone(),
             print_to: script::PrintTo::Stdout,
+            engines: Default::default(),
         });
         // Evaluated, shown and dropped on a thread with room for deep values.
         let (engine, scope, json) = (&self.engine, &mut self.scope, self.json);

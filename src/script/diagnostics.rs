@@ -5,6 +5,9 @@ use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// A module and the text it was compiled from.
+type Compiled = (Arc<str>, rhai::Shared<rhai::Module>);
+
 /// Source texts by source name, so errors can quote the offending line of the
 /// main script or of any module it imported.
 #[derive(Default)]
@@ -15,6 +18,10 @@ pub struct Sources {
     /// Closure (`anon$…`) → the source it was written in: a closure defined in
     /// a script and called from a module carries no source of its own.
     closures: Mutex<HashMap<String, String>>,
+    /// Imported modules, compiled once per program and shared by every
+    /// engine of it (the `parallel()` workers): by source name, with the text
+    /// they were compiled from, so an edited file is compiled again.
+    modules: Mutex<HashMap<String, Compiled>>,
 }
 
 impl Sources {
@@ -39,6 +46,18 @@ impl Sources {
                     .or_insert_with(|| name.to_string());
             }
         }
+    }
+    /// The module compiled from `text` under `name`, if it was.
+    pub fn module(&self, name: &str, text: &str) -> Option<rhai::Shared<rhai::Module>> {
+        let modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        let (compiled_from, module) = modules.get(name)?;
+        (**compiled_from == *text).then(|| module.clone())
+    }
+    pub fn keep_module(&self, name: &str, text: &str, module: rhai::Shared<rhai::Module>) {
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (Arc::from(text), module));
     }
     fn closure(&self, anon: &str) -> Option<String> {
         self.closures

@@ -13,6 +13,25 @@ pub struct Program {
     pub imports: Vec<(String, String)>,
     pub sources: Arc<crate::script::diagnostics::Sources>,
     pub print_to: crate::script::PrintTo,
+    /// Worker engines a `parallel()` call finished with, for the next one.
+    pub engines: Arc<Engines>,
+}
+
+/// Engines set up for one program (its bindings and imports registered), kept
+/// between `parallel()` calls: setting one up costs more than many items.
+#[derive(Default)]
+pub struct Engines(Mutex<Vec<rhai::Engine>>);
+
+impl Engines {
+    pub fn take(&self) -> Option<rhai::Engine> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+    pub fn give_back(&self, engine: rhai::Engine) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(engine);
+    }
 }
 
 pub struct Host {

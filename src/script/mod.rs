@@ -85,7 +85,9 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         engine.on_progress(move |ops| {
             (ops % 256 == 0 && bridge.is_cancelled()).then_some(Dynamic::UNIT)
         });
-        engine.set_default_tag(Dynamic::from(host));
+        // Weak: the program keeps worker engines between `parallel()` calls,
+        // and the host keeps the program.
+        engine.set_default_tag(Dynamic::from(Arc::downgrade(&host)));
     }
     engine
 }

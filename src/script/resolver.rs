@@ -3,9 +3,8 @@
 
 use crate::script::diagnostics::Sources;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Bundled modules: `import "NAME" as x;` finds `stdlib/NAME.rhai`.
 pub const STDLIB: &[(&str, &str)] = &[
@@ -22,17 +21,14 @@ pub fn stdlib(name: &str) -> Option<&'static str> {
     STDLIB.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
+/// Compiles each module once per program: [`Sources`] keeps what it compiled.
 pub struct Resolver {
     sources: Arc<Sources>,
-    cache: Mutex<HashMap<String, Shared<Module>>>,
 }
 
 impl Resolver {
     pub fn new(sources: Arc<Sources>) -> Self {
-        Self {
-            sources,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Self { sources }
     }
 
     fn locate(&self, importer: Option<&str>, path: &str) -> Result<(String, String), String> {
@@ -67,13 +63,10 @@ impl ModuleResolver for Resolver {
             .locate(source, path)
             .map_err(|_| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
         self.sources.alias(path, &name);
-        if let Some(m) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name)
-        {
-            return Ok(m.clone());
+        // Not locked while compiling: a module's own imports come back here.
+        // Two workers compiling one module at once both get a working copy.
+        if let Some(m) = self.sources.module(&name, &text) {
+            return Ok(m);
         }
         self.sources.add(&name, &text);
         let mut ast = engine.compile(&text).map_err(|e| {
@@ -89,10 +82,7 @@ impl ModuleResolver for Resolver {
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         module.set_id(name.as_str());
         let module: Shared<Module> = module.into();
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, module.clone());
+        self.sources.keep_module(&name, &text, module.clone());
         Ok(module)
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 /// The run's host, carried in the engine's default tag.
 pub fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
     ctx.tag()
-        .and_then(|t| t.clone().try_cast::<Arc<Host>>())
+        .and_then(|t| t.read_lock::<std::sync::Weak<Host>>()?.upgrade())
         .ok_or_else(|| {
             Box::new(EvalAltResult::ErrorRuntime(
                 Dynamic::from("this function needs a run (it cannot be called here)"),

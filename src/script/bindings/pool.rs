@@ -327,17 +327,20 @@ fn run_workers(
                     })
                     .collect();
                 f.set_curry(curry);
-                let mut engine = crate::script::engine(
-                    Some(h.clone()),
-                    program.sources.clone(),
-                    program.print_to,
-                );
-                crate::script::register_imports(
-                    &mut engine,
-                    &program.imports,
-                    &program.sources,
-                    program.ast.source(),
-                );
+                let engine = program.engines.take().unwrap_or_else(|| {
+                    let mut engine = crate::script::engine(
+                        Some(h.clone()),
+                        program.sources.clone(),
+                        program.print_to,
+                    );
+                    crate::script::register_imports(
+                        &mut engine,
+                        &program.imports,
+                        &program.sources,
+                        program.ast.source(),
+                    );
+                    engine
+                });
                 loop {
                     if stop.load(Ordering::Relaxed)
                         || h.bridge.is_cancelled()
@@ -366,6 +369,7 @@ fn run_workers(
                         b.inc(1);
                     }
                 }
+                program.engines.give_back(engine);
             });
             if let Err(e) = spawned {
                 stop.store(true, Ordering::Relaxed);
