@@ -15,7 +15,7 @@
 
 use aho_corasick::AhoCorasick;
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 /// Shorter values are not worth a search (and would redact innocent text).
@@ -23,31 +23,29 @@ const MIN_LEN: usize = 8;
 /// How long a window inside a secret identifies it.
 const ANCHOR: usize = 16;
 
+/// Windows of one length: the window's bytes → (secret index, byte offset).
+type Windows = HashMap<Box<[u8]>, Vec<(usize, usize)>>;
+
+/// Every secret, and how to find it. Registering one is cheap and cleaning
+/// text costs its length, however many secrets there are: a run that mints
+/// ten thousand tokens keeps three small windows of each in a hash map, not an
+/// automaton of them all.
 #[derive(Default)]
 struct Registry {
-    secrets: Vec<String>,
+    secrets: Vec<Arc<str>>,
+    known: HashSet<Arc<str>>,
     /// Secrets the script revealed on purpose: kept out of the cleaning of
     /// the script's own output (they are still cleaned from outside text).
-    revealed: Vec<String>,
-    /// Rebuilt lazily after a registration.
-    matcher: Option<Arc<Matcher>>,
+    revealed: HashSet<Arc<str>>,
+    /// Secrets of at most `ANCHOR` characters, found whole: (index, automaton).
+    short: Vec<usize>,
+    short_ac: Option<AhoCorasick>,
+    /// Windows of longer secrets, by their length in bytes: the window's bytes
+    /// → (secret index, byte offset of the window in the secret).
+    windows: HashMap<usize, Windows>,
 }
 
-/// The patterns of every secret: the secret itself when short, else three
-/// windows inside it.
-struct Matcher {
-    ac: AhoCorasick,
-    /// For each pattern: the secret's index, and the byte offset in the
-    /// secret where the pattern starts.
-    patterns: Vec<(usize, usize)>,
-    secrets: Vec<String>,
-}
-
-static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
-    secrets: Vec::new(),
-    revealed: Vec::new(),
-    matcher: None,
-});
+static REGISTRY: RwLock<Option<Registry>> = RwLock::new(None);
 
 /// Remembers a secret so that [`clean`] removes it from outside text.
 pub fn register(secret: &str) {
@@ -55,84 +53,89 @@ pub fn register(secret: &str) {
     if secret.len() < MIN_LEN {
         return;
     }
-    let mut r = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
-    if !r.secrets.iter().any(|s| s == secret) {
-        r.secrets.push(secret.to_string());
-        r.matcher = None;
+    let mut guard = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let r = guard.get_or_insert_with(Registry::default);
+    if r.known.contains(secret) {
+        return;
+    }
+    let secret: Arc<str> = Arc::from(secret);
+    let idx = r.secrets.len();
+    r.secrets.push(secret.clone());
+    r.known.insert(secret.clone());
+    let chars: Vec<usize> = secret
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain([secret.len()])
+        .collect();
+    let n = chars.len() - 1;
+    if n <= ANCHOR {
+        r.short.push(idx);
+        let pats: Vec<&str> = r.short.iter().map(|&i| &*r.secrets[i]).collect();
+        r.short_ac = AhoCorasick::new(pats).ok();
+        return;
+    }
+    // Three windows inside it (not its start: tokens are JWTs, whose first
+    // characters are the same header for every token).
+    let mut offsets: Vec<usize> = [n / 4, n / 2, 3 * n / 4]
+        .into_iter()
+        .map(|at| at.min(n - ANCHOR))
+        .collect();
+    offsets.dedup();
+    for at in offsets {
+        let window = &secret.as_bytes()[chars[at]..chars[at + ANCHOR]];
+        r.windows
+            .entry(window.len())
+            .or_default()
+            .entry(window.into())
+            .or_default()
+            .push((idx, chars[at]));
     }
 }
 
 /// The script revealed this secret: what the script itself prints may show it.
 pub fn allow(secret: &str) {
-    let mut r = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
-    let secret = secret.trim().to_string();
-    if !r.revealed.contains(&secret) {
-        r.revealed.push(secret);
-    }
-}
-
-fn build(secrets: &[String]) -> Option<Matcher> {
-    let mut pats: Vec<&str> = Vec::new();
-    let mut patterns = Vec::new();
-    for (i, s) in secrets.iter().enumerate() {
-        let chars: Vec<usize> = s.char_indices().map(|(b, _)| b).chain([s.len()]).collect();
-        let n = chars.len() - 1;
-        if n <= ANCHOR {
-            pats.push(s);
-            patterns.push((i, 0));
-            continue;
-        }
-        let mut offsets: Vec<usize> = [n / 4, n / 2, 3 * n / 4]
-            .into_iter()
-            .map(|at| at.min(n - ANCHOR))
-            .collect();
-        offsets.dedup();
-        for at in offsets {
-            pats.push(&s[chars[at]..chars[at + ANCHOR]]);
-            patterns.push((i, chars[at]));
-        }
-    }
-    let ac = AhoCorasick::new(pats).ok()?;
-    Some(Matcher {
-        ac,
-        patterns,
-        secrets: secrets.to_vec(),
-    })
-}
-
-fn matcher() -> Option<(Arc<Matcher>, HashSet<String>)> {
-    {
-        let r = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-        if r.secrets.is_empty() {
-            return None;
-        }
-        if let Some(m) = &r.matcher {
-            return Some((m.clone(), r.revealed.iter().cloned().collect()));
-        }
-    }
-    let mut r = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
-    let m = Arc::new(build(&r.secrets)?);
-    r.matcher = Some(m.clone());
-    Some((m, r.revealed.iter().cloned().collect()))
+    let mut guard = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let r = guard.get_or_insert_with(Registry::default);
+    r.revealed.insert(Arc::from(secret.trim()));
 }
 
 /// The byte spans of `text` that hold (part of) a secret, each with its secret.
-fn spans(m: &Matcher, text: &str, skip: &HashSet<String>) -> Vec<(usize, usize, usize)> {
+fn spans(r: &Registry, text: &str, respect_reveals: bool) -> Vec<(usize, usize, usize)> {
     let bytes = text.as_bytes();
+    // (start, end) of a window or whole secret found, and (secret, offset).
+    let mut hits: Vec<(usize, usize, usize, usize)> = Vec::new();
+    if let Some(ac) = &r.short_ac {
+        for hit in ac.find_overlapping_iter(text) {
+            let idx = r.short[hit.pattern().as_usize()];
+            hits.push((hit.start(), hit.end(), idx, 0));
+        }
+    }
+    for (&len, windows) in &r.windows {
+        for (at, _) in text.char_indices() {
+            let Some(window) = bytes.get(at..at + len) else {
+                break;
+            };
+            if let Some(found) = windows.get(window) {
+                for &(idx, offset) in found {
+                    hits.push((at, at + len, idx, offset));
+                }
+            }
+        }
+    }
     let mut found: Vec<(usize, usize, usize)> = Vec::new();
-    for hit in m.ac.find_overlapping_iter(text) {
-        let (idx, offset) = m.patterns[hit.pattern().as_usize()];
-        if skip.contains(&m.secrets[idx]) {
+    for (hit_start, hit_end, idx, offset) in hits {
+        let secret = &r.secrets[idx];
+        if respect_reveals && r.revealed.contains(secret) {
             continue;
         }
-        let secret = m.secrets[idx].as_bytes();
+        let secret = secret.as_bytes();
         // Both ways, as far as the text keeps matching the secret.
-        let (mut start, mut j) = (hit.start(), offset);
+        let (mut start, mut j) = (hit_start, offset);
         while start > 0 && j > 0 && bytes[start - 1] == secret[j - 1] {
             start -= 1;
             j -= 1;
         }
-        let (mut end, mut k) = (hit.end(), offset + (hit.end() - hit.start()));
+        let (mut end, mut k) = (hit_end, offset + (hit_end - hit_start));
         while end < bytes.len() && k < secret.len() && bytes[end] == secret[k] {
             end += 1;
             k += 1;
@@ -140,7 +143,7 @@ fn spans(m: &Matcher, text: &str, skip: &HashSet<String>) -> Vec<(usize, usize, 
         found.push((start, end, idx));
     }
     found.sort();
-    // Merge overlaps (a whole secret is found by both its anchors).
+    // Merge overlaps (a whole secret is found by each of its windows).
     let mut merged: Vec<(usize, usize, usize)> = Vec::new();
     for (s, e, i) in found {
         match merged.last_mut() {
@@ -152,15 +155,11 @@ fn spans(m: &Matcher, text: &str, skip: &HashSet<String>) -> Vec<(usize, usize, 
 }
 
 fn replace<'a>(text: &'a str, with: Option<&str>, respect_reveals: bool) -> Cow<'a, str> {
-    let Some((m, revealed)) = matcher() else {
+    let guard = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let Some(r) = guard.as_ref() else {
         return Cow::Borrowed(text);
     };
-    let skip = if respect_reveals {
-        revealed
-    } else {
-        HashSet::new()
-    };
-    let found = spans(&m, text, &skip);
+    let found = spans(r, text, respect_reveals);
     if found.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -175,9 +174,8 @@ fn replace<'a>(text: &'a str, with: Option<&str>, respect_reveals: bool) -> Cow<
         out.push_str(&text[at..s]);
         match with {
             Some(w) => out.push_str(w),
-            None => {
-                out.push_str(&crate::secret::SecretString::new(m.secrets[idx].clone()).redacted())
-            }
+            None => out
+                .push_str(&crate::secret::SecretString::new(r.secrets[idx].to_string()).redacted()),
         }
         at = e;
     }
@@ -282,6 +280,38 @@ mod tests {
         // Another JWT with the same header is not touched.
         let other = "eyJhbGciOiJIUzI1NiJ9.somebody-elses-payload.c2lnbmF0dXJlLW90aGVy";
         assert_eq!(clean(other), other);
+    }
+
+    /// A run that mints ten thousand tokens: each is still found, whole or cut
+    /// short, among all the others.
+    #[test]
+    fn thousands_of_secrets_are_each_found() {
+        // Like real tokens: one header, then text that differs throughout.
+        let secret = |i: usize| {
+            use sha2::Digest;
+            let h: String = sha2::Sha256::digest(i.to_string())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("eyJhbGciOiJIUzI1NiJ9.{}.{}", &h[..40], &h[40..])
+        };
+        for i in 0..10_000 {
+            register(&secret(i));
+        }
+        for i in [0, 4_321, 9_999] {
+            let s = secret(i);
+            for shown in [&s[..], &s[5..s.len() - 5]] {
+                let text = format!("token={shown};");
+                let out = clean(&text);
+                assert!(!out.contains(&s[30..50]), "{out}");
+                assert!(
+                    out.starts_with("token=<secret ") && out.ends_with(';'),
+                    "{out}"
+                );
+            }
+        }
+        let other = secret(10_000);
+        assert_eq!(clean(&other), other);
     }
 
     #[test]
