@@ -47,6 +47,25 @@ impl Table {
         Table::new(rows, Some(columns.iter().map(|c| c.to_string()).collect()))
     }
 
+    /// [`Table::to_json`], taking the rows rather than copying them.
+    pub fn into_json(self) -> Value {
+        let columns = self.columns;
+        Value::Array(
+            self.rows
+                .into_iter()
+                .map(|row| match row {
+                    Value::Object(mut m) => Value::Object(
+                        columns
+                            .iter()
+                            .map(|c| (c.clone(), m.remove(c).unwrap_or(Value::Null)))
+                            .collect(),
+                    ),
+                    other => other,
+                })
+                .collect(),
+        )
+    }
+
     /// Each row as an object holding exactly the table's columns, in order.
     pub fn to_json(&self) -> Value {
         Value::Array(
@@ -271,6 +290,14 @@ impl Doc {
         }
     }
 
+    /// [`Doc::to_json`], taking the document rather than copying it.
+    pub fn into_json(self) -> Value {
+        match self {
+            Doc::Table(t) => t.into_json(),
+            Doc::Value(v) => v,
+        }
+    }
+
     /// Text for a terminal: aligned tables, `key  value` lines for objects, one
     /// line per array item, nothing for null.
     pub fn to_text(&self) -> String {
@@ -343,22 +370,44 @@ impl Envelope {
     }
 
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "mdops_output": OUTPUT_VERSION,
-            "ok": self.ok,
-            "dry_run": self.dry_run,
-            "result": self.result,
-            "plan": self.plan,
-            "summary": self.summary,
-            "error": self.error,
-        })
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
+    }
+
+    /// The document's members in order, borrowed: a large result is written
+    /// out, never copied.
+    fn view(&self) -> EnvelopeView<'_> {
+        EnvelopeView {
+            mdops_output: OUTPUT_VERSION,
+            ok: self.ok,
+            dry_run: self.dry_run,
+            result: &self.result,
+            plan: &self.plan,
+            summary: &self.summary,
+            error: &self.error,
+        }
     }
 
     /// The document as printed: pretty JSON, a newline.
     pub fn render(&self) -> String {
-        json(&self.to_json())
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&self.view()).unwrap_or_else(|_| "null".into())
+        )
     }
 }
+
+#[derive(serde::Serialize)]
+struct EnvelopeView<'a> {
+    mdops_output: u32,
+    ok: bool,
+    dry_run: bool,
+    result: &'a Value,
+    plan: &'a [Value],
+    summary: &'a Value,
+    error: &'a Value,
+}
+
+impl Envelope {}
 
 /// The `error` member of an [`Envelope`]: what went wrong, the exit code, its
 /// kind, and where in a script (or `null`).

@@ -9,7 +9,7 @@ use crate::failure::{exit, Failure, Kind};
 use crate::output::{self, Format};
 use crate::runtime::Runtime;
 use crate::script::bindings::exit::MESSAGE_KEY;
-use crate::script::convert::{to_doc, Mode, EXIT_CODE_KEY, STOP_KEY};
+use crate::script::convert::{into_doc, Mode, EXIT_CODE_KEY, STOP_KEY};
 use crate::script::diagnostics::{Diagnostic, Sources};
 use crate::script::host::{Host, Program};
 use crate::script::{self, PrintTo};
@@ -216,11 +216,16 @@ fn run_text(
     };
     let mut error_at: Option<(String, usize, usize)> = None;
     let mut error_message: Option<String> = None;
+    if json {
+        // Taken out, not copied: the result may be ten thousand rows.
+        if let Ending::Value(Ok(doc)) = &mut ending {
+            let doc = std::mem::replace(doc, output::Doc::Value(serde_json::Value::Null));
+            envelope.result = crate::redact::clean_json(doc.into_json());
+        }
+    }
     match &ending {
         Ending::Value(Ok(doc)) => {
-            if json {
-                envelope.result = crate::redact::clean_json(doc.to_json());
-            } else {
+            if !json {
                 output::out(&crate::redact::clean_output(&doc.render(rt.options.output)));
             }
         }
@@ -324,7 +329,7 @@ fn eval_deep(
             .stack_size(script::SCRIPT_STACK)
             .spawn_scoped(s, || {
                 match engine.eval_ast_with_scope::<Dynamic>(&mut Scope::new(), ast) {
-                    Ok(v) => Ending::Value(to_doc(&v, mode)),
+                    Ok(v) => Ending::Value(into_doc(v, mode)),
                     Err(e) => ending_of(*e, engine, ast, name, sources),
                 }
             })

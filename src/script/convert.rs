@@ -109,6 +109,22 @@ pub fn to_doc(value: &Dynamic, mode: Mode) -> Result<Doc, String> {
     json_at(value, 0, mode).map(Doc::value)
 }
 
+/// [`to_doc`], taking the value: a table's rows are dropped as they are
+/// converted, so a large result is never held twice.
+pub fn into_doc(value: Dynamic, mode: Mode) -> Result<Doc, String> {
+    let value = match value.try_cast_result::<Table>() {
+        Err(other) => other,
+        Ok(t) => {
+            let mut rows = Vec::with_capacity(t.rows.len());
+            for r in t.rows {
+                rows.push(json_at(&r, 1, mode)?);
+            }
+            return Ok(Doc::Table(OutTable::new(rows, t.columns)));
+        }
+    };
+    json_at(&value, 0, mode).map(Doc::value)
+}
+
 /// The aligned text form of a table (what `print(table)` shows).
 pub fn table_text(t: &Table) -> String {
     match t.to_output(0, Mode::Display) {
