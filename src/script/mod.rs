@@ -37,6 +37,12 @@ pub enum PrintTo {
     Stderr,
 }
 
+/// The script-visible modules: global ones, and namespaces by name.
+type Bindings = (
+    Vec<rhai::Shared<rhai::Module>>,
+    Vec<(&'static str, rhai::Shared<rhai::Module>)>,
+);
+
 /// An engine with every script-visible function. `host` is `None` for
 /// compile-only uses (`check`, `doc`); API functions then fail if called.
 pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo) -> Engine {
@@ -57,11 +63,23 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         .register_type_with_name::<table::Shown>("Shown")
         .register_fn("to_string", |s: &mut table::Shown| s.text.clone())
         .register_fn("to_debug", |s: &mut table::Shown| format!("{:?}", s.text));
-    for module in bindings::globals() {
-        engine.register_global_module(module.into());
+    // Built once per process and shared: every engine (each `parallel()`
+    // worker has one) holds the same modules rather than its own copy.
+    static BINDINGS: std::sync::OnceLock<Bindings> = std::sync::OnceLock::new();
+    let (globals, modules) = BINDINGS.get_or_init(|| {
+        (
+            bindings::globals().into_iter().map(Into::into).collect(),
+            bindings::modules()
+                .into_iter()
+                .map(|(name, m)| (name, m.into()))
+                .collect(),
+        )
+    });
+    for module in globals {
+        engine.register_global_module(module.clone());
     }
-    for (name, module) in bindings::modules() {
-        engine.register_static_module(name, module.into());
+    for (name, module) in modules {
+        engine.register_static_module(*name, module.clone());
     }
     engine.set_module_resolver(resolver::Resolver::new(sources));
     // What a script prints never shows a known secret it did not reveal.

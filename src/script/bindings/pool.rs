@@ -267,6 +267,13 @@ fn run_counted(
     result
 }
 
+/// One item of a `parallel()` call: waiting, being worked on, or its result.
+enum Slot {
+    Item(Dynamic),
+    Taken,
+    Done(Dynamic),
+}
+
 /// Makes `v` share nothing with another thread. A closure's captured variables
 /// are shared values behind one lock; workers reading them at once contend for
 /// it, and Rhai gives up after a few tries ("Data race detected"), failing
@@ -308,10 +315,17 @@ fn run_workers(
 ) -> RhaiResultOf<Array> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let slots: Vec<Mutex<Option<Dynamic>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let n = items.len();
+    // Each slot holds its item until a worker takes it, then its result: an
+    // item is dropped as soon as it is done (ten thousand plans need not all
+    // stay until the last one is).
+    let slots: Vec<Mutex<Slot>> = items
+        .into_iter()
+        .map(|item| Mutex::new(Slot::Item(item)))
+        .collect();
     let stopped: Mutex<Option<Box<EvalAltResult>>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..concurrency.min(items.len()) {
+        for _ in 0..concurrency.min(n) {
             let worker = std::thread::Builder::new()
                 .name("mdops-worker".into())
                 .stack_size(crate::script::SCRIPT_STACK);
@@ -349,11 +363,18 @@ fn run_workers(
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
+                    let Some(slot) = slots.get(i) else { break };
+                    let item = match std::mem::replace(
+                        &mut *slot.lock().unwrap_or_else(|e| e.into_inner()),
+                        Slot::Taken,
+                    ) {
+                        Slot::Item(item) => item,
+                        _ => Dynamic::UNIT,
+                    };
                     let mut arg = item.clone();
                     unshare(&mut arg);
                     let r = f.call::<Dynamic>(&engine, &program.ast, (arg,));
-                    let value = match judge(h, counting, r, item) {
+                    let value = match judge(h, counting, r, &item) {
                         Outcome::Done(v) | Outcome::Failed(v) => v,
                         Outcome::Stop(e) => {
                             stop.store(true, Ordering::Relaxed);
@@ -364,7 +385,8 @@ fn run_workers(
                             break;
                         }
                     };
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                    drop(item);
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Slot::Done(value);
                     if let Some(b) = bar {
                         b.inc(1);
                     }
@@ -406,10 +428,11 @@ fn run_workers(
     }
     Ok(slots
         .into_iter()
-        .map(|s| {
-            s.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or(Dynamic::UNIT)
-        })
+        .map(
+            |s| match s.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                Slot::Done(v) => v,
+                Slot::Item(_) | Slot::Taken => Dynamic::UNIT,
+            },
+        )
         .collect())
 }
