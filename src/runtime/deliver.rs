@@ -6,6 +6,7 @@
 use super::{Error, Runtime};
 use crate::api::SecretString;
 use crate::process::{Outcome, Program, Spec};
+use crate::store::group_of;
 use std::path::PathBuf;
 
 /// Where a secret goes.
@@ -212,28 +213,10 @@ impl Runtime {
                 let fp = fingerprint
                     .clone()
                     .unwrap_or_else(|| store.fingerprint(secret));
-                let journaled = match store.journal_delivered(&fp, &label) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        self.warn(&format!(
-                            "delivered to {label} but the journal could not record it: {}",
-                            e.0
-                        ));
-                        None
-                    }
-                };
-                let owner = minted
-                    .clone()
-                    .or(journaled.map(|j| (j.username, j.token_id, j.name)));
-                let recorded = match &owner {
-                    Some((username, id, name)) => {
-                        store.delivery_record(&identity, username, &group_of(name.as_deref()), id)
-                    }
-                    None => store.delivery_forget(&identity),
-                };
-                if let Err(e) = recorded {
+                // The delivery and whose token the target holds: one commit.
+                if let Err(e) = store.journal_delivered_to(&fp, &label, &identity, minted.clone()) {
                     self.warn(&format!(
-                        "delivered to {label} but could not record whose it is: {}",
+                        "delivered to {label} but the journal could not record it: {}",
                         e.0
                     ));
                 }
@@ -376,20 +359,5 @@ impl Runtime {
             return Err(crate::api::ApiError::Cancelled.into());
         }
         Ok(Some(outcome))
-    }
-}
-
-/// A token's group: its name without a rotation generation (`app.g3` is `app`).
-pub fn group_of(name: Option<&str>) -> String {
-    let name = name.unwrap_or("");
-    match name.rsplit_once(".g") {
-        Some((base, digits))
-            if !digits.is_empty()
-                && digits.len() <= 9
-                && digits.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            base.to_string()
-        }
-        _ => name.to_string(),
     }
 }

@@ -149,14 +149,17 @@ impl Ledger {
         }
     }
 
-    /// Journals a minted token (closing its attempt) and holds it as pending.
+    /// Journals a minted token (closing its attempt), with the create's audit
+    /// record in the same commit, and holds it as pending. When that fails,
+    /// the audit record is still stored on its own if it can be.
     pub fn minted(
         &self,
-        _rt: &Runtime,
+        rt: &Runtime,
         store: &Store,
         attempt: i64,
         username: &str,
         created: &CreatedToken,
+        audit: &crate::store::AuditRecord,
     ) -> Result<(), String> {
         let fingerprint = store.fingerprint(&created.token);
         store
@@ -166,8 +169,17 @@ impl Ledger {
                 username,
                 &created.meta,
                 &fingerprint,
+                Some(audit),
             )
-            .map_err(|e| e.0)?;
+            .map_err(|e| {
+                if let Err(a) = store.audit(audit) {
+                    rt.warn(&format!(
+                        "could not record `{} {}` in the audit log: {}",
+                        audit.operation, audit.target, a.0
+                    ));
+                }
+                e.0
+            })?;
         let mut inner = self.inner();
         inner.open_attempts.remove(&attempt);
         let id = created.meta.id.to_lowercase();

@@ -11,6 +11,7 @@
 //! - a dry run keeps an overlay of its planned writes so later reads see them
 //!   ([`overlay`]).
 
+mod audit;
 pub mod bridge;
 pub mod cleanup;
 pub mod deliver;
@@ -29,7 +30,7 @@ pub use error::{Error, Stop};
 
 use crate::api::{ApiError, Client, ClientConfig};
 use crate::output::Format;
-use crate::store::{AuditRecord, Store};
+use crate::store::Store;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -387,48 +388,6 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// Records a mutating API call in the audit log. The call already happened,
-    /// so a failure to record is reported rather than undoing it.
-    pub fn audit(
-        &self,
-        operation: &str,
-        target: &str,
-        result: Result<(), &ApiError>,
-        detail: Option<String>,
-    ) {
-        if result.is_ok() {
-            self.done
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{operation} {}", crate::output::escape(target)));
-        }
-        let record = AuditRecord {
-            at: String::new(),
-            profile: self.profile.clone(),
-            api: self.api.as_ref().map(|a| {
-                let u = &a.config().base_url;
-                match u.port() {
-                    Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-                    None => u.host_str().unwrap_or_default().to_string(),
-                }
-            }),
-            operation: operation.to_string(),
-            target: target.to_string(),
-            outcome: if result.is_ok() { "ok" } else { "error" }.to_string(),
-            status: result.err().and_then(ApiError::status),
-            detail,
-        };
-        if let Err(e) = self
-            .state
-            .store()
-            .and_then(|s| s.audit(&record).map_err(|e| e.0))
-        {
-            self.warn(&format!(
-                "could not record `{operation} {target}` in the audit log: {e}"
-            ));
-        }
     }
 
     pub(super) fn overlay(&self) -> Option<std::sync::MutexGuard<'_, overlay::Overlay>> {

@@ -69,8 +69,11 @@ impl Runtime {
         };
         crate::redact::register(created.token.expose());
         let target = format!("{owner}/{}", created.meta.id);
-        self.audit("create short-lived token", &target, Ok(()), Some(detail));
-        if let Err(e) = self.ledger.minted(self, &store, attempt, owner, &created) {
+        let record = self.audit_record("create short-lived token", &target, Ok(()), Some(detail));
+        if let Err(e) = self
+            .ledger
+            .minted(self, &store, attempt, owner, &created, &record)
+        {
             let id = created.meta.id.clone();
             let undo = self.call(|c| {
                 let id = &id;

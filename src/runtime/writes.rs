@@ -209,10 +209,10 @@ impl Runtime {
         };
         crate::redact::register(created.token.expose());
         let target = format!("{username}/{}", created.meta.id);
-        self.audit("create token", &target, Ok(()), Some(detail));
+        let record = self.audit_record("create token", &target, Ok(()), Some(detail));
         if let Err(e) = self
             .ledger
-            .minted(self, &store, attempt, username, &created)
+            .minted(self, &store, attempt, username, &created, &record)
         {
             // A secret nobody can find again is worse than no token: take it back.
             let id = created.meta.id.clone();
@@ -246,28 +246,37 @@ impl Runtime {
         rules::path_username(username)?;
         rules::token_id(token_id)?;
         let target = format!("{username}/{token_id}");
-        let result = self.perform(
-            Op::new("revoke token", target.clone(), None),
-            |o| o.revoke_token(username, token_id),
-            |c| async move { c.delete_token(username, token_id).await },
-        );
+        self.admit()?;
+        if let Some(mut overlay) = self.overlay() {
+            overlay.revoke_token(username, token_id);
+            drop(overlay);
+            self.plan("revoke token", &target, None);
+            return Ok(());
+        }
+        let store = self.store()?;
+        store.ready().map_err(Error::state)?;
+        let result = self.call(|c| async move { c.delete_token(username, token_id).await });
         let gone = match &result {
             Ok(()) => true,
-            Err(Error::Api(e)) => e.is_not_found(),
-            Err(_) => false,
+            Err(e) => e.is_not_found(),
         };
-        if gone && !self.options.dry_run {
-            self.ledger.released(token_id);
-            if let Err(e) = self
-                .store()
-                .and_then(|s| s.journal_revoked(token_id).map_err(|e| Error::State(e.0)))
-            {
-                self.warn(&format!(
-                    "token {target} was revoked but the journal could not record it: {e}"
-                ));
-            }
+        if !gone {
+            self.audit_call(
+                &Op::new("revoke token", target, None),
+                result.as_ref().map(|_| ()),
+            );
+            return result.map_err(Error::from);
         }
-        result
+        self.ledger.released(token_id);
+        // Its audit record and the journal's note: one commit.
+        let record = self.audit_record("revoke token", &target, result.as_ref().map(|_| ()), None);
+        if let Err(e) = store.audit_revoked(&record, token_id) {
+            self.warn(&format!(
+                "token {target} was revoked but neither the audit log nor the journal could record it: {}",
+                e.0
+            ));
+        }
+        result.map_err(Error::from)
     }
 
     /// Replaces an account's Duckling configuration. `before`, when known,

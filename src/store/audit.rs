@@ -1,6 +1,7 @@
 //! The audit log: one row per mutating API call, whatever its outcome. Never
 //! a secret and never a request body that could hold one.
 
+use super::conn::Conn;
 use super::db::{p, Row, Sql};
 use super::{now, Result, Store};
 use serde::Serialize;
@@ -42,30 +43,35 @@ fn from_row(r: &Row) -> Result<AuditRecord> {
     })
 }
 
+/// Inserts an audit record on `c` (in whatever transaction `c` is in).
+pub(super) fn insert(c: &mut Conn, rec: &AuditRecord) -> Result<()> {
+    let at = if rec.at.is_empty() {
+        now()
+    } else {
+        rec.at.clone()
+    };
+    c.exec(
+        &Sql::same(
+            "INSERT INTO audit (at, profile, api, operation, target, outcome, status, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        ),
+        p![
+            &at,
+            &rec.profile,
+            &rec.api,
+            &rec.operation,
+            &rec.target,
+            &rec.outcome,
+            rec.status.map(i64::from),
+            &rec.detail
+        ],
+    )?;
+    Ok(())
+}
+
 impl Store {
     pub fn audit(&self, rec: &AuditRecord) -> Result<()> {
-        let at = if rec.at.is_empty() {
-            now()
-        } else {
-            rec.at.clone()
-        };
-        self.conn().exec(
-            &Sql::same(
-                "INSERT INTO audit (at, profile, api, operation, target, outcome, status, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            ),
-            p![
-                &at,
-                &rec.profile,
-                &rec.api,
-                &rec.operation,
-                &rec.target,
-                &rec.outcome,
-                rec.status.map(i64::from),
-                &rec.detail
-            ],
-        )?;
-        Ok(())
+        insert(&mut self.conn(), rec)
     }
 
     /// Matching records, oldest first (the last `limit` ones when limited).

@@ -1,5 +1,7 @@
 //! The token journal: every token mdops mints, and what became of it.
 
+use super::audit::AuditRecord;
+use super::conn::Conn;
 use super::db::{p, Row, Sql};
 use super::{now, Result, Store};
 use crate::api::Token;
@@ -48,14 +50,77 @@ fn rows(rows: Vec<Row>) -> Result<Vec<JournalEntry>> {
     rows.iter().map(from_row).collect()
 }
 
+/// Records that a token was revoked (or found gone), on `c`.
+pub(super) fn revoked(c: &mut Conn, token_id: &str) -> Result<()> {
+    c.exec(
+        &Sql::pg(
+            "UPDATE token_journal SET revoked_at = ?2 WHERE token_id = ?1 COLLATE NOCASE AND revoked_at IS NULL",
+            "UPDATE token_journal SET revoked_at = $2 WHERE lower(token_id) = lower($1) AND revoked_at IS NULL",
+        ),
+        p![token_id, &now()],
+    )?;
+    Ok(())
+}
+
+/// A token's group: its name without a rotation generation (`app.g3` is `app`).
+pub fn group_of(name: Option<&str>) -> String {
+    let name = name.unwrap_or("");
+    match name.rsplit_once(".g") {
+        Some((base, digits))
+            if !digits.is_empty()
+                && digits.len() <= 9
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base.to_string()
+        }
+        _ => name.to_string(),
+    }
+}
+
+fn record_delivery(
+    c: &mut Conn,
+    target: &str,
+    username: &str,
+    group: &str,
+    token_id: &str,
+) -> Result<()> {
+    c.exec(
+        &Sql::same(
+            "INSERT INTO deliveries (target, username, grp, token_id, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (target) DO UPDATE SET username = excluded.username, grp = excluded.grp,
+                token_id = excluded.token_id, at = excluded.at",
+        ),
+        p![target, username, group, token_id, &now()],
+    )?;
+    Ok(())
+}
+
+fn delivered(c: &mut Conn, fingerprint: &str, sink: &str) -> Result<Option<JournalEntry>> {
+    c.exec(
+        &Sql::same(
+            "UPDATE token_journal SET delivered_at = ?2,
+                sink = CASE WHEN sink IS NULL THEN ?3 ELSE sink || ', ' || ?3 END
+             WHERE fingerprint = ?1",
+        ),
+        p![fingerprint, &now(), sink],
+    )?;
+    c.query_opt(
+        &Sql::same("SELECT * FROM token_journal WHERE fingerprint = ?1"),
+        p![fingerprint],
+    )?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
 const BY_TOKEN_ID: Sql = Sql::pg(
     "SELECT * FROM token_journal WHERE token_id = ?1 COLLATE NOCASE",
     "SELECT * FROM token_journal WHERE lower(token_id) = lower($1)",
 );
 
 impl Store {
-    /// Records a minted token and closes the attempt that minted it, in one
-    /// transaction: afterwards the journal knows the token by id.
+    /// Records a minted token and closes the attempt that minted it (and, when
+    /// given, the create's audit record), in one transaction: afterwards the
+    /// journal knows the token by id.
     pub fn journal_minted(
         &self,
         run_id: &str,
@@ -63,9 +128,13 @@ impl Store {
         username: &str,
         token: &Token,
         fingerprint: &str,
+        audit: Option<&AuditRecord>,
     ) -> Result<()> {
         let minted_at = now();
         self.conn().transaction(|c| {
+            if let Some(rec) = audit {
+                super::audit::insert(c, rec)?;
+            }
             c.exec(
                 &Sql::same("INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at, run_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -115,34 +184,6 @@ impl Store {
             .collect()
     }
 
-    /// Forgets what a target holds (it now holds a token mdops did not mint).
-    pub fn delivery_forget(&self, target: &str) -> Result<()> {
-        self.conn().exec(
-            &Sql::same("DELETE FROM deliveries WHERE target = ?1"),
-            p![target],
-        )?;
-        Ok(())
-    }
-
-    /// Records that a target now holds this group's token.
-    pub fn delivery_record(
-        &self,
-        target: &str,
-        username: &str,
-        group: &str,
-        token_id: &str,
-    ) -> Result<()> {
-        self.conn().exec(
-            &Sql::same(
-                "INSERT INTO deliveries (target, username, grp, token_id, at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (target) DO UPDATE SET username = excluded.username, grp = excluded.grp,
-                    token_id = excluded.token_id, at = excluded.at",
-            ),
-            p![target, username, group, token_id, &now()],
-        )?;
-        Ok(())
-    }
-
     /// Records that the script took the value itself (`reveal()`).
     pub fn journal_revealed(&self, token_id: &str) -> Result<()> {
         self.conn().exec(
@@ -190,17 +231,38 @@ impl Store {
         Ok(())
     }
 
-    /// Records a delivery; returns the token it was for, if mdops minted it.
-    pub fn journal_delivered(&self, fingerprint: &str, sink: &str) -> Result<Option<JournalEntry>> {
-        self.conn().exec(
-            &Sql::same(
-                "UPDATE token_journal SET delivered_at = ?2,
-                    sink = CASE WHEN sink IS NULL THEN ?3 ELSE sink || ', ' || ?3 END
-                 WHERE fingerprint = ?1",
-            ),
-            p![fingerprint, &now(), sink],
-        )?;
-        self.journal_by_fingerprint(fingerprint)
+    /// Records a delivery to `target` (labelled `sink`) and whose token the
+    /// target now holds, in one transaction: `owner` when the caller knows it
+    /// (`(username, token id, name)`), else the journal's entry for the secret,
+    /// else nobody mdops knows (the target's record is dropped). Returns the
+    /// journal's entry.
+    pub fn journal_delivered_to(
+        &self,
+        fingerprint: &str,
+        sink: &str,
+        target: &str,
+        owner: Option<(String, String, Option<String>)>,
+    ) -> Result<Option<JournalEntry>> {
+        self.conn().transaction(|c| {
+            let entry = delivered(c, fingerprint, sink)?;
+            let owner = owner.or_else(|| {
+                entry
+                    .as_ref()
+                    .map(|j| (j.username.clone(), j.token_id.clone(), j.name.clone()))
+            });
+            match owner {
+                Some((username, id, name)) => {
+                    record_delivery(c, target, &username, &group_of(name.as_deref()), &id)?
+                }
+                None => {
+                    c.exec(
+                        &Sql::same("DELETE FROM deliveries WHERE target = ?1"),
+                        p![target],
+                    )?;
+                }
+            }
+            Ok(entry)
+        })
     }
 
     pub fn journal_verified(&self, fingerprint: &str) -> Result<()> {
@@ -211,15 +273,17 @@ impl Store {
         Ok(())
     }
 
+    /// A call's audit record and what the journal learnt from the call, in one
+    /// transaction: one commit instead of two for each revoke of a rotation.
+    pub fn audit_revoked(&self, rec: &AuditRecord, token_id: &str) -> Result<()> {
+        self.conn().transaction(|c| {
+            super::audit::insert(c, rec)?;
+            revoked(c, token_id)
+        })
+    }
+
     pub fn journal_revoked(&self, token_id: &str) -> Result<()> {
-        self.conn().exec(
-            &Sql::pg(
-                "UPDATE token_journal SET revoked_at = ?2 WHERE token_id = ?1 COLLATE NOCASE AND revoked_at IS NULL",
-                "UPDATE token_journal SET revoked_at = $2 WHERE lower(token_id) = lower($1) AND revoked_at IS NULL",
-            ),
-            p![token_id, &now()],
-        )?;
-        Ok(())
+        revoked(&mut self.conn(), token_id)
     }
 
     pub fn journal_get(&self, token_id: &str) -> Result<Option<JournalEntry>> {
@@ -248,5 +312,66 @@ impl Store {
             ),
             p![username],
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SecretString;
+    use crate::store::AuditFilter;
+
+    /// A revoke's audit record and the journal's note land together; so do a
+    /// delivery, the journal's note of it and whose token the target holds
+    /// (the journal's entry when the caller does not know the owner).
+    #[test]
+    fn combined_writes_land_together() {
+        let s = Store::in_memory().unwrap();
+        let token: crate::api::Token = serde_json::from_value(serde_json::json!({
+            "id": "t-1", "name": "app.g2", "created_ts": "2026-01-01T00:00:00Z",
+            "read_only": false, "token_type": "read_write"
+        }))
+        .unwrap();
+        let secret = SecretString::new("secret-value-1");
+        let fp = s.fingerprint(&secret);
+        let rec = |op: &str| AuditRecord {
+            at: String::new(),
+            profile: None,
+            api: None,
+            operation: op.into(),
+            target: "acct/t-1".into(),
+            outcome: "ok".into(),
+            status: None,
+            detail: None,
+        };
+        s.journal_minted("run", None, "acct", &token, &fp, Some(&rec("create token")))
+            .unwrap();
+        let entry = s
+            .journal_delivered_to(&fp, "file:/x", "file:/x", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.sink.as_deref(), Some("file:/x"));
+        assert!(entry.delivered_at.is_some());
+        assert_eq!(
+            s.delivery_owner("file:/x").unwrap(),
+            Some(("acct".into(), "app".into(), "t-1".into()))
+        );
+        // A secret mdops never minted: the target's record is dropped.
+        let other = s.fingerprint(&SecretString::new("not-ours-value"));
+        assert_eq!(
+            s.journal_delivered_to(&other, "file:/x", "file:/x", None)
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.delivery_owner("file:/x").unwrap(), None);
+        s.audit_revoked(&rec("revoke token"), "T-1").unwrap();
+        assert!(s.journal_get("t-1").unwrap().unwrap().revoked_at.is_some());
+        let ops: Vec<String> = s
+            .audit_list(&AuditFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.operation)
+            .collect();
+        assert_eq!(ops, ["create token", "revoke token"]);
     }
 }

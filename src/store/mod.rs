@@ -25,7 +25,7 @@ pub use pg_url::{is_postgres, StateUrl};
 
 pub use audit::{AuditFilter, AuditRecord};
 pub use inventory::{InventoryEntry, Source};
-pub use journal::JournalEntry;
+pub use journal::{group_of, JournalEntry};
 pub use runs::{Attempt, RunRecord};
 
 use crate::api::SecretString;
@@ -179,6 +179,10 @@ impl Store {
     /// Whether writes can be recorded now: a round trip to a PostgreSQL
     /// server (which may have gone away); nothing to check for SQLite.
     pub fn ready(&self) -> Result<()> {
+        // A local file has no connection to lose: no need to queue for it.
+        if !self.pg {
+            return Ok(());
+        }
         match &mut *self.conn.primary() {
             Conn::Pg(c) => c.ping(),
             Conn::Lite(_) => Ok(()),
