@@ -235,11 +235,7 @@ impl Runtime {
         let fingerprint = store.fingerprint(secret);
         store
             .journal_verified(&fingerprint)
-            .map_err(|e| Error::State(e.0))?;
-        Ok(store
-            .journal_by_fingerprint(&fingerprint)
-            .map_err(|e| Error::State(e.0))?
-            .is_some())
+            .map_err(|e| Error::State(e.0))
     }
 }
 

@@ -265,12 +265,14 @@ impl Store {
         })
     }
 
-    pub fn journal_verified(&self, fingerprint: &str) -> Result<()> {
-        self.conn().exec(
+    /// Records that the token with this secret was verified; whether the
+    /// journal knows it.
+    pub fn journal_verified(&self, fingerprint: &str) -> Result<bool> {
+        let n = self.conn().exec(
             &Sql::same("UPDATE token_journal SET verified_at = ?2 WHERE fingerprint = ?1"),
             p![fingerprint, &now()],
         )?;
-        Ok(())
+        Ok(n > 0)
     }
 
     /// A call's audit record and what the journal learnt from the call, in one
@@ -289,16 +291,6 @@ impl Store {
     pub fn journal_get(&self, token_id: &str) -> Result<Option<JournalEntry>> {
         self.conn()
             .query_opt(&BY_TOKEN_ID, p![token_id])?
-            .map(|r| from_row(&r))
-            .transpose()
-    }
-
-    pub fn journal_by_fingerprint(&self, fingerprint: &str) -> Result<Option<JournalEntry>> {
-        self.conn()
-            .query_opt(
-                &Sql::same("SELECT * FROM token_journal WHERE fingerprint = ?1"),
-                p![fingerprint],
-            )?
             .map(|r| from_row(&r))
             .transpose()
     }
