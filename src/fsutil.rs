@@ -32,7 +32,7 @@ fn parent(path: &Path) -> PathBuf {
 /// The rename is durable only once the directory is synced. A directory that
 /// can be written but not read cannot be opened to sync; the file is still in
 /// place and verified, so that is not a failure of the write.
-fn sync_dir(dir: &Path) {
+pub fn sync_dir(dir: &Path) {
     #[cfg(unix)]
     if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
         tracing::debug!(dir = %dir.display(), error = %e, "could not sync the directory after a rename");

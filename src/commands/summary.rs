@@ -108,12 +108,14 @@ impl Summary {
         } else {
             format!("{writes} {}", plural(writes, "write"))
         };
-        eprintln!(
-            "{name}: {ok} {} ok, {failed} failed; {writes}, {requests} {}, {retries} {}; {secs:.1}s{orphans}{why}",
+        // One write: a log collector never sees the line cut or interleaved.
+        let line = format!(
+            "{name}: {ok} {} ok, {failed} failed; {writes}, {requests} {}, {retries} {}; {secs:.1}s{orphans}{why}\n",
             plural(ok, "item"),
             plural(requests, "request"),
             plural(retries, "retry")
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     }
 }
 

@@ -58,8 +58,25 @@ fn check_dir(path: &Path, mkdir: bool) -> Result<PathBuf, String> {
         return Ok(dir);
     }
     if mkdir {
+        // The directories that gain an entry: synced once it exists, so the
+        // new directory survives a crash as the token file written into it
+        // does (the old token may be revoked right after).
+        let mut gaining = Vec::new();
+        let mut d = dir.as_path();
+        while !d.exists() {
+            match d.parent() {
+                Some(p) if !p.as_os_str().is_empty() => {
+                    gaining.push(p.to_path_buf());
+                    d = p;
+                }
+                _ => break,
+            }
+        }
         crate::lock::private_dir(&dir)
             .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        for parent in gaining {
+            crate::fsutil::sync_dir(&parent);
+        }
         return Ok(dir);
     }
     Err(format!(
