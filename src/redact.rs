@@ -314,6 +314,30 @@ mod tests {
         assert_eq!(clean(&other), other);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Whatever surrounds it, a registered secret (of any characters),
+        /// whole or cut short before its first window (at a quarter of it, at
+        /// most 16 characters from its end), leaves nothing of its middle.
+        #[test]
+        fn a_registered_secret_never_survives(
+            secret in "[a-zA-Z0-9._~é€😀-]{17,90}",
+            pre in "\\PC{0,30}",
+            post in "\\PC{0,30}",
+            cut in 0usize..4,
+        ) {
+            register(&secret);
+            let chars: Vec<char> = secret.chars().collect();
+            let n = chars.len();
+            let first = (n / 4).min(n - ANCHOR);
+            let shown: String = chars[cut * first / 3..].iter().collect();
+            let text = format!("{pre}{shown}{post}");
+            let out = clean(&text);
+            let mid: String = chars[n / 2..(n / 2 + ANCHOR).min(n)].iter().collect();
+            proptest::prop_assert!(!out.contains(&mid), "{out}");
+        }
+    }
+
     #[test]
     fn revealed_secrets_pass_through_the_scripts_own_output_only() {
         register("rvld-zq8w5x4p2m7k9t3v6b1n0");
