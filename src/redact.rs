@@ -37,9 +37,12 @@ struct Registry {
     /// Secrets the script revealed on purpose: kept out of the cleaning of
     /// the script's own output (they are still cleaned from outside text).
     revealed: HashSet<Arc<str>>,
-    /// Secrets of at most `ANCHOR` characters, found whole: (index, automaton).
+    /// Secrets of at most `ANCHOR` characters, found whole: their indexes, and
+    /// an automaton of the first `short_built` of them (rebuilt when text is
+    /// next cleaned, not at each registration).
     short: Vec<usize>,
     short_ac: Option<AhoCorasick>,
+    short_built: usize,
     /// Windows of longer secrets, by their length in bytes: the window's bytes
     /// → (secret index, byte offset of the window in the secret).
     windows: HashMap<usize, Windows>,
@@ -70,8 +73,6 @@ pub fn register(secret: &str) {
     let n = chars.len() - 1;
     if n <= ANCHOR {
         r.short.push(idx);
-        let pats: Vec<&str> = r.short.iter().map(|&i| &*r.secrets[i]).collect();
-        r.short_ac = AhoCorasick::new(pats).ok();
         return;
     }
     // Three windows inside it (not its start: tokens are JWTs, whose first
@@ -140,7 +141,9 @@ fn spans(r: &Registry, text: &str, respect_reveals: bool) -> Vec<(usize, usize, 
             end += 1;
             k += 1;
         }
-        found.push((start, end, idx));
+        // Whole characters: a span that ends inside one must still merge
+        // with the next span that starts in it.
+        found.push((floor(text, start), ceil(text, end), idx));
     }
     found.sort();
     // Merge overlaps (a whole secret is found by each of its windows).
@@ -155,10 +158,31 @@ fn spans(r: &Registry, text: &str, respect_reveals: bool) -> Vec<(usize, usize, 
 }
 
 fn replace<'a>(text: &'a str, with: Option<&str>, respect_reveals: bool) -> Cow<'a, str> {
-    let guard = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-    let Some(r) = guard.as_ref() else {
-        return Cow::Borrowed(text);
-    };
+    loop {
+        let guard = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = guard.as_ref() else {
+            return Cow::Borrowed(text);
+        };
+        if r.short_built == r.short.len() {
+            return replace_with(r, text, with, respect_reveals);
+        }
+        drop(guard);
+        // Short secrets were registered since the automaton was built.
+        let mut guard = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = guard.as_mut() {
+            let pats: Vec<&str> = r.short.iter().map(|&i| &*r.secrets[i]).collect();
+            r.short_ac = AhoCorasick::new(pats).ok();
+            r.short_built = r.short.len();
+        }
+    }
+}
+
+fn replace_with<'a>(
+    r: &Registry,
+    text: &'a str,
+    with: Option<&str>,
+    respect_reveals: bool,
+) -> Cow<'a, str> {
     let found = spans(r, text, respect_reveals);
     if found.is_empty() {
         return Cow::Borrowed(text);
@@ -166,11 +190,6 @@ fn replace<'a>(text: &'a str, with: Option<&str>, respect_reveals: bool) -> Cow<
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for (s, e, idx) in found {
-        // Spans end on a byte of the secret; keep char boundaries whole.
-        let (s, e) = (floor(text, s), ceil(text, e));
-        if s < at {
-            continue;
-        }
         out.push_str(&text[at..s]);
         match with {
             Some(w) => out.push_str(w),
@@ -336,6 +355,18 @@ mod tests {
             let mid: String = chars[n / 2..(n / 2 + ANCHOR).min(n)].iter().collect();
             proptest::prop_assert!(!out.contains(&mid), "{out}");
         }
+    }
+
+    /// A span that ends inside a multi-byte character merges with the next
+    /// one starting in it: neither secret survives.
+    #[test]
+    fn spans_meeting_inside_a_character_are_merged() {
+        register("abcdefghijklmnopqrstuvwx€yz");
+        register("€0123456789ABCDEFGHIJ");
+        let out = clean("abcdefghijklmnopqrstuvwx\u{202C}0123456789ABCDEFGHIJ!");
+        assert!(!out.contains("0123456789"), "{out}");
+        assert!(!out.contains("abcdefghij"), "{out}");
+        assert!(out.ends_with('!'), "{out}");
     }
 
     #[test]

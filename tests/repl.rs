@@ -256,6 +256,39 @@ fn load_clear_and_help_commands() {
     );
 }
 
+/// `:clear` starts over: an import compiles its file again, and the files
+/// that file imports, even when only one of those changed.
+#[test]
+fn clear_compiles_edited_imports_again() {
+    use std::io::{BufRead, Read};
+    let env = Env::new();
+    env.script("b.rhai", "fn v() { 1 }\n");
+    env.script("a.rhai", "import \"b\" as b;\nfn v() { b::v() }\n");
+    let mut c = env.mdops();
+    c.cmd
+        .current_dir(env.home.path())
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"import \"a\" as a;\na::v()\n").unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "1\n");
+    env.script("b.rhai", "fn v() { 2 }\n");
+    stdin
+        .write_all(b":clear\nimport \"a\" as a;\na::v()\n")
+        .unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "cleared variables, functions and imports\n2\n");
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn dry_run_repl_makes_no_writes() {
     let env = Env::new();

@@ -78,6 +78,31 @@ fn workers_reading_captured_variables_never_race() {
     );
 }
 
+/// A closure that captures itself (a recursive one) is copied into each
+/// worker once, not forever: the run ends as it does one item at a time
+/// (Rhai refuses the recursion through the shared variable either way),
+/// never with the process overflowing its stack.
+#[test]
+fn a_closure_that_captures_itself_is_copied_into_workers() {
+    let env = Env::new();
+    let script = r#"
+        let fib = 0;
+        fib = |n| if n < 2 { n } else { fib.call(n - 1) + fib.call(n - 2) };
+        let r = parallel([0, 1, 2, 7], |x| fib.call(x));
+        print(r.map(|x| if type_of(x) == "map" { "failed" } else { `${x}` }));
+        "#;
+    let one = env.run("rec.rhai", script, &["--concurrency", "1"]);
+    let many = env.run("rec.rhai", script, &["--concurrency", "4"]);
+    assert_exit(&one, 4);
+    assert_exit(&many, 4);
+    assert_eq!(many.stdout, one.stdout);
+    assert_eq!(many.stdout, "[\"0\", \"1\", \"failed\", \"failed\"]\n");
+    assert!(
+        many.stderr.starts_with("rec.rhai: 2 items ok, 2 failed;"),
+        "{many:?}"
+    );
+}
+
 /// An imported module is compiled and its top level run once per run, not
 /// once more for every worker of every `parallel()` call; its functions and
 /// constants still work in every worker.

@@ -57,12 +57,16 @@ impl Table {
             self.rows
                 .into_iter()
                 .map(|row| match row {
-                    Value::Object(mut m) => Value::Object(
-                        columns
-                            .iter()
-                            .map(|c| (c.clone(), m.remove(c).unwrap_or(Value::Null)))
-                            .collect(),
-                    ),
+                    Value::Object(mut m) => {
+                        let mut out = Map::new();
+                        for c in &columns {
+                            // A column named twice keeps its one value.
+                            if !out.contains_key(c) {
+                                out.insert(c.clone(), m.remove(c).unwrap_or(Value::Null));
+                            }
+                        }
+                        Value::Object(out)
+                    }
                     other => other,
                 })
                 .collect(),
@@ -376,6 +380,16 @@ mod tests {
             "name            n\n--------------  -\na\\u{1b}[31mred  1\ntwo\\nlines      -\n"
         );
         assert_eq!(t.to_csv(), "name,n\na\u{1b}[31mred,1\n\"two\nlines\",\n");
+    }
+
+    #[test]
+    fn a_column_named_twice_keeps_its_value() {
+        let t = Table::new(
+            vec![json!({"name": "x", "b": 1})],
+            Some(vec!["name".into(), "b".into(), "name".into()]),
+        );
+        assert_eq!(t.to_json(), json!([{"name": "x", "b": 1}]));
+        assert_eq!(t.into_json(), json!([{"name": "x", "b": 1}]));
     }
 
     #[test]

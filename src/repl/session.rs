@@ -227,6 +227,7 @@ impl Session {
                 self.scope.clear();
                 self.functions = AST::empty();
                 self.imports.clear();
+                self.sources.forget_modules();
                 self.engine = script::engine(
                     Some(self.host.clone()),
                     self.sources.clone(),

@@ -150,8 +150,9 @@ impl Ledger {
     }
 
     /// Journals a minted token (closing its attempt), with the create's audit
-    /// record in the same commit, and holds it as pending. When that fails,
-    /// the audit record is still stored on its own if it can be.
+    /// record in the same commit, and holds it as pending. When that commit
+    /// fails, each is tried on its own: an audit log that cannot be written
+    /// must not cost a token the journal can record.
     pub fn minted(
         &self,
         rt: &Runtime,
@@ -162,24 +163,26 @@ impl Ledger {
         audit: &crate::store::AuditRecord,
     ) -> Result<(), String> {
         let fingerprint = store.fingerprint(&created.token);
-        store
-            .journal_minted(
+        let journal = |audit| {
+            store.journal_minted(
                 &self.run_id,
                 Some(attempt),
                 username,
                 &created.meta,
                 &fingerprint,
-                Some(audit),
+                audit,
             )
-            .map_err(|e| {
-                if let Err(a) = store.audit(audit) {
-                    rt.warn(&format!(
-                        "could not record `{} {}` in the audit log: {}",
-                        audit.operation, audit.target, a.0
-                    ));
-                }
-                e.0
-            })?;
+        };
+        if journal(Some(audit)).is_err() {
+            let alone = journal(None);
+            if let Err(a) = store.audit(audit) {
+                rt.warn(&format!(
+                    "could not record `{} {}` in the audit log: {}",
+                    audit.operation, audit.target, a.0
+                ));
+            }
+            alone.map_err(|e| e.0)?;
+        }
         let mut inner = self.inner();
         inner.open_attempts.remove(&attempt);
         let id = created.meta.id.to_lowercase();

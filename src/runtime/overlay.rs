@@ -3,7 +3,9 @@
 //! tokens), a planned token is listed, a revoked one is gone, a planned
 //! Duckling change reads back, inventory changes show.
 
-use crate::api::{DucklingConfig, DucklingPart, InstanceSize, Token};
+use crate::api::{
+    CreatedToken, DucklingConfig, DucklingPart, InstanceSize, NewToken, SecretString, Token,
+};
 use crate::store::InventoryEntry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -159,6 +161,29 @@ impl Overlay {
             }
         }
         all.into_values().collect()
+    }
+}
+
+/// What a dry run returns for a token it did not mint.
+pub(super) fn placeholder(new: &NewToken) -> CreatedToken {
+    let now = chrono::Utc::now();
+    let ts =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut extra = serde_json::Map::new();
+    if let Some(d) = &new.description {
+        extra.insert("description".into(), d.clone().into());
+    }
+    CreatedToken {
+        meta: Token {
+            id: format!("dry-run-{}", uuid::Uuid::new_v4()),
+            name: Some(new.name.clone()),
+            expire_at: new.ttl.map(|s| ts(now + chrono::Duration::seconds(s))),
+            created_ts: ts(now),
+            read_only: false,
+            token_type: new.token_type.unwrap_or_default(),
+            extra,
+        },
+        token: SecretString::new(format!("dry-run-{}", uuid::Uuid::new_v4())),
     }
 }
 

@@ -4,14 +4,12 @@
 //! call, its audit record. Token creation adds the journal around the call
 //! (see [`super::ledger`]); local inventory writes share the dry-run half.
 
-use super::overlay::{new_account_ducklings, Known};
+use super::overlay::{new_account_ducklings, placeholder, Known};
 use super::{Error, Runtime, Stop};
 use crate::api::{
     rules, ApiError, Client, CreatedToken, DucklingConfig, EmbedRequest, NewToken, SecretString,
-    Token,
 };
 use crate::store::InventoryEntry;
-use chrono::Utc;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -270,11 +268,20 @@ impl Runtime {
         self.ledger.released(token_id);
         // Its audit record and the journal's note: one commit.
         let record = self.audit_record("revoke token", &target, result.as_ref().map(|_| ()), None);
-        if let Err(e) = store.audit_revoked(&record, token_id) {
-            self.warn(&format!(
-                "token {target} was revoked but neither the audit log nor the journal could record it: {}",
-                e.0
-            ));
+        if store.audit_revoked(&record, token_id).is_err() {
+            // Each on its own, then: one failing must not lose the other.
+            if let Err(e) = store.journal_revoked(token_id) {
+                self.warn(&format!(
+                    "token {target} was revoked but the journal could not record it: {}",
+                    e.0
+                ));
+            }
+            if let Err(e) = store.audit(&record) {
+                self.warn(&format!(
+                    "could not record `revoke token {target}` in the audit log: {}",
+                    e.0
+                ));
+            }
         }
         result.map_err(Error::from)
     }
@@ -407,28 +414,6 @@ fn describe_new_token(new: &NewToken) -> String {
             .map(|t| format!("ttl {}", crate::duration::format_seconds(t)))
             .unwrap_or_else(|| "no expiry".into())
     )
-}
-
-/// What a dry run returns for a token it did not mint.
-fn placeholder(new: &NewToken) -> CreatedToken {
-    let now = Utc::now();
-    let ts = |d: chrono::DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut extra = serde_json::Map::new();
-    if let Some(d) = &new.description {
-        extra.insert("description".into(), d.clone().into());
-    }
-    CreatedToken {
-        meta: Token {
-            id: format!("dry-run-{}", uuid::Uuid::new_v4()),
-            name: Some(new.name.clone()),
-            expire_at: new.ttl.map(|s| ts(now + chrono::Duration::seconds(s))),
-            created_ts: ts(now),
-            read_only: false,
-            token_type: new.token_type.unwrap_or_default(),
-            extra,
-        },
-        token: SecretString::new(format!("dry-run-{}", uuid::Uuid::new_v4())),
-    }
 }
 
 /// The upsert rule of the store, for planned entries: given metadata replaces,

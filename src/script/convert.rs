@@ -6,7 +6,7 @@ use crate::api::{ApiError, SecretString};
 use crate::output::{Doc, Table as OutTable};
 use crate::runtime::Error;
 use crate::script::table::{Shown, Table};
-use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext, Position};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 /// What a binding returns: a value, or the error the script sees.
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
@@ -307,4 +307,54 @@ pub fn seconds_of(value: &Dynamic) -> Result<i64, String> {
 /// `Ok` for runtime results in bindings: `rt_result(&ctx, h.list_tokens(u))?`.
 pub fn check<T>(ctx: &NativeCallContext, r: Result<T, Error>) -> ScriptResult<T> {
     r.map_err(|e| fail(ctx, e))
+}
+
+/// Makes `v` share nothing with another thread. A closure's captured variables
+/// are shared values behind one lock; workers reading them at once contend for
+/// it, and Rhai gives up after a few tries ("Data race detected"), failing
+/// items at random under load. So each worker gets its own copy: every shared
+/// value becomes a new one of the worker's own, the same copy wherever the
+/// original appears (a recursive closure captures itself: `memo`, by the
+/// address of the original's value, ends the loop). What a worker changes in a
+/// captured variable stays in that worker.
+pub fn unshare(v: &mut Dynamic, memo: &mut std::collections::HashMap<usize, Dynamic>) {
+    if v.is_shared() {
+        let Some((addr, mut inner)) = v
+            .read_lock::<Dynamic>()
+            .map(|g| (&*g as *const Dynamic as usize, (*g).clone()))
+        else {
+            return;
+        };
+        if let Some(copy) = memo.get(&addr) {
+            *v = copy.clone();
+            return;
+        }
+        let mut cell = Dynamic::UNIT.into_shared();
+        memo.insert(addr, cell.clone());
+        unshare(&mut inner, memo);
+        if let Some(mut slot) = cell.write_lock::<Dynamic>() {
+            *slot = inner;
+        }
+        *v = cell;
+        return;
+    }
+    if let Some(mut a) = v.write_lock::<Array>() {
+        a.iter_mut().for_each(|x| unshare(x, memo));
+        return;
+    }
+    if let Some(mut m) = v.write_lock::<Map>() {
+        m.values_mut().for_each(|x| unshare(x, memo));
+        return;
+    }
+    if let Some(mut f) = v.write_lock::<FnPtr>() {
+        let curry: Vec<Dynamic> = f
+            .iter_curry()
+            .map(|c| {
+                let mut c = c.clone();
+                unshare(&mut c, memo);
+                c
+            })
+            .collect();
+        f.set_curry(curry);
+    }
 }

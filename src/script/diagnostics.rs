@@ -53,6 +53,14 @@ impl Sources {
         let (compiled_from, module) = modules.get(name)?;
         (**compiled_from == *text).then(|| module.clone())
     }
+    /// Forgets every compiled module: the next import compiles it (and what
+    /// it imports) again from its file (the REPL's `:clear`).
+    pub fn forget_modules(&self) {
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
     pub fn keep_module(&self, name: &str, text: &str, module: rhai::Shared<rhai::Module>) {
         self.modules
             .lock()

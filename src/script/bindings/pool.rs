@@ -274,36 +274,6 @@ enum Slot {
     Done(Dynamic),
 }
 
-/// Makes `v` share nothing with another thread. A closure's captured variables
-/// are shared values behind one lock; workers reading them at once contend for
-/// it, and Rhai gives up after a few tries ("Data race detected"), failing
-/// items at random under load. So each worker gets its own copy: what a worker
-/// changes in a captured variable stays in that worker.
-fn unshare(v: &mut Dynamic) {
-    if v.is_shared() {
-        *v = v.flatten_clone();
-    }
-    if let Some(mut a) = v.write_lock::<Array>() {
-        a.iter_mut().for_each(unshare);
-        return;
-    }
-    if let Some(mut m) = v.write_lock::<Map>() {
-        m.values_mut().for_each(unshare);
-        return;
-    }
-    if let Some(mut f) = v.write_lock::<FnPtr>() {
-        let curry: Vec<Dynamic> = f
-            .iter_curry()
-            .map(|c| {
-                let mut c = c.clone();
-                unshare(&mut c);
-                c
-            })
-            .collect();
-        f.set_curry(curry);
-    }
-}
-
 fn run_workers(
     h: &Arc<Host>,
     program: &Program,
@@ -332,11 +302,12 @@ fn run_workers(
             let spawned = worker.spawn_scoped(scope, || {
                 // Its own copy of what the closure captured (see `unshare`).
                 let mut f = f.clone();
+                let mut memo = std::collections::HashMap::new();
                 let curry: Vec<Dynamic> = f
                     .iter_curry()
                     .map(|v| {
                         let mut v = v.clone();
-                        unshare(&mut v);
+                        crate::script::convert::unshare(&mut v, &mut memo);
                         v
                     })
                     .collect();
@@ -372,7 +343,7 @@ fn run_workers(
                         _ => Dynamic::UNIT,
                     };
                     let mut arg = item.clone();
-                    unshare(&mut arg);
+                    crate::script::convert::unshare(&mut arg, &mut Default::default());
                     let r = f.call::<Dynamic>(&engine, &program.ast, (arg,));
                     let value = match judge(h, counting, r, &item) {
                         Outcome::Done(v) | Outcome::Failed(v) => v,
