@@ -75,20 +75,7 @@ impl Table {
 
     /// Each row as an object holding exactly the table's columns, in order.
     pub fn to_json(&self) -> Value {
-        Value::Array(
-            self.rows
-                .iter()
-                .map(|row| match row {
-                    Value::Object(m) => Value::Object(
-                        self.columns
-                            .iter()
-                            .map(|c| (c.clone(), m.get(c).cloned().unwrap_or(Value::Null)))
-                            .collect(),
-                    ),
-                    other => other.clone(),
-                })
-                .collect(),
-        )
+        self.clone().into_json()
     }
 
     fn cells(&self, row: &Value, empty: &str, csv: bool) -> Vec<String> {
@@ -291,10 +278,7 @@ impl Doc {
     }
 
     pub fn to_json(&self) -> Value {
-        match self {
-            Doc::Table(t) => t.to_json(),
-            Doc::Value(v) => v.clone(),
-        }
+        self.clone().into_json()
     }
 
     /// [`Doc::to_json`], taking the document rather than copying it.

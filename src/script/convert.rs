@@ -89,7 +89,7 @@ fn json_at(value: &Dynamic, depth: usize, mode: Mode) -> Result<Value, String> {
         return Ok(Value::String(s.redacted()));
     }
     if let Some(t) = value.read_lock::<Table>() {
-        return t.to_output(depth, mode).map(|t| t.to_json());
+        return t.to_output(depth, mode).map(OutTable::into_json);
     }
     if let Some(s) = value.read_lock::<Shown>() {
         return match mode {
@@ -112,17 +112,10 @@ pub fn to_doc(value: &Dynamic, mode: Mode) -> Result<Doc, String> {
 /// [`to_doc`], taking the value: a table's rows are dropped as they are
 /// converted, so a large result is never held twice.
 pub fn into_doc(value: Dynamic, mode: Mode) -> Result<Doc, String> {
-    let value = match value.try_cast_result::<Table>() {
-        Err(other) => other,
-        Ok(t) => {
-            let mut rows = Vec::with_capacity(t.rows.len());
-            for r in t.rows {
-                rows.push(json_at(&r, 1, mode)?);
-            }
-            return Ok(Doc::Table(OutTable::new(rows, t.columns)));
-        }
-    };
-    json_at(&value, 0, mode).map(Doc::value)
+    match value.try_cast_result::<Table>() {
+        Ok(t) => t.into_output(0, mode).map(Doc::Table),
+        Err(other) => json_at(&other, 0, mode).map(Doc::value),
+    }
 }
 
 /// The aligned text form of a table (what `print(table)` shows).
@@ -142,6 +135,16 @@ impl Table {
             .map(|r| json_at(r, depth + 1, mode))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(OutTable::new(rows, self.columns.clone()))
+    }
+
+    /// [`Table::to_output`], dropping each row once it is converted.
+    pub fn into_output(self, depth: usize, mode: Mode) -> Result<OutTable, String> {
+        let rows = self
+            .rows
+            .into_iter()
+            .map(|r| json_at(&r, depth + 1, mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OutTable::new(rows, self.columns))
     }
 }
 

@@ -301,17 +301,9 @@ fn run_workers(
                 .stack_size(crate::script::SCRIPT_STACK);
             let spawned = worker.spawn_scoped(scope, || {
                 // Its own copy of what the closure captured (see `unshare`).
-                let mut f = f.clone();
-                let mut memo = std::collections::HashMap::new();
-                let curry: Vec<Dynamic> = f
-                    .iter_curry()
-                    .map(|v| {
-                        let mut v = v.clone();
-                        crate::script::convert::unshare(&mut v, &mut memo);
-                        v
-                    })
-                    .collect();
-                f.set_curry(curry);
+                let mut own = Dynamic::from(f.clone());
+                crate::script::convert::unshare(&mut own, &mut Default::default());
+                let f = own.cast::<FnPtr>();
                 let engine = program.engines.take().unwrap_or_else(|| {
                     let mut engine = crate::script::engine(
                         Some(h.clone()),
