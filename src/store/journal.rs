@@ -208,7 +208,8 @@ impl Store {
     /// a run killed while the write is in flight (a store's answer pending)
     /// leaves a token that may be in its target, so the next run must treat
     /// it as delivered, to be replaced by a verified successor, never revoke
-    /// it as one nobody received.
+    /// it as one nobody received. Durable, as a power loss mid-write is a
+    /// run killed mid-write too.
     pub fn journal_delivering(&self, fingerprint: &str) -> Result<()> {
         self.conn().exec(
             &Sql::same(
@@ -216,7 +217,7 @@ impl Store {
             ),
             p![fingerprint, &now()],
         )?;
-        Ok(())
+        self.durable()
     }
 
     /// The delivery announced by [`Store::journal_delivering`] failed, and

@@ -12,6 +12,7 @@ mod audit;
 mod conn;
 pub mod copy;
 pub(crate) mod db;
+mod durable;
 pub mod import;
 mod inventory;
 mod journal;
@@ -50,6 +51,8 @@ pub struct Store {
     dir: Option<PathBuf>,
     /// Where the state lives, for messages: a file path or `host:port/db`.
     pub place: String,
+    /// The SQLite file's write-ahead log, synced before writes to the outside.
+    wal: Option<durable::Wal>,
 }
 
 /// How long a writer waits for another process's transaction before failing.
@@ -106,6 +109,7 @@ impl Store {
             key,
             dir: Some(dir.to_path_buf()),
             place: path.display().to_string(),
+            wal: Some(durable::Wal::of(&path)),
         };
         store
             .prepare_patiently()
@@ -127,6 +131,7 @@ impl Store {
             key: rand::random::<[u8; 32]>().to_vec(),
             dir: None,
             place: "memory".to_string(),
+            wal: None,
         };
         store.prepare()?;
         Ok(store)
@@ -173,6 +178,7 @@ impl Store {
             key,
             dir: None,
             place: url.place(),
+            wal: None,
         })
     }
 
@@ -321,10 +327,13 @@ fn install_key(dir: &Path) -> Result<Vec<u8>> {
                 dir.display()
             ))
         })?;
-    std::fs::write(tmp.path(), format!("{hex}\n")).map_err(|e| StoreError(e.to_string()))?;
+    write_synced(&tmp, &hex)?;
     // persist_noclobber: if another process won the race, use its key.
     match tmp.persist_noclobber(&path) {
-        Ok(_) => Ok(key.to_vec()),
+        Ok(_) => {
+            crate::fsutil::sync_dir(dir);
+            Ok(key.to_vec())
+        }
         Err(_) => {
             read(&path)?.ok_or_else(|| StoreError(format!("cannot create {}", path.display())))
         }
@@ -338,14 +347,25 @@ fn write_key(dir: &Path, hex: &str) -> Result<()> {
         .permissions(private_mode())
         .tempfile_in(dir)
         .map_err(|e| StoreError(format!("cannot write in {}: {e}", dir.display())))?;
-    std::fs::write(tmp.path(), format!("{hex}\n")).map_err(|e| StoreError(e.to_string()))?;
+    write_synced(&tmp, hex)?;
     tmp.persist(dir.join("journal.key")).map_err(|e| {
         StoreError(format!(
             "cannot replace {}: {e}",
             dir.join("journal.key").display()
         ))
     })?;
+    crate::fsutil::sync_dir(dir);
     Ok(())
+}
+
+/// The key, on disk before it is renamed into place: a journal whose key
+/// was lost cannot recognise a single token it minted.
+fn write_synced(tmp: &tempfile::NamedTempFile, hex: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = tmp.as_file();
+    f.write_all(format!("{hex}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StoreError(format!("cannot write {}: {e}", tmp.path().display())))
 }
 
 #[cfg(unix)]

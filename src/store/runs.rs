@@ -105,15 +105,18 @@ impl Store {
             .collect()
     }
 
-    /// Journals a token create before its request is sent.
+    /// Journals a token create before its request is sent, durably: a power
+    /// loss must not leave a live token no journal knows of.
     pub fn attempt_begin(&self, run_id: &str, username: &str, name: &str) -> Result<i64> {
-        self.conn().insert_id(
+        let id = self.conn().insert_id(
             &Sql::pg(
                 "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES (?1, ?2, ?3, ?4)",
                 "INSERT INTO token_attempts (run_id, username, name, started_at) VALUES ($1, $2, $3, $4) RETURNING id",
             ),
             p![run_id, username, name, &now()],
-        )
+        )?;
+        self.durable()?;
+        Ok(id)
     }
 
     /// Closes an attempt whose outcome is known (`failed`, `revoked 1 orphan`, ...).

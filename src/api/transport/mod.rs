@@ -280,6 +280,7 @@ impl Client {
             req = req.json(body);
         }
         let failed = |e: reqwest::Error| self.transport_error(&method, &path, e);
+        let started = std::time::Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return (Err(failed(e)), None),
@@ -301,7 +302,8 @@ impl Client {
             Ok(b) => b,
             Err(e) => return (Err(e), None),
         };
-        tracing::debug!(%method, %path, status = status.as_u16(), "api call");
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!(%method, %path, status = status.as_u16(), elapsed_ms, "api call");
         if status.is_success() {
             return (Ok((status, bytes)), None);
         }
