@@ -9,6 +9,7 @@ mod faults;
 pub mod seed;
 pub mod server;
 pub mod state;
+mod timer;
 mod tokens;
 
 pub use seed::Seed;

@@ -63,6 +63,8 @@ pub struct Shared {
     injected: std::sync::atomic::AtomicUsize,
     /// The rate limit's bucket: tokens, and when it was last filled.
     bucket: Mutex<(f64, std::time::Instant)>,
+    /// Ends each request's latency on time (started with the first one).
+    timer: std::sync::OnceLock<super::timer::Timer>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
                 behaviour.rate_limit.map_or(0.0, burst_of),
                 std::time::Instant::now(),
             )),
+            timer: std::sync::OnceLock::new(),
             behaviour,
             injected: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -165,6 +168,7 @@ pub fn router(shared: AppState) -> Router {
 /// Latency and injected faults first, then the request log entry once the
 /// status is known (a dropped answer is logged with status 0).
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let arrived = std::time::Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
@@ -205,9 +209,13 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         return resp;
     }
     let (jitter, fault) = s.roll(&method, &path);
+    // The answer comes `latency` after the request arrived.
     let delay = s.behaviour.latency + jitter;
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        s.timer
+            .get_or_init(super::timer::Timer::new)
+            .sleep_until(arrived + delay)
+            .await;
     }
     let resp = match fault {
         Fault::Error(status) => {
