@@ -260,3 +260,84 @@ fn short_lived_tokens_are_the_callers_and_follow_the_no_orphan_rule() {
     }
     assert_eq!(env.sim.requests().len(), sent);
 }
+
+#[test]
+fn a_verification_started_early_answers_once_and_as_verify_would() {
+    let env = Env::new();
+    let out = env.run(
+        "start.rhai",
+        r#"
+        let t = tokens::create("bi_tool", #{name: "superset"});
+        let v = tokens::start_verify("bi_tool", t.token);
+        print(type_of(v));
+        print(v.wait());
+        print(v.wait());
+        tokens::revoke("bi_tool", t.id);
+        print(tokens::start_verify("bi_tool", t.token).wait());
+        print(tokens::start_verify("etl_pipeline", "not-a-token").wait());
+        "#,
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "Verification\ntrue\ntrue\nfalse\nfalse\n");
+    // Asked twice, sent once: the answer is kept. (The create lists the
+    // account's tokens first.)
+    let sent: Vec<(String, u16)> = env
+        .sim
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    let want = [
+        ("GET", 200),
+        ("POST", 200),
+        ("GET", 200),
+        ("DELETE", 200),
+        ("GET", 401),
+        ("GET", 401),
+    ];
+    assert_eq!(
+        sent,
+        want.map(|(m, s)| (m.to_string(), s)),
+        "{:?}",
+        env.sim.requests()
+    );
+}
+
+/// The check is sent at once and the script goes on; a check nobody waits
+/// for is dropped with the script, not waited for at the end of the run.
+#[test]
+fn a_started_verification_does_not_hold_the_script() {
+    use mdops::sim::{Behaviour, Faults};
+    let env = Env::with(
+        crate::support::SEED,
+        Behaviour {
+            faults: Faults {
+                hang_rate: 1.0,
+                hang: std::time::Duration::from_secs(300),
+                scope: Some("GET /v1/users/etl_pipeline/tokens".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let out = env.run(
+        "early.rhai",
+        r#"
+        let t = tokens::create("bi_tool", #{name: "superset"});
+        // Held by the server (as the other account's, it would be refused).
+        let v = tokens::start_verify("etl_pipeline", t.token);
+        tokens::revoke("bi_tool", t.id);
+        print("went on");
+        "#,
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "went on\n");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the run waited for the held answer"
+    );
+    assert_eq!(env.sim.arrived(), 4, "list, create, the check, revoke");
+}

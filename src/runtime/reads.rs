@@ -6,6 +6,7 @@ use super::{Error, Runtime};
 use crate::api::{ActiveAccount, ApiError, DucklingConfig, Token, User};
 use crate::store::{InventoryEntry, JournalEntry};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// A 404 the way the API answers for an account that does not exist.
 fn no_such_account(method: &str, path: String, username: &str) -> Error {
@@ -224,6 +225,30 @@ impl Runtime {
         Ok(self.call(|c| async move { c.verify_token(username, secret).await })?)
     }
 
+    /// [`Runtime::verify_token`] in two halves: the request starts now, on the
+    /// runtime's threads, and [`Verification::wait`] gives its answer. A
+    /// workflow checks a new token this way while it delivers it, instead of
+    /// after. Dropping the handle unanswered cancels the request.
+    pub fn start_verify(
+        &self,
+        username: &str,
+        secret: &crate::api::SecretString,
+    ) -> Result<Verification, Error> {
+        if self.options.dry_run && secret.expose().starts_with("dry-run-") {
+            return Ok(Verification::answered(Ok(true)));
+        }
+        crate::redact::register(secret.expose());
+        let client = self.client()?;
+        let (username, secret) = (username.to_string(), secret.clone());
+        let task = self
+            .bridge
+            .handle()
+            .spawn(async move { client.verify_token(&username, &secret).await });
+        Ok(Verification(Arc::new(Mutex::new(Pending::Running(
+            AbortOnDrop(task),
+        )))))
+    }
+
     /// Records in the journal that a token mdops minted passed every check
     /// (rotation then trusts it as the current token). Returns whether the
     /// journal knew the token; nothing is recorded in a dry run.
@@ -281,5 +306,52 @@ impl Runtime {
             Err(_) => None,
         };
         check
+    }
+}
+
+/// A verification under way ([`Runtime::start_verify`]); clones share it.
+#[derive(Clone)]
+pub struct Verification(Arc<Mutex<Pending>>);
+
+enum Pending {
+    Running(AbortOnDrop),
+    Answered(Result<bool, Error>),
+}
+
+/// The request stops when nobody will read its answer.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<bool, ApiError>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Verification {
+    fn answered(r: Result<bool, Error>) -> Verification {
+        Verification(Arc::new(Mutex::new(Pending::Answered(r))))
+    }
+
+    /// Whether the token authenticates, waiting for the answer if it has not
+    /// come yet (as long as any call: the run's deadline, Ctrl-C). The same
+    /// answer every time it is asked.
+    pub fn wait(&self, rt: &Runtime) -> Result<bool, Error> {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Pending::Running(task) = &mut *p {
+            let answer = rt.bridge.block_on(async {
+                (&mut task.0).await.unwrap_or_else(|e| {
+                    Err(ApiError::Setup(format!("the verification stopped: {e}")))
+                })
+            });
+            match answer {
+                // Cancelled: the request may yet answer; ask again later.
+                Err(ApiError::Cancelled) => return Err(ApiError::Cancelled.into()),
+                r => *p = Pending::Answered(r.map_err(Error::from)),
+            }
+        }
+        match &*p {
+            Pending::Answered(r) => r.clone(),
+            Pending::Running(_) => unreachable!("answered above"),
+        }
     }
 }

@@ -56,6 +56,7 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         .set_fail_on_invalid_map_property(false);
     engine
         .register_type_with_name::<SecretString>("Secret")
+        .register_type_with_name::<crate::runtime::reads::Verification>("Verification")
         .register_type_with_name::<Table>("Table")
         .register_fn("to_string", |t: &mut Table| convert::table_text(t))
         .register_fn("to_debug", |t: &mut Table| convert::table_text(t))

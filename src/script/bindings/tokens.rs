@@ -107,6 +107,7 @@ fn mint(ctx: &NativeCallContext, username: &str, new: NewToken) -> RhaiResultOf<
 #[export_module]
 pub mod api {
     use super::*;
+    use crate::runtime::reads::Verification;
 
     /// Metadata of an account's live tokens (never the secrets): maps with
     /// `id, name, expire_at, created_ts, read_only, token_type` plus derived
@@ -227,5 +228,38 @@ pub mod api {
         secret: &str,
     ) -> RhaiResultOf<bool> {
         verify_secret(ctx, username, SecretString::new(secret))
+    }
+
+    /// Starts checking that `secret` authenticates as `username` and returns at
+    /// once; `.wait()` on what it returns gives what `tokens::verify` would. A
+    /// workflow checks a new token while it delivers it:
+    /// `let auth = tokens::start_verify(account, n.token);` ... deliver ...
+    /// `if !auth.wait() { ... }`. Dropped unanswered, the request is cancelled.
+    #[rhai_fn(name = "start_verify", return_raw, volatile)]
+    pub fn start_verify_secret(
+        ctx: NativeCallContext,
+        username: &str,
+        secret: SecretString,
+    ) -> RhaiResultOf<Verification> {
+        let h = host(&ctx)?;
+        check(&ctx, h.start_verify(username, &secret))
+    }
+
+    /// `start_verify` for the token string `secret`.
+    #[rhai_fn(name = "start_verify", return_raw, volatile)]
+    pub fn start_verify_string(
+        ctx: NativeCallContext,
+        username: &str,
+        secret: &str,
+    ) -> RhaiResultOf<Verification> {
+        start_verify_secret(ctx, username, SecretString::new(secret))
+    }
+
+    /// Whether the token a `tokens::start_verify` checks authenticates, waiting
+    /// for the server's answer if it has not come yet. The same answer each time.
+    #[rhai_fn(global, return_raw, volatile)]
+    pub fn wait(ctx: NativeCallContext, pending: &mut Verification) -> RhaiResultOf<bool> {
+        let h = host(&ctx)?;
+        check(&ctx, pending.wait(&h))
     }
 }
