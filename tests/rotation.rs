@@ -450,3 +450,31 @@ fn a_delivered_attempt_pins_the_target_too() {
         format!("{}\n", secret_of(&env, "tenant_a", "app.g1"))
     );
 }
+
+/// A sink directory reached through a symlink names one target, before the
+/// account's directory exists and after: the second rotation must not take
+/// its own first delivery for a target that moved.
+#[test]
+fn a_sink_dir_behind_a_symlink_keeps_its_targets() {
+    let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "200d")])]));
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let sink = format!("sink_dir={}", link.display());
+    env.org().clock_offset = chrono::Duration::days(-200);
+    rotate(&env, &["accounts=tenant_a", &sink])
+        .stdout_has(&["tenant_a  rotated"])
+        .any_stderr()
+        .run();
+    env.org().clock_offset = chrono::Duration::zero();
+    rotate(&env, &["accounts=tenant_a", &sink])
+        .stdout_has(&["tenant_a  rotated"])
+        .any_stderr()
+        .run();
+    assert_eq!(
+        std::fs::read_to_string(real.join("tenant_a/app.token")).unwrap(),
+        format!("{}\n", secret_of(&env, "tenant_a", "app.g2"))
+    );
+}

@@ -182,9 +182,13 @@ impl Runtime {
     /// The sink targets holding token `token_id`, as far as this install's
     /// deliveries tell.
     pub fn targets_of(&self, token_id: &str) -> Result<Vec<String>, Error> {
-        self.store()?
+        Ok(self
+            .store()?
             .delivery_targets(token_id)
-            .map_err(|e| Error::State(e.0))
+            .map_err(|e| Error::State(e.0))?
+            .iter()
+            .map(|id| crate::sinks::current_id(id))
+            .collect())
     }
 
     /// Whether another run that is still alive minted this entry (its token

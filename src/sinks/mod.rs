@@ -37,15 +37,51 @@ pub fn target_id(kind: &str, path: &Path, key: Option<&str>) -> String {
     }
 }
 
+/// `path` made absolute with every link resolved, as far as it exists: the
+/// deepest existing directory is made canonical and the rest (directories a
+/// delivery will create) follows it as written. So a target has one name
+/// before its directories are made and after, a sink directory behind a
+/// symlink included.
 fn absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
     let resolved = crate::fsutil::resolve(path);
     let abs = std::path::absolute(&resolved).unwrap_or(resolved);
-    match (abs.parent(), abs.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or(abs),
-        _ => abs,
+    let parts: Vec<Component> = abs.components().collect();
+    // The file itself is not resolved further: `resolve` followed its link.
+    for k in (1..parts.len()).rev() {
+        let Ok(mut out) = std::fs::canonicalize(parts[..k].iter().collect::<PathBuf>()) else {
+            continue;
+        };
+        // What is left does not exist: no link in it to follow, so `..` is
+        // the directory above, as `mkdir -p` would take it.
+        for c in &parts[k..] {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        return out;
     }
+    abs
+}
+
+/// A target id recorded earlier, named again as [`target_id`] names it now:
+/// an id recorded before its directory existed followed any link in it only
+/// as far as it existed then.
+pub fn current_id(id: &str) -> String {
+    if let Some(path) = id.strip_prefix("file:") {
+        return target_id("file", Path::new(path), None);
+    }
+    if let Some((path, key)) = id
+        .strip_prefix("env-file:")
+        .and_then(|r| r.rsplit_once('#'))
+    {
+        return target_id("env-file", Path::new(path), Some(key));
+    }
+    id.to_string()
 }
 
 /// The directory a file lands in must exist, unless `mkdir` may create it.
@@ -163,4 +199,37 @@ fn verify_readback(path: &Path, expected: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{current_id, target_id};
+
+    #[test]
+    fn a_target_has_one_name_before_its_directories_exist_and_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let real = base.join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let want = format!("file:{}", real.join("acct/app.token").display());
+        let through_link = link.join("acct/app.token");
+        let before = target_id("file", &through_link, None);
+        assert_eq!(before, want);
+        std::fs::create_dir(real.join("acct")).unwrap();
+        assert_eq!(target_id("file", &through_link, None), want);
+        // `..` in what does not exist yet is the directory above.
+        let up = link.join("new/deeper/../../acct/app.token");
+        assert_eq!(target_id("file", &up, None), want);
+        // An id recorded through the link, before the directory existed.
+        let old = format!("file:{}", through_link.display());
+        assert_eq!(current_id(&old), want);
+        let env = format!("env-file:{}#MD_TOKEN", link.join("acct/.env").display());
+        assert_eq!(
+            current_id(&env),
+            format!("env-file:{}#MD_TOKEN", real.join("acct/.env").display())
+        );
+        assert_eq!(current_id("command:deliver.sh"), "command:deliver.sh");
+    }
 }
