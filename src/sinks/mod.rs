@@ -46,26 +46,38 @@ fn absolute(path: &Path) -> PathBuf {
     use std::path::Component;
     let resolved = crate::fsutil::resolve(path);
     let abs = std::path::absolute(&resolved).unwrap_or(resolved);
-    let parts: Vec<Component> = abs.components().collect();
-    // The file itself is not resolved further: `resolve` followed its link.
-    for k in (1..parts.len()).rev() {
-        let Ok(mut out) = std::fs::canonicalize(parts[..k].iter().collect::<PathBuf>()) else {
-            continue;
-        };
-        // What is left does not exist: no link in it to follow, so `..` is
-        // the directory above, as `mkdir -p` would take it.
-        for c in &parts[k..] {
-            match c {
-                Component::ParentDir => {
-                    out.pop();
+    let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else {
+        return abs;
+    };
+    // Most often the directory exists.
+    if let Ok(d) = std::fs::canonicalize(dir) {
+        return d.join(name);
+    }
+    // Else component by component: canonical while what is walked exists;
+    // below a missing directory nothing is a link, so `..` is the directory
+    // above (as `mkdir -p` takes it), and once back in existing directories
+    // their links are followed again. (The file itself: `resolve` followed it.)
+    let mut out = PathBuf::new();
+    let mut exists = true;
+    for c in dir.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+                exists = exists || out.exists();
+            }
+            Component::CurDir => {}
+            other => {
+                out.push(other);
+                if exists {
+                    match std::fs::canonicalize(&out) {
+                        Ok(real) => out = real,
+                        Err(_) => exists = false,
+                    }
                 }
-                Component::CurDir => {}
-                other => out.push(other),
             }
         }
-        return out;
     }
-    abs
+    out.join(name)
 }
 
 /// A target id recorded earlier, named again as [`target_id`] names it now:
@@ -222,6 +234,11 @@ mod tests {
         // `..` in what does not exist yet is the directory above.
         let up = link.join("new/deeper/../../acct/app.token");
         assert_eq!(target_id("file", &up, None), want);
+        // `..` that climbs out of a missing directory into a link.
+        let back = base.join("missing/../link/acct/app.token");
+        assert_eq!(target_id("file", &back, None), want);
+        std::fs::create_dir(base.join("missing")).unwrap();
+        assert_eq!(target_id("file", &back, None), want);
         // An id recorded through the link, before the directory existed.
         let old = format!("file:{}", through_link.display());
         assert_eq!(current_id(&old), want);

@@ -15,11 +15,15 @@
 use super::{Result, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// The write-ahead log of a SQLite state file.
 pub struct Wal {
     path: PathBuf,
     dir: PathBuf,
+    /// Kept open from the start: a write-back error is reported to the
+    /// descriptors open when it happened, not to one opened later.
+    file: OnceLock<std::fs::File>,
     /// The WAL's own directory entry is durable only once the directory is
     /// synced (SQLite syncs it on the WAL's first sync, which `NORMAL` defers
     /// to the first checkpoint).
@@ -29,18 +33,45 @@ pub struct Wal {
 }
 
 impl Wal {
-    pub fn of(db: &Path) -> Wal {
-        let mut name = db.as_os_str().to_owned();
+    /// The WAL of the database at `db`, if the connection `c` keeps one. A
+    /// database reached through a symlink has its WAL beside the real file,
+    /// where SQLite puts it.
+    pub fn of(c: &mut super::conn::Conn, db: &Path) -> Result<Option<Wal>> {
+        let mode = c
+            .query_opt(&super::db::Sql::same("PRAGMA journal_mode"), &[])?
+            .map(|r| r.text("journal_mode"))
+            .transpose()?
+            .unwrap_or_default();
+        if !mode.eq_ignore_ascii_case("wal") {
+            // A rollback journal with NORMAL syncs at each commit.
+            return Ok(None);
+        }
+        let real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+        let mut name = real.as_os_str().to_owned();
         name.push("-wal");
-        let dir = match db.parent() {
+        let dir = match real.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Wal {
+        let wal = Wal {
             path: PathBuf::from(name),
             dir,
+            file: OnceLock::new(),
             dir_synced: AtomicBool::new(false),
             syncs: AtomicUsize::new(0),
+        };
+        wal.file()?;
+        Ok(Some(wal))
+    }
+
+    fn file(&self) -> Result<Option<&std::fs::File>> {
+        if let Some(f) = self.file.get() {
+            return Ok(Some(f));
+        }
+        match std::fs::File::open(&self.path) {
+            Ok(f) => Ok(Some(self.file.get_or_init(|| f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
@@ -48,17 +79,14 @@ impl Wal {
     /// nothing waits in one: a checkpoint moved it into the database file
     /// and synced that.
     pub fn sync(&self) -> Result<()> {
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(self.failed(e)),
+        let Some(file) = self.file()? else {
+            return Ok(());
         };
         file.sync_data().map_err(|e| self.failed(e))?;
-        if !self.dir_synced.load(Ordering::Acquire) {
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.failed(e))?;
-            self.dir_synced.store(true, Ordering::Release);
+        if !self.dir_synced.swap(true, Ordering::AcqRel) {
+            // As SQLite does: a directory that cannot be synced is no reason
+            // to refuse the write.
+            crate::fsutil::sync_dir(&self.dir);
         }
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -126,12 +154,45 @@ mod tests {
         assert!(dir.path().join("state.db-wal").exists());
     }
 
+    /// SQLite keeps the WAL beside the real file: that is the one to sync.
+    #[test]
+    fn a_state_file_behind_a_symlink_is_synced_where_it_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, vol) = (tmp.path().join("state"), tmp.path().join("vol"));
+        std::fs::create_dir(&state).unwrap();
+        std::fs::create_dir(&vol).unwrap();
+        std::os::unix::fs::symlink(vol.join("mdops.db"), state.join("state.db")).unwrap();
+        std::fs::write(vol.join("mdops.db"), b"").unwrap();
+        let s = Store::open(&state, None).unwrap();
+        s.run_begin("r1", 1, "x.rhai").unwrap();
+        s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
+        assert!(vol.join("mdops.db-wal").exists());
+        assert_eq!(s.wal_syncs(), 1, "the attempt was not flushed");
+    }
+
+    /// A revealed value leaves the journal's sight: what the journal knows of
+    /// it must be on disk first.
+    #[test]
+    fn a_reveal_is_on_disk_before_the_value_is_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), None).unwrap();
+        let token: crate::api::Token = serde_json::from_value(serde_json::json!({
+            "id": "t-1", "name": "app.g1", "created_ts": "2026-01-01T00:00:00Z",
+            "read_only": false, "token_type": "read_write"
+        }))
+        .unwrap();
+        let fp = s.fingerprint(&crate::api::SecretString::new("secret-value-1"));
+        s.journal_minted("r1", None, "tenant_a", &token, &fp, None)
+            .unwrap();
+        let before = s.wal_syncs();
+        s.journal_revealed("t-1").unwrap();
+        assert_eq!(s.wal_syncs(), before + 1);
+    }
+
     #[test]
     fn a_state_without_a_wal_file_has_nothing_to_flush() {
         let s = Store::in_memory().unwrap();
         s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
         assert_eq!(s.wal_syncs(), 0);
-        let w = super::Wal::of(std::path::Path::new("/nonexistent-dir/state.db"));
-        w.sync().unwrap();
     }
 }

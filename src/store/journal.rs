@@ -190,7 +190,9 @@ impl Store {
             &Sql::same("UPDATE token_journal SET revealed_at = ?2 WHERE token_id = ?1 AND revealed_at IS NULL"),
             p![token_id, &now()],
         )?;
-        Ok(())
+        // The value is handed over next, out of the journal's sight: durably,
+        // or a power loss would have the token revoked as never delivered.
+        self.durable()
     }
 
     /// Tokens a run minted and never settled: not delivered, revealed or revoked.
@@ -217,7 +219,10 @@ impl Store {
             ),
             p![fingerprint, &now()],
         )?;
-        self.durable()
+        self.durable().inspect_err(|_| {
+            // Nothing is written then: the announcement is taken back.
+            let _ = self.journal_not_delivered(fingerprint);
+        })
     }
 
     /// The delivery announced by [`Store::journal_delivering`] failed, and

@@ -103,17 +103,19 @@ impl Store {
                 .open(&path);
         }
         let conn = Connection::open(&path).map_err(|e| describe(&path, e))?;
-        let store = Store {
+        let mut store = Store {
             conn: Shared::new(Conn::Lite(conn::Lite::new(conn))),
             pg: false,
             key,
             dir: Some(dir.to_path_buf()),
             place: path.display().to_string(),
-            wal: Some(durable::Wal::of(&path)),
+            wal: None,
         };
         store
             .prepare_patiently()
             .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
+        let wal = durable::Wal::of(&mut store.conn(), &path);
+        store.wal = wal.map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

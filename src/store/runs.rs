@@ -115,7 +115,11 @@ impl Store {
             ),
             p![run_id, username, name, &now()],
         )?;
-        self.durable()?;
+        if let Err(e) = self.durable() {
+            // Never sent: say so, rather than leave it open for ever.
+            let _ = self.attempt_resolve(id, "not sent: the state could not be flushed to disk");
+            return Err(e);
+        }
         Ok(id)
     }
 

@@ -234,7 +234,8 @@ pub mod api {
     /// once; `.wait()` on what it returns gives what `tokens::verify` would. A
     /// workflow checks a new token while it delivers it:
     /// `let auth = tokens::start_verify(account, n.token);` ... deliver ...
-    /// `if !auth.wait() { ... }`. Dropped unanswered, the request is cancelled.
+    /// `if !auth.wait() { ... }`. A check never waited for is cancelled when
+    /// the last variable holding it goes.
     #[rhai_fn(name = "start_verify", return_raw, volatile)]
     pub fn start_verify_secret(
         ctx: NativeCallContext,
