@@ -222,11 +222,20 @@ impl Runtime {
         username: &str,
         secret: &crate::api::SecretString,
     ) -> Result<bool, Error> {
-        if self.options.dry_run && secret.expose().starts_with("dry-run-") {
+        if self.placeholder(secret) {
             return Ok(true);
         }
-        crate::redact::register(secret.expose());
         Ok(self.call(|c| async move { c.verify_token(username, secret).await })?)
+    }
+
+    /// Whether `secret` is a dry run's placeholder, which passes without
+    /// asking; any other is known to the redactor from here on.
+    fn placeholder(&self, secret: &crate::api::SecretString) -> bool {
+        if self.options.dry_run && secret.expose().starts_with("dry-run-") {
+            return true;
+        }
+        crate::redact::register(secret.expose());
+        false
     }
 
     /// [`Runtime::verify_token`] in two halves: the request starts now, on the
@@ -238,10 +247,9 @@ impl Runtime {
         username: &str,
         secret: &crate::api::SecretString,
     ) -> Result<Verification, Error> {
-        if self.options.dry_run && secret.expose().starts_with("dry-run-") {
+        if self.placeholder(secret) {
             return Ok(Verification::answered(Ok(true)));
         }
-        crate::redact::register(secret.expose());
         let client = self.client()?;
         let (username, secret) = (username.to_string(), secret.clone());
         let task = self

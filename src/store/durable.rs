@@ -124,6 +124,19 @@ impl super::Store {
 mod tests {
     use super::super::Store;
 
+    /// Journals token t-1 as minted; returns its fingerprint.
+    fn minted(s: &Store) -> String {
+        let token: crate::api::Token = serde_json::from_value(serde_json::json!({
+            "id": "t-1", "name": "app.g1", "created_ts": "2026-01-01T00:00:00Z",
+            "read_only": false, "token_type": "read_write"
+        }))
+        .unwrap();
+        let fp = s.fingerprint(&crate::api::SecretString::new("secret-value-1"));
+        s.journal_minted("r1", None, "tenant_a", &token, &fp, None)
+            .unwrap();
+        fp
+    }
+
     #[test]
     fn writes_to_the_outside_wait_for_the_disk() {
         let dir = tempfile::tempdir().unwrap();
@@ -133,14 +146,7 @@ mod tests {
         // Before a create is sent.
         s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
         assert_eq!(s.wal_syncs(), 1);
-        let token: crate::api::Token = serde_json::from_value(serde_json::json!({
-            "id": "t-1", "name": "app.g1", "created_ts": "2026-01-01T00:00:00Z",
-            "read_only": false, "token_type": "read_write"
-        }))
-        .unwrap();
-        let fp = s.fingerprint(&crate::api::SecretString::new("secret-value-1"));
-        s.journal_minted("r1", None, "tenant_a", &token, &fp, None)
-            .unwrap();
+        let fp = minted(&s);
         assert_eq!(
             s.wal_syncs(),
             1,
@@ -176,14 +182,7 @@ mod tests {
     fn a_reveal_is_on_disk_before_the_value_is_handed_over() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), None).unwrap();
-        let token: crate::api::Token = serde_json::from_value(serde_json::json!({
-            "id": "t-1", "name": "app.g1", "created_ts": "2026-01-01T00:00:00Z",
-            "read_only": false, "token_type": "read_write"
-        }))
-        .unwrap();
-        let fp = s.fingerprint(&crate::api::SecretString::new("secret-value-1"));
-        s.journal_minted("r1", None, "tenant_a", &token, &fp, None)
-            .unwrap();
+        minted(&s);
         let before = s.wal_syncs();
         s.journal_revealed("t-1").unwrap();
         assert_eq!(s.wal_syncs(), before + 1);
