@@ -3,17 +3,16 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // glibc gives threads that allocate at once arenas of their own (up to
-    // eight per core), and what one frees stays in its arena. With 32
-    // workers and the runtime's threads answering verifications, a
-    // 10,000-account rotation peaked at 92-93 MB with one arena against
-    // 98-104 MB with two, for 1-2% more wall time at concurrency 32 (the
-    // rotation benchmark's row (b), three runs each: median 3.58 s against
-    // 3.52 s). Set before any thread starts.
+    // eight per core), and what one frees stays in its arena: with 32 workers
+    // a 10,000-account rotation peaked about 30 MB higher for no speed. One
+    // arena saves about 5 MB more, but its lock slows CPU-bound runs
+    // (audit-report over 10,000 accounts: 10.6-14.6 s against 6.4-8.4 s).
+    // Set before any thread starts.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; nothing has allocated on
     // another thread yet.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     let cli = mdops::cli::Cli::parse();
     match mdops::app::run(cli) {
