@@ -57,9 +57,18 @@ fn absolute(path: &Path) -> PathBuf {
     // below a missing directory nothing is a link, so `..` is the directory
     // above (as `mkdir -p` takes it), and once back in existing directories
     // their links are followed again. (The file itself: `resolve` followed it.)
-    let mut out = PathBuf::new();
-    let mut exists = true;
-    for c in dir.components() {
+    // The deepest directory that exists: one `stat` a level, one canonical
+    // walk for it.
+    let parts: Vec<Component> = dir.components().collect();
+    let mut k = parts.len();
+    while k > 0 && !parts[..k].iter().collect::<PathBuf>().exists() {
+        k -= 1;
+    }
+    let found: PathBuf = parts[..k].iter().collect();
+    let mut out = std::fs::canonicalize(&found).unwrap_or(found);
+    // The next one is missing (or `found` would reach further).
+    let mut exists = false;
+    for c in &parts[k..] {
         match c {
             Component::ParentDir => {
                 out.pop();
