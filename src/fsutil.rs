@@ -22,7 +22,8 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn parent(path: &Path) -> PathBuf {
+/// The directory `path` is in (`.` for a bare name).
+pub fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

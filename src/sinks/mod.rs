@@ -53,12 +53,10 @@ fn absolute(path: &Path) -> PathBuf {
     if let Ok(d) = std::fs::canonicalize(dir) {
         return d.join(name);
     }
-    // Else component by component: canonical while what is walked exists;
-    // below a missing directory nothing is a link, so `..` is the directory
+    // Else from the deepest directory that exists (one `stat` a level, one
+    // canonical walk): below it nothing is a link, so `..` is the directory
     // above (as `mkdir -p` takes it), and once back in existing directories
     // their links are followed again. (The file itself: `resolve` followed it.)
-    // The deepest directory that exists: one `stat` a level, one canonical
-    // walk for it.
     let parts: Vec<Component> = dir.components().collect();
     let mut k = parts.len();
     while k > 0 && !parts[..k].iter().collect::<PathBuf>().exists() {
@@ -107,10 +105,7 @@ pub fn current_id(id: &str) -> String {
 
 /// The directory a file lands in must exist, unless `mkdir` may create it.
 fn check_dir(path: &Path, mkdir: bool) -> Result<PathBuf, String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::fsutil::parent(path);
     if dir.is_dir() {
         return Ok(dir);
     }
@@ -160,10 +155,7 @@ pub fn check_replaceable(path: &Path) -> Result<(), String> {
 }
 
 pub fn check_writable(path: &Path, mkdir: bool) -> Result<(), String> {
-    let mut dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let mut dir = crate::fsutil::parent(path);
     if !dir.is_dir() {
         if !mkdir {
             return Err(format!("directory {} does not exist", dir.display()));

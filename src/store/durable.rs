@@ -1,6 +1,7 @@
 //! The points where the journal must survive a power loss, not only the
-//! process: a token create's attempt, before its request is sent, and a
-//! delivery's announcement, before the sink is written.
+//! process: a token create's attempt, before its request is sent; a
+//! delivery's announcement, before the sink is written; a reveal, before the
+//! value is handed to the script.
 //!
 //! The SQLite state runs in WAL mode with `synchronous=NORMAL`: a commit is
 //! safe from a crash of mdops (it is in the operating system's cache) but only
@@ -49,13 +50,9 @@ impl Wal {
         let real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
         let mut name = real.as_os_str().to_owned();
         name.push("-wal");
-        let dir = match real.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         let wal = Wal {
             path: PathBuf::from(name),
-            dir,
+            dir: crate::fsutil::parent(&real),
             file: OnceLock::new(),
             dir_synced: AtomicBool::new(false),
             syncs: AtomicUsize::new(0),

@@ -342,22 +342,11 @@ fn install_key(dir: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Replaces the journal key of a data directory (atomically; 0600).
+/// Replaces the journal key of a data directory (atomically, synced; 0600).
 fn write_key(dir: &Path, hex: &str) -> Result<()> {
-    let tmp = tempfile::Builder::new()
-        .prefix(".journal.key")
-        .permissions(private_mode())
-        .tempfile_in(dir)
-        .map_err(|e| StoreError(format!("cannot write in {}: {e}", dir.display())))?;
-    write_synced(&tmp, hex)?;
-    tmp.persist(dir.join("journal.key")).map_err(|e| {
-        StoreError(format!(
-            "cannot replace {}: {e}",
-            dir.join("journal.key").display()
-        ))
-    })?;
-    crate::fsutil::sync_dir(dir);
-    Ok(())
+    let path = dir.join("journal.key");
+    crate::fsutil::write_private(&path, format!("{hex}\n").as_bytes())
+        .map_err(|e| StoreError(format!("cannot replace {}: {e}", path.display())))
 }
 
 /// The key, on disk before it is renamed into place: a journal whose key
