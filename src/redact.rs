@@ -4,11 +4,15 @@
 //! before it is printed, logged, thrown to a script or put in a table.
 //!
 //! A secret is found whole, and also by any of three 16-character windows
-//! inside it (at a quarter, a half and three quarters of its length), the
-//! redaction then running both ways as far as the text keeps matching: a
-//! server that echoes a header cut short must not leak most of the token.
-//! (Not by its start: tokens are JWTs, whose first characters are the same
-//! header for every token.) Text is cleaned before it is cut, never after.
+//! inside it, the redaction then running both ways as far as the text keeps
+//! matching: a server that echoes a header cut short must not leak most of
+//! the token. A long secret's windows sit at a quarter, a half and three
+//! quarters of its length (not at its start: tokens are JWTs, whose first
+//! characters are the same header for every token). A secret of at most 32
+//! characters has no such header and little to spare: its windows are its
+//! first 16 characters, its last 16 and the 16 between, so its first or last
+//! 16 characters, or any 23 in a row, are found. Text is cleaned before it is
+//! cut, never after.
 //!
 //! Process-wide on purpose: a secret must not leak through a path that forgot
 //! to ask, and every part of a run (workers, the clean-up, the REPL) shares it.
@@ -75,12 +79,15 @@ pub fn register(secret: &str) {
         r.short.push(idx);
         return;
     }
-    // Three windows inside it (not its start: tokens are JWTs, whose first
-    // characters are the same header for every token).
-    let mut offsets: Vec<usize> = [n / 4, n / 2, 3 * n / 4]
-        .into_iter()
-        .map(|at| at.min(n - ANCHOR))
-        .collect();
+    // Three windows inside it (see the module for where).
+    let mut offsets: Vec<usize> = if n <= 2 * ANCHOR {
+        vec![0, (n - ANCHOR) / 2, n - ANCHOR]
+    } else {
+        vec![n / 4, n / 2, 3 * n / 4]
+            .into_iter()
+            .map(|at| at.min(n - ANCHOR))
+            .collect()
+    };
     offsets.dedup();
     for at in offsets {
         let window = &secret.as_bytes()[chars[at]..chars[at + ANCHOR]];
@@ -354,6 +361,30 @@ mod tests {
             let out = clean(&text);
             let mid: String = chars[n / 2..(n / 2 + ANCHOR).min(n)].iter().collect();
             proptest::prop_assert!(!out.contains(&mid), "{out}");
+        }
+
+        /// A secret of 17 to 32 characters (no common header to skip) is
+        /// found by its first 16 characters, its last 16, or any 23 in a row:
+        /// none of the piece shown survives.
+        #[test]
+        fn a_short_secret_cut_short_never_survives(
+            secret in "[a-zA-Z0-9._~é€😀-]{17,32}",
+            pre in "\\PC{0,30}",
+            post in "\\PC{0,30}",
+            from in 0usize..16,
+            len in 16usize..32,
+        ) {
+            register(&secret);
+            let chars: Vec<char> = secret.chars().collect();
+            let n = chars.len();
+            let from = from.min(n - ANCHOR);
+            let to = (from + len).min(n);
+            // The piece holds the start, the end, or 23 characters in a row.
+            proptest::prop_assume!(from == 0 || to == n || to - from >= 23);
+            let shown: String = chars[from..to].iter().collect();
+            let text = format!("{pre}{shown}{post}");
+            let out = clean(&text);
+            proptest::prop_assert!(!out.contains(&shown), "{shown} in {out}");
         }
     }
 
