@@ -1,4 +1,4 @@
-use crate::support::{assert_exit, Env};
+use crate::support::{assert_exit, json_result, Env};
 
 #[test]
 fn list_has_api_fields_and_derived_ones() {
@@ -340,4 +340,78 @@ fn a_started_verification_does_not_hold_the_script() {
         "the run waited for the held answer"
     );
     assert_eq!(env.sim.arrived(), 4, "list, create, the check, revoke");
+}
+
+/// A token the journal cannot record (a full disk, say) is revoked again at
+/// once, whichever kind it is, and the audit log holds both the create and
+/// the revoke that undid it.
+#[test]
+fn a_token_the_journal_cannot_record_is_taken_back_and_audited() {
+    let env = Env::new();
+    // Open the state, then make it refuse every journal entry while attempts
+    // still record, as a disk that fills between the two would.
+    env.mdops().args(["audit"]).any_stdout().run();
+    let db = rusqlite::Connection::open(env.home.path().join("state.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON token_journal \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    drop(db);
+    for (script, kind, owner, name) in [
+        (
+            r#"tokens::create("etl_pipeline", "ci")"#,
+            "token",
+            "etl_pipeline",
+            "ci",
+        ),
+        (
+            r#"tokens::short_lived(#{username: "ada"})"#,
+            "short-lived token",
+            "ada",
+            "short-lived",
+        ),
+    ] {
+        let out = env.rhai("mint.rhai", script).output();
+        assert_exit(&out, 1);
+        let said = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("was minted but the journal could not record it"))
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert!(
+            said.contains(&format!("{kind} "))
+                && said.contains(&format!(" for {owner} was minted"))
+                && said.contains("it was revoked again"),
+            "{said}"
+        );
+        assert!(
+            !env.token_names(owner).iter().any(|n| n == name),
+            "{name} is not left live"
+        );
+    }
+    let out = env.mdops().args(["audit", "--output", "json"]).output();
+    assert_exit(&out, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
+    let summary: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["operation"].as_str().unwrap(),
+                r["target"].as_str().unwrap().split('/').next().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["detail"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "create token etl_pipeline ok read_write token \"ci\", no expiry",
+            "revoke token etl_pipeline ok not journaled",
+            "create short-lived token ada ok short-lived read_scaling token",
+            "revoke token ada ok not journaled",
+        ]
+    );
 }

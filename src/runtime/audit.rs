@@ -15,13 +15,19 @@ impl Runtime {
         detail: Option<String>,
     ) {
         let record = self.audit_record(operation, target, result, detail);
+        self.store_audit(&record);
+    }
+
+    /// Stores an audit record on its own (see [`Runtime::audit`]).
+    pub fn store_audit(&self, record: &AuditRecord) {
         if let Err(e) = self
             .state
             .store()
-            .and_then(|s| s.audit(&record).map_err(|e| e.0))
+            .and_then(|s| s.audit(record).map_err(|e| e.0))
         {
             self.warn(&format!(
-                "could not record `{operation} {target}` in the audit log: {e}"
+                "could not record `{} {}` in the audit log: {e}",
+                record.operation, record.target
             ));
         }
     }

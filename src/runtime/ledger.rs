@@ -175,12 +175,7 @@ impl Ledger {
         };
         if journal(Some(audit)).is_err() {
             let alone = journal(None);
-            if let Err(a) = store.audit(audit) {
-                rt.warn(&format!(
-                    "could not record `{} {}` in the audit log: {}",
-                    audit.operation, audit.target, a.0
-                ));
-            }
+            rt.store_audit(audit);
             alone.map_err(|e| e.0)?;
         }
         let mut inner = self.inner();

@@ -17,6 +17,7 @@ pub mod cleanup;
 pub mod deliver;
 pub mod error;
 pub mod ledger;
+pub mod mint;
 pub mod overlay;
 pub mod reads;
 pub mod reconcile;

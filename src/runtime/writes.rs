@@ -4,12 +4,10 @@
 //! call, its audit record. Token creation adds the journal around the call
 //! (see [`super::ledger`]); local inventory writes share the dry-run half.
 
-use super::overlay::{new_account_ducklings, placeholder, Known};
+use super::overlay::{new_account_ducklings, Known};
 use super::{Error, Runtime, Stop};
-use crate::api::{
-    rules, ApiError, Client, CreatedToken, DucklingConfig, EmbedRequest, NewToken, SecretString,
-};
-use crate::store::InventoryEntry;
+use crate::api::{rules, ApiError, Client, DucklingConfig, EmbedRequest, SecretString};
+use crate::store::{AuditRecord, InventoryEntry};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,6 +61,24 @@ impl Runtime {
         F: FnOnce(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
+        self.perform_journaled(op, dry, send, |_, _, _| false)
+    }
+
+    /// The whole pipeline for a call whose answer the journal notes too.
+    /// `journal` sees the answer of a call the server answered, with its
+    /// audit record: it may store the record itself with its own note, in
+    /// one commit (and says so), or leave the record to be stored alone.
+    fn perform_journaled<T, F, Fut>(
+        &self,
+        op: Op,
+        dry: impl FnOnce(&mut super::overlay::Overlay) -> T,
+        send: F,
+        journal: impl FnOnce(&crate::store::Store, &Result<T, ApiError>, &AuditRecord) -> bool,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
         self.admit()?;
         if let Some(mut overlay) = self.overlay() {
             let value = dry(&mut overlay);
@@ -71,9 +87,25 @@ impl Runtime {
             return Ok(value);
         }
         // Its record must be writable before the call is sent.
-        self.store()?.ready().map_err(Error::state)?;
+        let store = self.store()?;
+        store.ready().map_err(Error::state)?;
         let result = self.call(send);
-        self.audit_call(&op, result.as_ref().map(|_| ()));
+        if matches!(
+            result,
+            Err(ApiError::Validation { .. } | ApiError::Cancelled)
+        ) {
+            self.audit_call(&op, result.as_ref().map(|_| ()));
+        } else {
+            let record = self.audit_record(
+                op.action,
+                &op.target,
+                result.as_ref().map(|_| ()),
+                op.detail.clone(),
+            );
+            if !journal(&store, &result, &record) {
+                self.store_audit(&record);
+            }
+        }
         result.map_err(Error::from)
     }
 
@@ -170,120 +202,35 @@ impl Runtime {
         Ok(name)
     }
 
-    /// Mints a token. The attempt is journaled before the request is sent and
-    /// the token once it answers, so no secret can be lost without a trace;
-    /// the minted token joins the run's ledger until it is delivered,
-    /// revealed or released.
-    pub fn mint_token(&self, username: &str, new: &NewToken) -> Result<CreatedToken, Error> {
-        rules::new_token(username, new)?;
-        let detail = describe_new_token(new);
-        self.admit()?;
-        if let Some(mut overlay) = self.overlay() {
-            let placeholder = placeholder(new);
-            overlay.add_token(username, placeholder.meta.clone());
-            drop(overlay);
-            self.plan("create token", username, Some(detail));
-            return Ok(placeholder);
-        }
-        let store = self.store()?;
-        let attempt = self
-            .ledger
-            .begin_attempt(self, &store, username, &new.name)?;
-        // A token the journal knows was received by someone: never an orphan.
-        // If the journal cannot tell, it is not taken for one either.
-        let ours = |id: &str| !matches!(store.journal_get(id), Ok(None));
-        let result = self.call(|c| async move { c.create_token(username, new, &ours).await });
-        let created = match result {
-            Ok(created) => created,
-            Err(e) => {
-                // A refusal (4xx) means nothing was minted; anything else leaves
-                // the attempt open for the clean-up to look for an orphan.
-                if matches!(e.status(), Some(400..=499)) {
-                    self.ledger.attempt_failed(&store, attempt);
-                }
-                self.audit_call(&Op::new("create token", username, Some(detail)), Err(&e));
-                return Err(e.into());
-            }
-        };
-        crate::redact::register(created.token.expose());
-        let target = format!("{username}/{}", created.meta.id);
-        let record = self.audit_record("create token", &target, Ok(()), Some(detail));
-        if let Err(e) = self
-            .ledger
-            .minted(self, &store, attempt, username, &created, &record)
-        {
-            // A secret nobody can find again is worse than no token: take it back.
-            let id = created.meta.id.clone();
-            let undo = self.call(|c| {
-                let id = &id;
-                async move { c.delete_token(username, id).await }
-            });
-            self.audit(
-                "revoke token",
-                &target,
-                undo.as_ref().map(|_| ()),
-                Some("not journaled".into()),
-            );
-            let outcome = match undo {
-                Ok(()) => {
-                    self.ledger.released(&id);
-                    "it was revoked again".to_string()
-                }
-                Err(r) => {
-                    format!("revoking it failed too ({r}): revoke token {id} of {username} by hand")
-                }
-            };
-            return Err(Error::State(format!(
-                "token {id} for {username} was minted but the journal could not record it ({e}); {outcome}"
-            )));
-        }
-        Ok(created)
-    }
-
     pub fn revoke_token(&self, username: &str, token_id: &str) -> Result<(), Error> {
         rules::path_username(username)?;
         rules::token_id(token_id)?;
         let target = format!("{username}/{token_id}");
-        self.admit()?;
-        if let Some(mut overlay) = self.overlay() {
-            overlay.revoke_token(username, token_id);
-            drop(overlay);
-            self.plan("revoke token", &target, None);
-            return Ok(());
-        }
-        let store = self.store()?;
-        store.ready().map_err(Error::state)?;
-        let result = self.call(|c| async move { c.delete_token(username, token_id).await });
-        let gone = match &result {
-            Ok(()) => true,
-            Err(e) => e.is_not_found(),
-        };
-        if !gone {
-            self.audit_call(
-                &Op::new("revoke token", target, None),
-                result.as_ref().map(|_| ()),
-            );
-            return result.map_err(Error::from);
-        }
-        self.ledger.released(token_id);
-        // Its audit record and the journal's note: one commit.
-        let record = self.audit_record("revoke token", &target, result.as_ref().map(|_| ()), None);
-        if store.audit_revoked(&record, token_id).is_err() {
-            // Each on its own, then: one failing must not lose the other.
-            if let Err(e) = store.journal_revoked(token_id) {
-                self.warn(&format!(
-                    "token {target} was revoked but the journal could not record it: {}",
-                    e.0
-                ));
-            }
-            if let Err(e) = store.audit(&record) {
-                self.warn(&format!(
-                    "could not record `revoke token {target}` in the audit log: {}",
-                    e.0
-                ));
-            }
-        }
-        result.map_err(Error::from)
+        self.perform_journaled(
+            Op::new("revoke token", &target, None),
+            |o| o.revoke_token(username, token_id),
+            |c| async move { c.delete_token(username, token_id).await },
+            |store, result, record| {
+                // Gone, by this call or before it: the journal's note and the
+                // audit record in one commit.
+                if !matches!(result, Ok(())) && !result.as_ref().is_err_and(ApiError::is_not_found)
+                {
+                    return false;
+                }
+                self.ledger.released(token_id);
+                if store.audit_revoked(record, token_id).is_ok() {
+                    return true;
+                }
+                // Each on its own, then: one failing must not lose the other.
+                if let Err(e) = store.journal_revoked(token_id) {
+                    self.warn(&format!(
+                        "token {target} was revoked but the journal could not record it: {}",
+                        e.0
+                    ));
+                }
+                false
+            },
+        )
     }
 
     /// Replaces an account's Duckling configuration. `before`, when known,
@@ -402,18 +349,6 @@ impl Runtime {
             _ => o.ducklings(username),
         }
     }
-}
-
-/// `read_write token "app.g2", ttl 90d`.
-fn describe_new_token(new: &NewToken) -> String {
-    format!(
-        "{} token {:?}, {}",
-        new.token_type.unwrap_or_default().as_str(),
-        new.name,
-        new.ttl
-            .map(|t| format!("ttl {}", crate::duration::format_seconds(t)))
-            .unwrap_or_else(|| "no expiry".into())
-    )
 }
 
 /// The upsert rule of the store, for planned entries: given metadata replaces,
