@@ -9,14 +9,82 @@
 //! "an additional sync of the WAL file after each transaction commit"; this
 //! does that sync, for the commits that come before a write to the outside,
 //! and outside the connection's lock, so the other workers' statements go on
-//! while the disk flushes (and the kernel folds their syncs together). The
-//! WAL is sequential: one sync makes every earlier commit durable with it.
+//! while the disk flushes. The WAL is sequential: one sync makes every
+//! earlier commit durable with it, so the workers of a run share their syncs
+//! (group commit): one whose commit is done while another's sync runs waits
+//! for the next sync, which the first of them to get there makes for all.
 //! PostgreSQL commits durably by itself.
 
 use super::{Result, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
+
+/// Group commit: callers whose commits are done share the syncs that
+/// make them durable. A call returns once a sync that started after it did
+/// has finished; while one runs, the callers that arrive wait, and the first
+/// of them to get there makes the next sync for all. A sync that fails fails
+/// every sync after it too: after a write-back error the kernel may drop the
+/// pages it could not write, and a later sync succeeds without them.
+#[derive(Default)]
+pub struct Group {
+    rounds: Mutex<Rounds>,
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct Rounds {
+    started: u64,
+    done: u64,
+    running: bool,
+    waiting: usize,
+    failed: Option<String>,
+}
+
+impl Group {
+    /// Waits for (or makes) a `sync` that starts after this call did.
+    pub fn after(
+        &self,
+        sync: impl FnOnce() -> std::io::Result<()>,
+    ) -> std::result::Result<(), String> {
+        let lock = || self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = lock();
+        let need = r.started + 1;
+        let mut sync = Some(sync);
+        loop {
+            if let Some(e) = &r.failed {
+                return Err(e.clone());
+            }
+            if r.done >= need {
+                return Ok(());
+            }
+            if r.running {
+                r.waiting += 1;
+                r = self.finished.wait(r).unwrap_or_else(|e| e.into_inner());
+                r.waiting -= 1;
+                continue;
+            }
+            r.running = true;
+            r.started += 1;
+            let round = r.started;
+            drop(r);
+            // Only the caller that makes a sync gets here, and then leaves.
+            let result = sync.take().map_or(Ok(()), |f| f());
+            r = lock();
+            r.running = false;
+            r.done = round;
+            if let Err(e) = result {
+                r.failed = Some(e.to_string());
+            }
+            self.finished.notify_all();
+        }
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.rounds.lock().unwrap().waiting
+    }
+}
 
 /// The write-ahead log of a SQLite state file.
 pub struct Wal {
@@ -29,6 +97,7 @@ pub struct Wal {
     /// synced (SQLite syncs it on the WAL's first sync, which `NORMAL` defers
     /// to the first checkpoint).
     dir_synced: AtomicBool,
+    group: Group,
     /// How many syncs were made (tests check where they happen).
     syncs: AtomicUsize,
 }
@@ -55,6 +124,7 @@ impl Wal {
             dir: crate::fsutil::parent(&real),
             file: OnceLock::new(),
             dir_synced: AtomicBool::new(false),
+            group: Group::default(),
             syncs: AtomicUsize::new(0),
         };
         wal.file()?;
@@ -72,24 +142,29 @@ impl Wal {
         }
     }
 
-    /// Flushes every commit made so far to the disk. No WAL file means
-    /// nothing waits in one: a checkpoint moved it into the database file
-    /// and synced that.
+    /// Flushes every commit made so far to the disk, sharing the sync with
+    /// the other workers' (see [`Group`]). No
+    /// WAL file means nothing waits in one: a checkpoint moved it into the
+    /// database file and synced that.
     pub fn sync(&self) -> Result<()> {
         let Some(file) = self.file()? else {
             return Ok(());
         };
-        file.sync_data().map_err(|e| self.failed(e))?;
-        if !self.dir_synced.swap(true, Ordering::AcqRel) {
-            // As SQLite does: a directory that cannot be synced is no reason
-            // to refuse the write.
-            crate::fsutil::sync_dir(&self.dir);
-        }
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.group
+            .after(|| {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                file.sync_data()?;
+                if !self.dir_synced.swap(true, Ordering::AcqRel) {
+                    // As SQLite does: a directory that cannot be synced is no
+                    // reason to refuse the write.
+                    crate::fsutil::sync_dir(&self.dir);
+                }
+                Ok(())
+            })
+            .map_err(|e| self.failed(e))
     }
 
-    fn failed(&self, e: std::io::Error) -> StoreError {
+    fn failed(&self, e: impl std::fmt::Display) -> StoreError {
         StoreError(format!(
             "cannot flush the state's journal to disk ({}): {e}",
             self.path.display()
@@ -183,6 +258,64 @@ mod tests {
         let before = s.wal_syncs();
         s.journal_revealed("t-1").unwrap();
         assert_eq!(s.wal_syncs(), before + 1);
+    }
+
+    /// Callers that arrive while a sync runs share the next one; a sync
+    /// that fails fails them, and every sync after it.
+    #[test]
+    fn syncs_are_shared_and_a_failure_sticks() {
+        use super::Group;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{mpsc, Arc};
+        let g = Arc::new(Group::default());
+        let made = Arc::new(AtomicUsize::new(0));
+        let count = |made: &Arc<AtomicUsize>| {
+            let made = made.clone();
+            move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        // Nothing overlaps: each caller makes its own.
+        for _ in 0..3 {
+            g.after(count(&made)).unwrap();
+        }
+        assert_eq!(made.load(Ordering::SeqCst), 3);
+        // One sync is held; four callers arrive meanwhile and wait.
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let first = {
+            let (g, made) = (g.clone(), made.clone());
+            std::thread::spawn(move || {
+                g.after(|| {
+                    made.fetch_add(1, Ordering::SeqCst);
+                    started.send(()).unwrap();
+                    held.recv().unwrap();
+                    Ok(())
+                })
+            })
+        };
+        running.recv().unwrap();
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (g, sync) = (g.clone(), count(&made));
+                std::thread::spawn(move || g.after(sync))
+            })
+            .collect();
+        while g.waiting() < 4 {
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        first.join().unwrap().unwrap();
+        for w in waiters {
+            w.join().unwrap().unwrap();
+        }
+        assert_eq!(made.load(Ordering::SeqCst), 5, "the four shared one sync");
+        // A failed sync fails its caller and every caller after it.
+        let e = g.after(|| Err(std::io::Error::other("EIO"))).unwrap_err();
+        assert_eq!(e, "EIO");
+        assert_eq!(g.after(count(&made)).unwrap_err(), "EIO");
+        assert_eq!(made.load(Ordering::SeqCst), 5, "nothing synced after it");
     }
 
     #[test]
