@@ -207,3 +207,49 @@ fn users_can_be_filtered_by_the_server() {
         serde_json::json!(["bi_tool", "etl_pipeline"])
     );
 }
+
+/// Running Ducklings name people too (and people who left): with a user list
+/// to tell, only live service accounts are "all".
+#[test]
+fn all_accounts_are_service_accounts_even_when_people_run_ducklings() {
+    let env = Env::with_seed(
+        r#"
+admin_token = "test-admin-token-0123456789"
+
+[[members]]
+username = "ada"
+roles = ["admin"]
+active = [{ id = "rw", type = "read_write", status = "active" }]
+
+[[members]]
+username = "bob_left"
+deprovisioned = true
+active = [{ id = "rw", type = "read_write", status = "cooldown" }]
+
+[[accounts]]
+username = "svc_etl"
+tokens = [{ name = "old", age = "400d" }]
+"#,
+    );
+    let out = env.run("list.rhai", "accounts::list()", &["--output", "json"]);
+    assert_exit(&out, 0);
+    assert_eq!(json_result(&out), serde_json::json!(["svc_etl"]));
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "cleanup-tokens",
+            "--arg",
+            "accounts=all",
+            "--arg",
+            "older_than=90d",
+            "--dry-run",
+        ])
+        .output();
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("svc_etl"), "{out:?}");
+    assert!(
+        !out.stdout.contains("ada") && !out.stdout.contains("bob_left"),
+        "{out:?}"
+    );
+}

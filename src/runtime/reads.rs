@@ -94,32 +94,34 @@ impl Runtime {
         Ok(self.call(|c| async move { c.list_users_where(filters).await })?)
     }
 
-    /// The service accounts the server knows of (user list ∪ running Ducklings),
-    /// with a dry run's planned accounts added and deleted ones removed.
+    /// The service accounts the server knows of, with a dry run's planned
+    /// accounts added and deleted ones removed: the user list's live service
+    /// accounts. Running Ducklings name people too, so they count only when
+    /// the API has no user list (then with a warning).
     pub fn service_accounts(&self) -> Result<ServiceAccounts, Error> {
-        let (users, active) = self.call(|c| async move {
-            // Independent reads: ask both at once.
-            let (users, active) = tokio::join!(c.list_users(), c.active_accounts());
-            Ok((users?, active?))
-        })?;
+        let users = self.call(|c| async move { c.list_users().await })?;
         let complete = users.is_some();
-        if !complete {
-            self.warn_once(
-                "this API has no list of users (GET /v1/users): the accounts known are the inventory's and those with running Ducklings",
-            );
-        }
         let mut server = BTreeMap::new();
-        for u in users.unwrap_or_default() {
-            if u.is_service_account == Some(true) && u.is_deprovisioned != Some(true) {
-                server
-                    .entry(u.username.to_lowercase())
-                    .or_insert(u.username);
+        match users {
+            Some(users) => {
+                for u in users {
+                    if u.is_service_account == Some(true) && u.is_deprovisioned != Some(true) {
+                        server
+                            .entry(u.username.to_lowercase())
+                            .or_insert(u.username);
+                    }
+                }
             }
-        }
-        for a in active {
-            server
-                .entry(a.username.to_lowercase())
-                .or_insert(a.username);
+            None => {
+                self.warn_once(
+                    "this API has no list of users (GET /v1/users): the accounts known are the inventory's and those with running Ducklings",
+                );
+                for a in self.call(|c| async move { c.active_accounts().await })? {
+                    server
+                        .entry(a.username.to_lowercase())
+                        .or_insert(a.username);
+                }
+            }
         }
         if let Some(o) = self.overlay() {
             server = o.accounts(server);

@@ -41,6 +41,9 @@ pub struct SeedMember {
     /// A member who left: still listed, with `is_deprovisioned: true`.
     #[serde(default)]
     pub deprovisioned: bool,
+    /// Running Ducklings: `GET /v1/active_accounts` lists people too.
+    #[serde(default)]
+    pub active: Vec<ActiveDuckling>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -121,7 +121,7 @@ impl Org {
                 admin: m.roles.iter().any(|r| r == "admin"),
                 roles: m.roles.clone(),
                 config: default_config(),
-                active: vec![],
+                active: m.active.clone(),
                 tokens: vec![],
             })?;
         }

@@ -39,8 +39,9 @@ pub mod api {
     }
 
     /// Usernames of the organization's service accounts, sorted: the inventory
-    /// (`inventory::list()`), the server's user list where the API offers one
-    /// (`GET /v1/users`), and accounts with running Ducklings.
+    /// (`inventory::list()`) and the live service accounts of the server's
+    /// user list (`GET /v1/users`). Where the API has no user list, accounts
+    /// with running Ducklings instead (which may name people: said so).
     #[rhai_fn(return_raw, volatile)]
     pub fn list(ctx: NativeCallContext) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
