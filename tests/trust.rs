@@ -63,6 +63,7 @@ fn invalid_values_are_refused_up_front_and_all_at_once() {
     let cases: &[(&str, &[&str], &str)] = &[
         ("rotate-tokens", &["accounts=all", "older_than=90x", "sink_dir=."], "argument older_than=\"90x\": not a duration: \"90x\": unknown unit 'x'"),
         ("cleanup-tokens", &["accounts=all", "older_than=-1d"], "argument older_than=\"-1d\": \"-1d\" is not a positive duration"),
+        ("cleanup-tokens", &["accounts=all", "older_than=90"], "argument older_than=\"90\": \"90\" has no unit: write 90d for days"),
         ("set-ducklings", &["accounts=all", "flock=100", "rw_cooldown=30s"], "argument rw_cooldown=\"30s\": 30s is below the minimum 1m\n  argument flock=\"100\": 100 is above the maximum 64"),
         ("provision-account", &["owner=ops"], "missing argument account: pass --arg account=..."),
         ("rotate-tokens", &["accounts=all", "sink_file={acount}.token", "sink_dir=."], "argument sink_file=\"{acount}.token\": {acount} is not a placeholder"),

@@ -215,6 +215,13 @@ mod tests {
                 ("flock", "100"),
             ]))
             .unwrap_err();
+        let bare = p
+            .bind(&args(&[("accounts", "all"), ("older_than", "90")]))
+            .unwrap_err();
+        assert_eq!(
+            bare,
+            ["argument older_than=\"90\": \"90\" has no unit: write 90d for days, 90h for hours, 90m for minutes or 90s for seconds"]
+        );
         assert_eq!(
             problems,
             [

@@ -58,6 +58,13 @@ impl Param {
                 _ => Err(format!("{v:?} is not true or false")),
             },
             Kind::Duration { min, max } => {
+                // "older_than=90" meant as days would otherwise be 90 seconds,
+                // and widen the run to every token.
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!(
+                        "{v:?} has no unit: write {v}d for days, {v}h for hours, {v}m for minutes or {v}s for seconds"
+                    ));
+                }
                 let s = crate::duration::parse_seconds(v)
                     .map_err(|e| e.replace("invalid duration ", "not a duration: "))?;
                 if s <= 0 {
