@@ -1008,10 +1008,15 @@ fn a_run_killed_mid_store_write_is_finished_by_the_next() {
     vault.inner.lock().unwrap().hang_writes = false;
     let landed = vault.get("secret", "md/tenant_a").unwrap().0["token"].clone();
     assert_ne!(landed, old.as_str(), "the new token is in the store");
-    // Settling the dead run does not revoke what may be in a target.
+    // Settling the dead run does not revoke what may be in a target, and
+    // says which token to check where.
     with_vault(&env, &vault)
         .args(["journal", "resolve"])
         .stdout("(none)\n")
+        .stderr_has(&[
+            "a run that died was delivering it to vault:",
+            "which mdops cannot read back; it is kept as delivered",
+        ])
         .run();
     assert!(
         env.live("tenant_a")

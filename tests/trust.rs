@@ -751,3 +751,119 @@ fn killed_while_a_create_is_in_flight_is_resolved_later() {
         assert_eq!(again.stdout, "(none)\n", "resolved once");
     }
 }
+
+/// The journal entry of the token `tenant_a`'s run is delivering, once the
+/// delivery is announced: (token id, target it was going to).
+fn announced(env: &Env) -> Option<(String, String)> {
+    let db = rusqlite::Connection::open(env.home.path().join("state.db")).ok()?;
+    db.busy_timeout(Duration::from_secs(5)).ok()?;
+    db.query_row(
+        "SELECT token_id, delivering_to FROM token_journal WHERE delivering_to IS NOT NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
+
+/// Killed (SIGKILL) while a sink is written: the next `journal resolve` reads
+/// a file target back. Not holding the token, nobody received it: revoked.
+/// Holding it, the delivery is recorded and the token kept. A target mdops
+/// cannot read back (a command) keeps its token, and the operator is told.
+#[cfg(unix)]
+#[test]
+fn killed_while_delivering_is_checked_at_the_target_later() {
+    for case in ["file not written", "file written", "command"] {
+        let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "10d")])]));
+        let dir = tempfile::tempdir().unwrap();
+        let account_dir = dir.path().join("tenant_a");
+        std::fs::create_dir(&account_dir).unwrap();
+        let file = account_dir.join("app.token");
+        let started = dir.path().join("started");
+        let deliver = if case == "command" {
+            format!(
+                r#"secrets::to_command(["sh", "-c", "echo $$ > {}; exec sleep 60"], t.token);"#,
+                started.display()
+            )
+        } else {
+            format!(r#"secrets::to_file("{}", t.token);"#, file.display())
+        };
+        // A file delivery waits on the directory's lock, held here.
+        let held = std::fs::File::open(&account_dir).unwrap();
+        held.lock().unwrap();
+        let script = env.script(
+            "d.rhai",
+            &format!("let t = tokens::create(\"tenant_a\", \"app.g1\");\n{deliver}"),
+        );
+        let child = spawn(
+            &env,
+            &["--command-timeout", "60", "run", script.to_str().unwrap()],
+        );
+        wait_until(
+            "the delivery to be announced",
+            Duration::from_secs(20),
+            || announced(&env).is_some(),
+        );
+        if case == "command" {
+            wait_until("the command to start", Duration::from_secs(20), || {
+                std::fs::read_to_string(&started).is_ok_and(|s| s.ends_with('\n'))
+            });
+        }
+        signal(&child, "-KILL");
+        let _ = child.wait_with_output().unwrap();
+        if case == "command" {
+            let pid = std::fs::read_to_string(&started).unwrap();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .status();
+        }
+        drop(held);
+        let (id, target) = announced(&env).unwrap();
+        let secret = env
+            .live("tenant_a")
+            .into_iter()
+            .find(|t| t.0 == "app.g1")
+            .expect("the new token is live")
+            .1;
+        if case == "file written" {
+            std::fs::write(&file, format!("{secret}\n")).unwrap();
+        }
+        let out = env.mdops().args(["journal", "resolve"]).output();
+        assert_exit(&out, 0);
+        let live: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
+        let journal = env.mdops().args(["journal"]).output();
+        match case {
+            "file not written" => {
+                assert_eq!(live, ["app"], "{out:?}");
+                assert!(
+                    out.stdout.contains(&id) && out.stdout.contains("revoked"),
+                    "{out:?}"
+                );
+            }
+            "file written" => {
+                assert_eq!(live, ["app", "app.g1"], "{out:?}");
+                assert!(
+                    out.stderr.contains(&format!(
+                        "token {id} of tenant_a: a run that died was delivering it to {target}, which holds it: recorded as delivered"
+                    )),
+                    "{out:?}"
+                );
+                assert!(journal.stdout.contains(&target), "{journal:?}");
+            }
+            _ => {
+                assert_eq!(live, ["app", "app.g1"], "{out:?}");
+                assert!(
+                    out.stderr.contains(&format!(
+                        "token {id} of tenant_a: a run that died was delivering it to command:"
+                    )) && out.stderr.contains("if command:"),
+                    "{out:?}"
+                );
+                assert!(journal.stdout.contains("unconfirmed"), "{journal:?}");
+            }
+        }
+        assert!(!out.stderr.contains(&secret) && !out.stdout.contains(&secret));
+        let again = env.mdops().args(["journal", "resolve"]).output();
+        assert_exit(&again, 0);
+        assert_eq!(again.stdout, "(none)\n", "{case}: resolved once");
+        assert!(again.stderr.is_empty(), "{case}: {again:?}");
+    }
+}

@@ -213,6 +213,12 @@ pub fn resolve_dead_runs(
         };
         let deadline = Instant::now() + CLEANUP_TIME;
         let mut report = Vec::new();
+        for j in store
+            .journal_interrupted(&run.run_id)
+            .map_err(Error::state)?
+        {
+            report.extend(interrupted_delivery(rt, &store, j, deadline));
+        }
         for j in store.journal_unsettled(&run.run_id).map_err(Error::state)? {
             let (outcome, gone) = revoke(
                 rt,
@@ -244,4 +250,78 @@ pub fn resolve_dead_runs(
         out.push((run, report));
     }
     Ok(out)
+}
+
+/// A token whose delivery a dead run announced and never confirmed: the run
+/// died while the sink was written. A file or env file is read back: holding
+/// the token, the delivery is recorded; not holding it, nobody received the
+/// token, which is revoked. Any other target cannot be read back by mdops:
+/// the token is kept as delivered (it may be in use there) and the operator
+/// is told to check.
+fn interrupted_delivery(
+    rt: &Runtime,
+    store: &Store,
+    j: crate::store::JournalEntry,
+    deadline: Instant,
+) -> Option<Settled> {
+    let target = j
+        .delivering_to
+        .clone()
+        .unwrap_or_else(|| "its target".into());
+    let what = format!("token {} of {}", j.token_id, j.username);
+    let held = j.delivering_to.as_deref().and_then(crate::sinks::read_back);
+    match held {
+        Some(Ok(value)) => {
+            let holds = value.is_some_and(|v| {
+                store.fingerprint(&crate::api::SecretString::new(v)) == j.fingerprint
+            });
+            if holds {
+                let owner = (j.username.clone(), j.token_id.clone(), j.name.clone());
+                match store.journal_delivered_to(&j.fingerprint, &target, &target, Some(owner)) {
+                    Ok(_) => rt.warn(&format!(
+                        "{what}: a run that died was delivering it to {target}, which holds it: recorded as delivered"
+                    )),
+                    Err(e) => rt.warn(&format!(
+                        "{what} is at {target}, but the journal could not record it: {}",
+                        e.0
+                    )),
+                }
+                return None;
+            }
+            let (outcome, gone) = revoke(
+                rt,
+                &j.username,
+                &j.token_id,
+                deadline,
+                "a run that died was delivering it, and its target does not hold it",
+            );
+            Some(Settled {
+                username: j.username,
+                token_id: Some(j.token_id),
+                name: j.name,
+                outcome,
+                revoked: gone,
+            })
+        }
+        Some(Err(e)) => Some(Settled {
+            username: j.username,
+            token_id: None,
+            name: j.name,
+            outcome: format!(
+                "unknown: a run that died was delivering {what} to {target}, which cannot be read ({e}); `mdops journal resolve` tries again"
+            ),
+            revoked: false,
+        }),
+        None => {
+            let note = format!("{target}, unconfirmed: the run died while writing it");
+            if let Err(e) = store.journal_unconfirmed(&j.fingerprint, &note) {
+                rt.warn(&format!("{what}: the journal could not record it: {}", e.0));
+            }
+            rt.warn(&format!(
+                "{what}: a run that died was delivering it to {target}, which mdops cannot read back; \
+                 it is kept as delivered: if {target} does not hold it, revoke it"
+            ));
+            None
+        }
+    }
 }

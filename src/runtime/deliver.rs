@@ -151,7 +151,7 @@ impl Runtime {
             // Journal before the write: see `Store::journal_delivering`.
             let store = self.store()?;
             store
-                .journal_delivering(fingerprint.as_deref().unwrap_or_default())
+                .journal_delivering(fingerprint.as_deref().unwrap_or_default(), &identity)
                 .map_err(Error::state)?;
         }
         let cancelled = || self.bridge.is_cancelled();

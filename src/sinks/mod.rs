@@ -103,6 +103,29 @@ pub fn current_id(id: &str) -> String {
     id.to_string()
 }
 
+/// What a file or env-file target (by its id) holds now: `None` inside when
+/// there is no file or no entry. `None` for a target mdops cannot read back
+/// itself (a store, a command).
+pub fn read_back(id: &str) -> Option<Result<Option<String>, String>> {
+    let read = |path: &str| crate::fsutil::read_existing(Path::new(path));
+    if let Some(path) = id.strip_prefix("file:") {
+        return Some(read(path).map(|b| {
+            b.map(|b| {
+                let text = String::from_utf8_lossy(&b);
+                text.trim_end_matches(['\n', '\r']).to_string()
+            })
+        }));
+    }
+    let (path, key) = id.strip_prefix("env-file:")?.rsplit_once('#')?;
+    Some(read(path).and_then(|b| {
+        let Some(b) = b else { return Ok(None) };
+        let text = String::from_utf8(b).map_err(|_| format!("{path} is not UTF-8 text"))?;
+        dotenv::edit(&text, key, "")
+            .map(|(_, value)| value)
+            .map_err(|why| format!("cannot read {path}: {why}"))
+    }))
+}
+
 /// The directory a file lands in must exist, unless `mkdir` may create it.
 fn check_dir(path: &Path, mkdir: bool) -> Result<PathBuf, String> {
     let dir = crate::fsutil::parent(path);

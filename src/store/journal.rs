@@ -26,6 +26,8 @@ pub struct JournalEntry {
     pub revealed_at: Option<String>,
     /// The run that minted it.
     pub run_id: Option<String>,
+    /// Where its last announced delivery was going (a target id).
+    pub delivering_to: Option<String>,
 }
 
 fn from_row(r: &Row) -> Result<JournalEntry> {
@@ -43,6 +45,7 @@ fn from_row(r: &Row) -> Result<JournalEntry> {
         sink: r.opt_text("sink")?,
         revealed_at: r.opt_text("revealed_at")?,
         run_id: r.opt_text("run_id")?,
+        delivering_to: r.opt_text("delivering_to")?,
     })
 }
 
@@ -206,18 +209,45 @@ impl Store {
         )?)
     }
 
+    /// Tokens of a run whose delivery was announced and never confirmed (nor
+    /// revealed or revoked since): the run died while the sink was written.
+    pub fn journal_interrupted(&self, run_id: &str) -> Result<Vec<JournalEntry>> {
+        rows(self.conn().query(
+            &Sql::same(
+                "SELECT * FROM token_journal WHERE run_id = ?1 AND delivered_at IS NOT NULL
+                   AND sink IS NULL AND revealed_at IS NULL AND revoked_at IS NULL ORDER BY id",
+            ),
+            p![run_id],
+        )?)
+    }
+
+    /// A delivery cut short whose target cannot be read back: kept as
+    /// delivered (it may be there), with `note` where the sink goes.
+    pub fn journal_unconfirmed(&self, fingerprint: &str, note: &str) -> Result<()> {
+        self.conn().exec(
+            &Sql::same(
+                "UPDATE token_journal SET sink = ?2 WHERE fingerprint = ?1 AND sink IS NULL",
+            ),
+            p![fingerprint, note],
+        )?;
+        Ok(())
+    }
+
     /// Records, before a sink is written, that the token is being delivered:
     /// a run killed while the write is in flight (a store's answer pending)
     /// leaves a token that may be in its target, so the next run must treat
     /// it as delivered, to be replaced by a verified successor, never revoke
     /// it as one nobody received. Durable, as a power loss mid-write is a
     /// run killed mid-write too.
-    pub fn journal_delivering(&self, fingerprint: &str) -> Result<()> {
+    /// `target` (its id) is kept, for a run that finds the delivery cut short
+    /// (see [`Store::journal_interrupted`]).
+    pub fn journal_delivering(&self, fingerprint: &str, target: &str) -> Result<()> {
         self.conn().exec(
             &Sql::same(
-                "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?2) WHERE fingerprint = ?1",
+                "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?2), delivering_to = ?3
+                 WHERE fingerprint = ?1",
             ),
-            p![fingerprint, &now()],
+            p![fingerprint, &now(), target],
         )?;
         self.durable().inspect_err(|_| {
             // Nothing is written then: the announcement is taken back.
@@ -230,7 +260,8 @@ impl Store {
     pub fn journal_not_delivered(&self, fingerprint: &str) -> Result<()> {
         self.conn().exec(
             &Sql::same(
-                "UPDATE token_journal SET delivered_at = NULL WHERE fingerprint = ?1 AND sink IS NULL",
+                "UPDATE token_journal SET delivered_at = NULL, delivering_to = NULL
+                 WHERE fingerprint = ?1 AND sink IS NULL",
             ),
             p![fingerprint],
         )?;

@@ -92,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX token_journal_token_id_nocase ON token_journal (token_id COLLATE NOCASE);
     CREATE INDEX deliveries_token ON deliveries (token_id);
     "#,
+    // 5: where a delivery was going when it was announced, so that one cut
+    // short by a dead run can be checked at its target.
+    r#"
+    ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
+    "#,
 ];
 
 const _: () = assert!(MIGRATIONS.len() == PG_MIGRATIONS.len());
@@ -241,6 +246,10 @@ const PG_MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX token_journal_token_id_lower ON token_journal (lower(token_id));
     CREATE INDEX deliveries_token ON deliveries (token_id);
+    "#,
+    // 5: where an announced delivery was going.
+    r#"
+    ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
     "#,
 ];
 
