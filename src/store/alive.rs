@@ -115,7 +115,13 @@ impl Store {
     pub fn claim_dead(&self, run_id: &str) -> Result<Option<Claim<'_>>> {
         if self.is_postgres() {
             let key = lock_key("run", run_id);
-            return Ok(pg_try(&mut self.primary(), key)?.then_some(Claim {
+            // The connection is released before a claim exists: dropping one
+            // unlocks through it. (And no claim is made unless the lock was
+            // taken: one made and dropped would unlock the live run's lock
+            // through a connection that never held it, waiting on the
+            // connection this statement still holds.)
+            let taken = pg_try(&mut self.primary(), key)?;
+            return Ok(taken.then(|| Claim {
                 store: self,
                 held: ClaimHeld::Pg(key),
             }));
