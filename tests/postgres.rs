@@ -932,3 +932,69 @@ fn migrating_back_never_orphans_another_profiles_journal() {
         key
     );
 }
+
+/// Two runners at once delivering to one target: the second is refused
+/// before it writes, the check made under a lock on the target.
+#[test]
+fn a_second_runner_may_not_write_over_a_running_runs_delivery() {
+    let Some(url) = database("a_second_runner_may_not_write_over_a_running_runs_delivery") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let work = tempfile::tempdir().unwrap();
+    let (ready, go, sink) = (
+        work.path().join("ready"),
+        work.path().join("go"),
+        work.path().join("t.token"),
+    );
+    let first = env.script(
+        "first.rhai",
+        &format!(
+            r#"let t = tokens::create("tenant_a", "app.g1");
+secrets::to_file("{}", t.token);
+sh("touch {}; while [ ! -e {} ]; do sleep 0.05; done");"#,
+            sink.display(),
+            ready.display(),
+            go.display()
+        ),
+    );
+    let mut c = runner(&env, env.home.path(), &url);
+    c.cmd
+        .args(["run", first.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.cmd.spawn().unwrap();
+    wait_until("the first delivery", Duration::from_secs(30), || {
+        ready.exists()
+    });
+    let held = std::fs::read_to_string(&sink).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let second = env.script(
+        "second.rhai",
+        &format!(
+            r#"let t = tokens::create("tenant_a", "app.g2");
+secrets::to_file("{}", t.token);"#,
+            sink.display()
+        ),
+    );
+    // It must not wait on the live run either (it once deadlocked there).
+    let mut c = runner(&env, other.path(), &url);
+    c.cmd
+        .args(["run", second.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let second = std::sync::Mutex::new(c.cmd.spawn().unwrap());
+    wait_until("the second runner to end", Duration::from_secs(60), || {
+        second.lock().unwrap().try_wait().unwrap().is_some()
+    });
+    let out = second.into_inner().unwrap().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("delivered by run"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&sink).unwrap(), held);
+    std::fs::write(&go, "").unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let live: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
+    assert_eq!(live, ["app", "app.g1"]);
+}

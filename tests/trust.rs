@@ -867,3 +867,68 @@ fn killed_while_delivering_is_checked_at_the_target_later() {
         assert!(again.stderr.is_empty(), "{case}: {again:?}");
     }
 }
+
+/// Two runs at once delivering to one target: the second is refused before
+/// it writes, so the first run's token is not left live with nobody holding
+/// it; once that run has ended, a new run replaces its token as usual.
+#[cfg(unix)]
+#[test]
+fn a_second_run_may_not_write_over_a_running_runs_delivery() {
+    let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "10d")])]));
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app.token");
+    let paused = dir.path().join("paused");
+    let first = env.script(
+        "first.rhai",
+        &format!(
+            r#"let t = tokens::create("tenant_a", "app.g1");
+secrets::to_file("{}", t.token);
+sh(["sh", "-c", "echo $$ > {}; exec sleep 60"]);"#,
+            target.display(),
+            paused.display()
+        ),
+    );
+    let child = spawn(
+        &env,
+        &["--command-timeout", "60", "run", first.to_str().unwrap()],
+    );
+    wait_until("the first run to deliver", Duration::from_secs(20), || {
+        std::fs::read_to_string(&paused).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let held = std::fs::read_to_string(&target).unwrap();
+    let second = format!(
+        r#"let t = tokens::create("tenant_a", "app.g2");
+secrets::to_file("{}", t.token);"#,
+        target.display()
+    );
+    let out = env.run("second.rhai", &second, &[]);
+    assert_exit(&out, 1);
+    assert!(
+        out.stderr.contains("delivered by run")
+            && out
+                .stderr
+                .contains("still going on or began after this one")
+            && out.stderr.contains("nothing was written"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), held);
+    let live: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
+    assert_eq!(
+        live,
+        ["app", "app.g1"],
+        "the refused run's token was revoked"
+    );
+    // The first run goes on and ends well.
+    let pid = std::fs::read_to_string(&paused).unwrap();
+    std::process::Command::new("kill")
+        .args([pid.trim()])
+        .status()
+        .unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    // Afterwards a run replaces that token as usual.
+    let third = second.replace("app.g2", "app.g3");
+    let out = env.run("third.rhai", &third, &[]);
+    assert_exit(&out, 0);
+    assert_ne!(std::fs::read_to_string(&target).unwrap(), held);
+}

@@ -150,9 +150,21 @@ impl Runtime {
             self.check_owner(&identity, &label, username, &group_of(name.as_deref()))?;
             // Journal before the write: see `Store::journal_delivering`.
             let store = self.store()?;
-            store
-                .journal_delivering(fingerprint.as_deref().unwrap_or_default(), &identity)
+            let holder = store
+                .journal_delivering(
+                    fingerprint.as_deref().unwrap_or_default(),
+                    &identity,
+                    self.ledger.run_id(),
+                )
                 .map_err(Error::state)?;
+            if let Some((token_id, account, run)) = holder {
+                return Err(Error::Sink(format!(
+                    "{} has token {} of {}, delivered by run {run}, which is still going on or began after this one: writing over it would leave that token live with nobody holding it (nothing was written; run again once the other run has ended)",
+                    crate::output::escape(&label),
+                    crate::output::escape(&token_id),
+                    crate::output::escape(&account),
+                )));
+            }
         }
         let cancelled = || self.bridge.is_cancelled();
         let wait = crate::sinks::Wait {

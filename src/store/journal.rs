@@ -241,18 +241,63 @@ impl Store {
     /// run killed mid-write too.
     /// `target` (its id) is kept, for a run that finds the delivery cut short
     /// (see [`Store::journal_interrupted`]).
-    pub fn journal_delivering(&self, fingerprint: &str, target: &str) -> Result<()> {
-        self.conn().exec(
-            &Sql::same(
-                "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?2), delivering_to = ?3
-                 WHERE fingerprint = ?1",
-            ),
-            p![fingerprint, &now(), target],
-        )?;
+    ///
+    /// Refused (nothing recorded) when another run's token is at `target` or
+    /// on its way there, and that run is still open or minted it after
+    /// `run_id` began: writing over it would leave it live with nobody
+    /// holding it. Returns that token then: `(token id, account, run id)`.
+    /// The check and the record are one step: on PostgreSQL under a lock
+    /// on the target, on SQLite in one write.
+    pub fn journal_delivering(
+        &self,
+        fingerprint: &str,
+        target: &str,
+        run_id: &str,
+    ) -> Result<Option<(String, String, String)>> {
+        // Another run's token at the target, or on its way there (?1: this
+        // token's fingerprint, ?2: the target, ?3: this run).
+        macro_rules! others {
+            ($fp:literal, $target:literal, $run:literal) => {
+                concat!(
+                    "SELECT token_id, username, run_id FROM token_journal o
+                     WHERE o.delivering_to = ", $target, " AND o.fingerprint <> ", $fp, "
+                       AND o.revoked_at IS NULL AND o.run_id <> ", $run, "
+                       AND (o.run_id IN (SELECT run_id FROM runs WHERE ended_at IS NULL)
+                            OR o.minted_at >= (SELECT started_at FROM runs WHERE run_id = ", $run, "))"
+                )
+            };
+        }
+        const ANNOUNCE: Sql = Sql::same(concat!(
+            "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?4), delivering_to = ?2
+             WHERE fingerprint = ?1 AND NOT EXISTS (",
+            others!("?1", "?2", "?3"),
+            ")"
+        ));
+        const HOLDER: Sql = Sql::same(concat!(others!("?1", "?2", "?3"), " LIMIT 1"));
+        let holder = self.conn().transaction(|c| {
+            if c.is_postgres() {
+                c.query(
+                    &Sql::same("SELECT pg_advisory_xact_lock(?1)::text AS locked"),
+                    &[super::db::P::Int(Some(super::pg::lock_key(
+                        "target", target,
+                    )))],
+                )?;
+            }
+            if c.exec(&ANNOUNCE, p![fingerprint, target, run_id, &now()])? > 0 {
+                return Ok(None);
+            }
+            c.query_opt(&HOLDER, p![fingerprint, target, run_id])?
+                .map(|r| Ok((r.text("token_id")?, r.text("username")?, r.text("run_id")?)))
+                .transpose()
+        })?;
+        if holder.is_some() {
+            return Ok(holder);
+        }
         self.durable().inspect_err(|_| {
             // Nothing is written then: the announcement is taken back.
             let _ = self.journal_not_delivered(fingerprint);
-        })
+        })?;
+        Ok(None)
     }
 
     /// The delivery announced by [`Store::journal_delivering`] failed, and
