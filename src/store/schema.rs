@@ -93,9 +93,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_token ON deliveries (token_id);
     "#,
     // 5: where a delivery was going when it was announced, so that one cut
-    // short by a dead run can be checked at its target.
+    // short by a dead run can be checked at its target, and two runs never
+    // deliver to one target at once (looked up at every delivery).
     r#"
     ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
+    CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
 ];
 
@@ -250,6 +252,7 @@ const PG_MIGRATIONS: &[&str] = &[
     // 5: where an announced delivery was going.
     r#"
     ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
+    CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
 ];
 
