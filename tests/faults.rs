@@ -323,3 +323,41 @@ fn a_rate_limited_server_is_met_at_its_rate() {
     // other tests: the throttle count above is the sharp check.
     assert!(wall < Duration::from_secs(15), "{wall:?}");
 }
+
+/// A dropped token that cannot be revoked at the run's end: the JSON
+/// document names it (account and id), and the error says to revoke it by
+/// hand, not that the script asked for the exit code.
+#[test]
+fn a_token_left_unrevoked_is_named_in_the_json_document() {
+    let env = with_faults(Faults {
+        error_rate: 1.0,
+        scope: Some("DELETE /v1/users/*/tokens/*".into()),
+        ..Default::default()
+    });
+    let out = env.run(
+        "drop.rhai",
+        r#"tokens::create("bi_tool", "dropped"); "done""#,
+        &["--retries", "1", "--output", "json"],
+    );
+    assert_exit(&out, 4);
+    let doc = crate::support::json_doc(&out);
+    let id = env.org().users["bi_tool"]
+        .tokens
+        .iter()
+        .find(|t| t.name == "dropped")
+        .expect("still live")
+        .id
+        .clone();
+    assert_eq!(
+        doc["summary"]["unrevoked"],
+        serde_json::json!([{"account": "bi_tool", "token_id": id}])
+    );
+    assert_eq!(doc["summary"]["orphans_revoked"], 0);
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "1 token(s) minted in this run could not be revoked: revoke {id} of bi_tool by hand"
+        )
+    );
+}

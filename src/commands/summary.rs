@@ -14,6 +14,9 @@ pub struct Summary {
     retries: u64,
     seconds: f64,
     orphans_revoked: u64,
+    /// Tokens of the run that should have been revoked and could not be:
+    /// `(account, token id)`.
+    unrevoked: Vec<(String, String)>,
     dry_run: bool,
     quiet_run: bool,
 }
@@ -35,6 +38,11 @@ impl Summary {
                 .iter()
                 .filter(|s| s.revoked && s.token_id.is_some())
                 .count() as u64,
+            unrevoked: settled
+                .iter()
+                .filter(|s| !s.revoked)
+                .filter_map(|s| Some((s.username.clone(), s.token_id.clone()?)))
+                .collect(),
             dry_run: rt.options.dry_run,
             quiet_run: ok + failed == 0 && settled.is_empty(),
         }
@@ -50,13 +58,27 @@ impl Summary {
             "retries": self.retries,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "orphans_revoked": self.orphans_revoked,
+            "unrevoked": self.unrevoked.iter().map(|(account, id)| {
+                serde_json::json!({"account": account, "token_id": id})
+            }).collect::<Vec<_>>(),
             "stopped": stopped,
         })
     }
 
     /// The error message of a run that ended with a code but no error of its own.
     pub fn failure_text(&self) -> String {
-        if self.failed > 0 {
+        if !self.unrevoked.is_empty() {
+            let which: Vec<String> = self
+                .unrevoked
+                .iter()
+                .map(|(account, id)| format!("{id} of {account}"))
+                .collect();
+            format!(
+                "{} token(s) minted in this run could not be revoked: revoke {} by hand",
+                which.len(),
+                crate::output::escape(&which.join(", "))
+            )
+        } else if self.failed > 0 {
             format!("{} of {} items failed", self.failed, self.ok + self.failed)
         } else if self.orphans_revoked > 0 {
             format!(
@@ -98,11 +120,17 @@ impl Summary {
             );
             return;
         }
-        let orphans = if self.orphans_revoked > 0 {
+        let mut orphans = if self.orphans_revoked > 0 {
             format!("; {} undelivered token(s) revoked", self.orphans_revoked)
         } else {
             String::new()
         };
+        if !self.unrevoked.is_empty() {
+            orphans.push_str(&format!(
+                "; {} token(s) could not be revoked",
+                self.unrevoked.len()
+            ));
+        }
         let writes = if self.dry_run {
             format!("{writes} {} planned", plural(writes, "write"))
         } else {
