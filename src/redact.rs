@@ -11,8 +11,9 @@
 //! characters are the same header for every token). A secret of at most 32
 //! characters has no such header and little to spare: its windows are its
 //! first 16 characters, its last 16 and the 16 between, so its first or last
-//! 16 characters, or any 23 in a row, are found. Text is cleaned before it is
-//! cut, never after.
+//! 16 characters, or any 23 in a row, are found. A secret folded across
+//! lines or split by spaces is found in the text without its whitespace.
+//! Text is cleaned before it is cut, never after.
 //!
 //! Process-wide on purpose: a secret must not leak through a path that forgot
 //! to ask, and every part of a run (workers, the clean-up, the REPL) shares it.
@@ -153,7 +154,12 @@ fn spans(r: &Registry, text: &str, respect_reveals: bool) -> Vec<(usize, usize, 
         found.push((floor(text, start), ceil(text, end), idx));
     }
     found.sort();
-    // Merge overlaps (a whole secret is found by each of its windows).
+    merge(found)
+}
+
+/// Sorted spans with overlaps merged (a whole secret is found by each of its
+/// windows).
+fn merge(found: Vec<(usize, usize, usize)>) -> Vec<(usize, usize, usize)> {
     let mut merged: Vec<(usize, usize, usize)> = Vec::new();
     for (s, e, i) in found {
         match merged.last_mut() {
@@ -190,7 +196,30 @@ fn replace_with<'a>(
     with: Option<&str>,
     respect_reveals: bool,
 ) -> Cow<'a, str> {
-    let found = spans(r, text, respect_reveals);
+    let mut found = spans(r, text, respect_reveals);
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        // A secret folded across lines (or split by spaces) is found in the
+        // text without its whitespace, and redacted with what splits it.
+        // `at`: each byte of `compact` → its byte in `text`.
+        let mut compact = String::with_capacity(text.len());
+        let mut at = Vec::with_capacity(text.len());
+        for (i, c) in text.char_indices() {
+            if !c.is_ascii_whitespace() {
+                compact.push(c);
+                at.extend(i..i + c.len_utf8());
+            }
+        }
+        let folded = spans(r, &compact, respect_reveals);
+        if !folded.is_empty() {
+            found.extend(
+                folded
+                    .into_iter()
+                    .map(|(s, e, i)| (at[s], at[e - 1] + 1, i)),
+            );
+            found.sort();
+            found = merge(found);
+        }
+    }
     if found.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -386,6 +415,31 @@ mod tests {
             let out = clean(&text);
             proptest::prop_assert!(!out.contains(&shown), "{shown} in {out}");
         }
+    }
+
+    /// A secret folded across lines, or split by spaces, at any width: what
+    /// is left of the text holds nothing of its middle.
+    #[test]
+    fn a_folded_secret_is_found_across_its_line_breaks() {
+        let secret = "eyJhbGciOiJIUzI1NiJ9.folded-payload-0123456789abcdef.c2lnbmF0dXJlLWZvbGRlZA";
+        register(secret);
+        for width in [4, 7, 16, 20, 33] {
+            for sep in ["\n", "\r\n", " ", "\n  "] {
+                let chars: Vec<char> = secret.chars().collect();
+                let folded: Vec<String> = chars.chunks(width).map(|c| c.iter().collect()).collect();
+                let text = format!("401: bad token:{sep}{}{sep}(end)", folded.join(sep));
+                let out = clean(&text);
+                let flat: String = out.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                assert!(!flat.contains("payload-0123"), "{width} {sep:?}: {out}");
+                assert!(!flat.contains("bmF0dXJlLWZv"), "{width} {sep:?}: {out}");
+                assert!(
+                    out.starts_with("401: bad token:") && out.ends_with("(end)"),
+                    "{out}"
+                );
+            }
+        }
+        // Words that only meet without their spaces are left alone.
+        assert_eq!(clean("a b\nc"), "a b\nc");
     }
 
     /// A span that ends inside a multi-byte character merges with the next
