@@ -41,6 +41,47 @@ fn assert_no_local_state(home: &Path) {
     assert!(local.is_empty(), "{}: {local:?}", home.display());
 }
 
+/// A run on a runner of `url` that does `before`, then signals (the file
+/// `ready`) and waits until the file `go` exists, then does `after`; a
+/// script's `{sink}` is a path it may deliver to. Returns once it waits.
+struct Paused {
+    child: std::process::Child,
+    go: std::path::PathBuf,
+    sink: std::path::PathBuf,
+    _work: tempfile::TempDir,
+}
+
+fn paused(env: &Env, url: &str, before: &str, after: &str) -> Paused {
+    let work = tempfile::tempdir().unwrap();
+    let (ready, go, sink) = (
+        work.path().join("ready"),
+        work.path().join("go"),
+        work.path().join("t.token"),
+    );
+    let text = format!(
+        "{before}\nsh(\"touch {}; while [ ! -e {} ]; do sleep 0.05; done\");\n{after}",
+        ready.display(),
+        go.display()
+    )
+    .replace("{sink}", &sink.display().to_string());
+    let script = env.script("paused.rhai", &text);
+    let mut c = runner(env, env.home.path(), url);
+    c.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.cmd.spawn().unwrap();
+    wait_until("the run to pause", Duration::from_secs(30), || {
+        ready.exists()
+    });
+    Paused {
+        child,
+        go,
+        sink,
+        _work: work,
+    }
+}
+
 #[test]
 fn two_runners_share_inventory_journal_and_audit() {
     let Some(url) = database("two_runners_share_inventory_journal_and_audit") else {
@@ -721,31 +762,13 @@ fn a_run_whose_lock_connection_died_hands_no_secret_over() {
         return;
     };
     let env = Env::with_seed(SEED);
-    let work = tempfile::tempdir().unwrap();
-    let (ready, go, sink) = (
-        work.path().join("ready"),
-        work.path().join("go"),
-        work.path().join("t.token"),
+    let p = paused(
+        &env,
+        &url,
+        r#"let t = tokens::create("tenant_a", "djn");
+secrets::targets_of("x"); journal::get("x");"#,
+        r#"secrets::to_file("{sink}", t.token);"#,
     );
-    let script = env.script(
-        "deliver.rhai",
-        &format!(
-            r#"let t = tokens::create("tenant_a", "djn");
-secrets::targets_of("x"); journal::get("x");
-sh("touch {}; while [ ! -e {} ]; do sleep 0.05; done");
-secrets::to_file("{}", t.token);"#,
-            ready.display(),
-            go.display(),
-            sink.display()
-        ),
-    );
-    let mut c = runner(&env, env.home.path(), &url);
-    c.cmd
-        .args(["run", script.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.cmd.spawn().unwrap();
-    wait_until("the mint", Duration::from_secs(30), || ready.exists());
     let mut db = postgres::client(&url);
     let ended: i64 = db
         .query_one(
@@ -757,12 +780,12 @@ secrets::to_file("{}", t.token);"#,
         .unwrap()
         .get(0);
     assert!(ended >= 1);
-    std::fs::write(&go, "").unwrap();
-    let out = child.wait_with_output().unwrap();
+    std::fs::write(&p.go, "").unwrap();
+    let out = p.child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("was lost"), "{stderr}");
-    assert!(!sink.exists(), "the secret was not handed over");
+    assert!(!p.sink.exists(), "the secret was not handed over");
 }
 
 /// One database is one organization's state: a runner of another profile is
@@ -941,32 +964,14 @@ fn a_second_runner_may_not_write_over_a_running_runs_delivery() {
         return;
     };
     let env = Env::with_seed(SEED);
-    let work = tempfile::tempdir().unwrap();
-    let (ready, go, sink) = (
-        work.path().join("ready"),
-        work.path().join("go"),
-        work.path().join("t.token"),
+    let p = paused(
+        &env,
+        &url,
+        r#"let t = tokens::create("tenant_a", "app.g1");
+secrets::to_file("{sink}", t.token);"#,
+        "",
     );
-    let first = env.script(
-        "first.rhai",
-        &format!(
-            r#"let t = tokens::create("tenant_a", "app.g1");
-secrets::to_file("{}", t.token);
-sh("touch {}; while [ ! -e {} ]; do sleep 0.05; done");"#,
-            sink.display(),
-            ready.display(),
-            go.display()
-        ),
-    );
-    let mut c = runner(&env, env.home.path(), &url);
-    c.cmd
-        .args(["run", first.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.cmd.spawn().unwrap();
-    wait_until("the first delivery", Duration::from_secs(30), || {
-        ready.exists()
-    });
+    let sink = p.sink.clone();
     let held = std::fs::read_to_string(&sink).unwrap();
     let other = tempfile::tempdir().unwrap();
     let second = env.script(
@@ -992,8 +997,8 @@ secrets::to_file("{}", t.token);"#,
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("delivered by run"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&sink).unwrap(), held);
-    std::fs::write(&go, "").unwrap();
-    let done = child.wait_with_output().unwrap();
+    std::fs::write(&p.go, "").unwrap();
+    let done = p.child.wait_with_output().unwrap();
     assert_eq!(done.status.code(), Some(0), "{done:?}");
     let live: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
     assert_eq!(live, ["app", "app.g1"]);

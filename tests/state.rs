@@ -170,12 +170,7 @@ fn the_audit_log_records_every_mutating_call_and_filters() {
         &["--yes"],
     );
     assert_exit(&out, 0);
-    let out = env
-        .mdops()
-        .args(["audit", "--account", "AUDITED_ONE", "--output", "json"])
-        .output();
-    assert_exit(&out, 0);
-    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
+    let rows = env.audit_rows(&["--account", "AUDITED_ONE"]);
     let summary: Vec<String> = rows
         .iter()
         .map(|r| {

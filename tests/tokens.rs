@@ -1,4 +1,4 @@
-use crate::support::{assert_exit, json_result, Env};
+use crate::support::{assert_exit, Env};
 
 #[test]
 fn list_has_api_fields_and_derived_ones() {
@@ -390,10 +390,8 @@ fn a_token_the_journal_cannot_record_is_taken_back_and_audited() {
             "{name} is not left live"
         );
     }
-    let out = env.mdops().args(["audit", "--output", "json"]).output();
-    assert_exit(&out, 0);
-    let rows: Vec<serde_json::Value> = serde_json::from_value(json_result(&out)).unwrap();
-    let summary: Vec<String> = rows
+    let summary: Vec<String> = env
+        .audit_rows(&[])
         .iter()
         .map(|r| {
             format!(

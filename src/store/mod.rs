@@ -397,7 +397,10 @@ mod tests {
         let all: Vec<u8> = (0..=255).collect();
         let hex = encode_hex(&all);
         assert!(hex.starts_with("000102") && hex.ends_with("fdfeff"));
-        assert_eq!(hex, all.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        assert_eq!(
+            hex,
+            all.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
         assert_eq!(decode_hex(&hex), Some(all));
     }
 

@@ -107,6 +107,17 @@ impl Env {
         c
     }
 
+    /// The audit log's rows, as `mdops audit --output json ARGS` gives them.
+    pub fn audit_rows(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self
+            .mdops()
+            .args(["audit", "--output", "json"])
+            .args(args)
+            .output();
+        assert_exit(&out, 0);
+        serde_json::from_value(json_result(&out)).unwrap()
+    }
+
     /// Writes a script into the temp dir and returns its path.
     pub fn script(&self, name: &str, text: &str) -> PathBuf {
         let path = self.home.path().join(name);
