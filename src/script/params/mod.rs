@@ -109,7 +109,7 @@ impl Params {
         let mut out = serde_json::Map::new();
         for p in &self.0 {
             let value = match (given.get(p.name.as_str()), &p.default) {
-                (Some(raw), _) => match p.check(raw) {
+                (Some(raw), _) => match p.check_given(raw) {
                     Ok(v) => v,
                     Err(e) => {
                         problems.push(format!(
@@ -215,6 +215,15 @@ mod tests {
                 ("flock", "100"),
             ]))
             .unwrap_err();
+        // A number of seconds is a duration where a script declares it.
+        let secs = extract(
+            "params(#{t: #{type: \"duration\", default_value: 3600, doc: \"d\"}});",
+            "t.rhai",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(secs.bind(&args(&[])).unwrap()["t"], 3600);
+        assert_eq!(secs.bind(&args(&[("t", "2h")])).unwrap()["t"], 7200);
         let bare = p
             .bind(&args(&[("accounts", "all"), ("older_than", "90")]))
             .unwrap_err();

@@ -35,7 +35,25 @@ impl Param {
         }
     }
 
-    /// Checks a value as given on the command line and returns it typed.
+    /// Checks a value typed on the command line and returns it typed: as
+    /// [`Param::check`], and a duration needs its unit ("older_than=90"
+    /// meant as days would otherwise be 90 seconds, and widen the run to
+    /// every token).
+    pub fn check_given(&self, raw: &str) -> Result<Value, String> {
+        let v = raw.trim();
+        if matches!(self.kind, Kind::Duration { .. })
+            && !v.is_empty()
+            && v.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!(
+                "{v:?} has no unit: write {v}d for days, {v}h for hours, {v}m for minutes or {v}s for seconds"
+            ));
+        }
+        self.check(raw)
+    }
+
+    /// Checks a value (given, or a declared default: a number of seconds
+    /// there is a duration) and returns it typed.
     pub fn check(&self, raw: &str) -> Result<Value, String> {
         let v = raw.trim();
         match &self.kind {
@@ -58,13 +76,6 @@ impl Param {
                 _ => Err(format!("{v:?} is not true or false")),
             },
             Kind::Duration { min, max } => {
-                // "older_than=90" meant as days would otherwise be 90 seconds,
-                // and widen the run to every token.
-                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!(
-                        "{v:?} has no unit: write {v}d for days, {v}h for hours, {v}m for minutes or {v}s for seconds"
-                    ));
-                }
                 let s = crate::duration::parse_seconds(v)
                     .map_err(|e| e.replace("invalid duration ", "not a duration: "))?;
                 if s <= 0 {
