@@ -109,11 +109,17 @@ pub fn allow(secret: &str) {
 }
 
 /// The byte spans of `text` that hold (part of) a secret, each with its secret.
-fn spans(r: &Registry, text: &str, respect_reveals: bool) -> Vec<(usize, usize, usize)> {
+/// `whole`: also secrets of at most 16 characters, found whole.
+fn spans(
+    r: &Registry,
+    text: &str,
+    respect_reveals: bool,
+    whole: bool,
+) -> Vec<(usize, usize, usize)> {
     let bytes = text.as_bytes();
     // (start, end) of a window or whole secret found, and (secret, offset).
     let mut hits: Vec<(usize, usize, usize, usize)> = Vec::new();
-    if let Some(ac) = &r.short_ac {
+    if let Some(ac) = r.short_ac.as_ref().filter(|_| whole) {
         for hit in ac.find_overlapping_iter(text) {
             let idx = r.short[hit.pattern().as_usize()];
             hits.push((hit.start(), hit.end(), idx, 0));
@@ -196,7 +202,7 @@ fn replace_with<'a>(
     with: Option<&str>,
     respect_reveals: bool,
 ) -> Cow<'a, str> {
-    let mut found = spans(r, text, respect_reveals);
+    let mut found = spans(r, text, respect_reveals, true);
     if text.bytes().any(|b| b.is_ascii_whitespace()) {
         // A secret folded across lines (or split by spaces) is found in the
         // text without its whitespace, and redacted with what splits it.
@@ -209,7 +215,9 @@ fn replace_with<'a>(
                 at.extend(i..i + c.len_utf8());
             }
         }
-        let folded = spans(r, &compact, respect_reveals);
+        // Only by a 16-character window: a short secret found whole in
+        // words run together would redact innocent text ("release 2024").
+        let folded = spans(r, &compact, respect_reveals, false);
         if !folded.is_empty() {
             found.extend(
                 folded
@@ -438,8 +446,15 @@ mod tests {
                 );
             }
         }
-        // Words that only meet without their spaces are left alone.
+        // Words that only meet without their spaces are left alone, a short
+        // secret's included.
         assert_eq!(clean("a b\nc"), "a b\nc");
+        register("release2024");
+        assert_eq!(
+            clean("notes for release 2024: rollout"),
+            "notes for release 2024: rollout"
+        );
+        assert!(clean("notes for release2024: rollout").contains("<secret "));
     }
 
     /// A span that ends inside a multi-byte character merges with the next
