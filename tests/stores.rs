@@ -1015,7 +1015,7 @@ fn a_run_killed_mid_store_write_is_finished_by_the_next() {
         .stdout("(none)\n")
         .stderr_has(&[
             "a run that died was delivering it to vault:",
-            "which mdops cannot read back; it is kept as delivered",
+            "which cannot be read back here; it is kept as delivered",
         ])
         .run();
     assert!(

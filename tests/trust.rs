@@ -772,7 +772,12 @@ fn announced(env: &Env) -> Option<(String, String)> {
 #[cfg(unix)]
 #[test]
 fn killed_while_delivering_is_checked_at_the_target_later() {
-    for case in ["file not written", "file written", "command"] {
+    for case in [
+        "file not written",
+        "file written",
+        "command",
+        "file of another machine",
+    ] {
         let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "10d")])]));
         let dir = tempfile::tempdir().unwrap();
         let account_dir = dir.path().join("tenant_a");
@@ -827,6 +832,15 @@ fn killed_while_delivering_is_checked_at_the_target_later() {
         if case == "file written" {
             std::fs::write(&file, format!("{secret}\n")).unwrap();
         }
+        if case == "file of another machine" {
+            // As a runner elsewhere, sharing this journal, would have left it.
+            let db = rusqlite::Connection::open(env.home.path().join("state.db")).unwrap();
+            db.execute(
+                "UPDATE token_journal SET delivering_host = 'elsewhere' WHERE token_id = ?1",
+                [&id],
+            )
+            .unwrap();
+        }
         let out = env.mdops().args(["journal", "resolve"]).output();
         assert_exit(&out, 0);
         let live: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
@@ -849,12 +863,23 @@ fn killed_while_delivering_is_checked_at_the_target_later() {
                 );
                 assert!(journal.stdout.contains(&target), "{journal:?}");
             }
-            _ => {
+            "command" => {
                 assert_eq!(live, ["app", "app.g1"], "{out:?}");
                 assert!(
                     out.stderr.contains(&format!(
                         "token {id} of tenant_a: a run that died was delivering it to command:"
                     )) && out.stderr.contains("if command:"),
+                    "{out:?}"
+                );
+                assert!(journal.stdout.contains("unconfirmed"), "{journal:?}");
+            }
+            _ => {
+                // Not read here: this machine's file says nothing of that one.
+                assert_eq!(live, ["app", "app.g1"], "{out:?}");
+                assert!(
+                    out.stderr.contains(&format!(
+                        "token {id} of tenant_a: a run that died was delivering it to {target}, which cannot be read back here"
+                    )),
                     "{out:?}"
                 );
                 assert!(journal.stdout.contains("unconfirmed"), "{journal:?}");
@@ -878,13 +903,16 @@ fn a_second_run_may_not_write_over_a_running_runs_delivery() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("app.token");
     let paused = dir.path().join("paused");
+    // It delivers to a second place too: the first is still its.
     let first = env.script(
         "first.rhai",
         &format!(
             r#"let t = tokens::create("tenant_a", "app.g1");
 secrets::to_file("{}", t.token);
+secrets::to_file("{}", t.token);
 sh(["sh", "-c", "echo $$ > {}; exec sleep 60"]);"#,
             target.display(),
+            dir.path().join("copy.token").display(),
             paused.display()
         ),
     );

@@ -253,11 +253,13 @@ pub fn resolve_dead_runs(
 }
 
 /// A token whose delivery a dead run announced and never confirmed: the run
-/// died while the sink was written. A file or env file is read back: holding
-/// the token, the delivery is recorded; not holding it, nobody received the
-/// token, which is revoked. Any other target cannot be read back by mdops:
-/// the token is kept as delivered (it may be in use there) and the operator
-/// is told to check.
+/// died while the sink was written. A file or env file written on this
+/// machine is read back: holding the token, the delivery is recorded; not
+/// holding it (its directory there, the file or entry not), nobody received
+/// the token, which is revoked. Any other target (a store, a command, a
+/// file of another machine or in a directory that is gone) cannot be read
+/// back here: the token is kept as delivered (it may be in use there) and
+/// the operator is told to check.
 fn interrupted_delivery(
     rt: &Runtime,
     store: &Store,
@@ -269,7 +271,13 @@ fn interrupted_delivery(
         .clone()
         .unwrap_or_else(|| "its target".into());
     let what = format!("token {} of {}", j.token_id, j.username);
-    let held = j.delivering_to.as_deref().and_then(crate::sinks::read_back);
+    let here =
+        j.delivering_host.is_some() && j.delivering_host.as_deref() == crate::store::host_name();
+    let held = j
+        .delivering_to
+        .as_deref()
+        .filter(|_| here)
+        .and_then(crate::sinks::read_back);
     match held {
         Some(Ok(value)) => {
             let holds = value.is_some_and(|v| {
@@ -318,7 +326,7 @@ fn interrupted_delivery(
                 rt.warn(&format!("{what}: the journal could not record it: {}", e.0));
             }
             rt.warn(&format!(
-                "{what}: a run that died was delivering it to {target}, which mdops cannot read back; \
+                "{what}: a run that died was delivering it to {target}, which cannot be read back here; \
                  it is kept as delivered: if {target} does not hold it, revoke it"
             ));
             None

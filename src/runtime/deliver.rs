@@ -159,7 +159,7 @@ impl Runtime {
                 .map_err(Error::state)?;
             if let Some((token_id, account, run)) = holder {
                 return Err(Error::Sink(format!(
-                    "{} has token {} of {}, delivered by run {run}, which is still going on or began after this one: writing over it would leave that token live with nobody holding it (nothing was written; run again once the other run has ended)",
+                    "{} has token {} of {}, delivered by run {run}, which is still going on or began after this one: writing over it would leave that token live with nobody holding it (nothing was written; once that run has ended, start this one again)",
                     crate::output::escape(&label),
                     crate::output::escape(&token_id),
                     crate::output::escape(&account),
@@ -197,7 +197,10 @@ impl Runtime {
             // not say it was delivered.
             if minted.is_some() {
                 if let Ok(store) = self.store() {
-                    let _ = store.journal_not_delivered(fingerprint.as_deref().unwrap_or_default());
+                    let _ = store.journal_not_delivered(
+                        fingerprint.as_deref().unwrap_or_default(),
+                        &identity,
+                    );
                 }
             }
             Error::Sink(e)

@@ -105,10 +105,15 @@ pub fn current_id(id: &str) -> String {
 
 /// What a file or env-file target (by its id) holds now: `None` inside when
 /// there is no file or no entry. `None` for a target mdops cannot read back
-/// itself (a store, a command).
+/// itself (a store, a command) or whose directory is not there (a volume
+/// not mounted here says nothing of what the file holds).
 pub fn read_back(id: &str) -> Option<Result<Option<String>, String>> {
     let read = |path: &str| crate::fsutil::read_existing(Path::new(path));
+    let dir_there = |path: &str| crate::fsutil::parent(Path::new(path)).is_dir();
     if let Some(path) = id.strip_prefix("file:") {
+        if !dir_there(path) {
+            return None;
+        }
         return Some(read(path).map(|b| {
             b.map(|b| {
                 let text = String::from_utf8_lossy(&b);
@@ -117,6 +122,9 @@ pub fn read_back(id: &str) -> Option<Result<Option<String>, String>> {
         }));
     }
     let (path, key) = id.strip_prefix("env-file:")?.rsplit_once('#')?;
+    if !dir_there(path) {
+        return None;
+    }
     Some(read(path).and_then(|b| {
         let Some(b) = b else { return Ok(None) };
         let text = String::from_utf8(b).map_err(|_| format!("{path} is not UTF-8 text"))?;

@@ -160,13 +160,11 @@ impl Store {
                 .unwrap_or_else(|| "holder unknown".to_string());
             return Ok(Err(holder));
         }
-        let host = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "unknown host".into());
-        let holder = format!("pid={} on {host}, script={script}", std::process::id());
+        let holder = format!(
+            "pid={} on {}, script={script}",
+            std::process::id(),
+            host_name().unwrap_or("unknown host")
+        );
         conn.exec(
             &Sql::same(
                 "INSERT INTO run_locks (lock_key, holder, at) VALUES (?1, ?2, ?3)
@@ -180,4 +178,19 @@ impl Store {
         )?;
         Ok(Ok(()))
     }
+}
+
+/// This machine's name, as far as it has one: files and env files named in
+/// a shared journal are this machine's only if they were written here.
+pub fn host_name() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+    })
+    .as_deref()
 }

@@ -21,7 +21,7 @@ mod pg_url;
 mod runs;
 mod schema;
 
-pub use alive::{Alive, Claim};
+pub use alive::{host_name, Alive, Claim};
 pub use pg_url::{is_postgres, StateUrl};
 
 pub use audit::{AuditFilter, AuditRecord};

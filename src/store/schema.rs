@@ -92,11 +92,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX token_journal_token_id_nocase ON token_journal (token_id COLLATE NOCASE);
     CREATE INDEX deliveries_token ON deliveries (token_id);
     "#,
-    // 5: where a delivery was going when it was announced, so that one cut
-    // short by a dead run can be checked at its target, and two runs never
-    // deliver to one target at once (looked up at every delivery).
+    // 5: where a delivery was going when it was announced (and from which
+    // machine: a file is that machine's), so that one cut short by a dead
+    // run can be checked at its target, and two runs never deliver to one
+    // target at once (looked up at every delivery).
     r#"
     ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
+    ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
 ];
@@ -252,6 +254,7 @@ const PG_MIGRATIONS: &[&str] = &[
     // 5: where an announced delivery was going.
     r#"
     ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
+    ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
 ];
