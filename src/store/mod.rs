@@ -8,6 +8,7 @@
 //! keyed with a per-install key (in the database, for PostgreSQL).
 
 mod alive;
+mod announce;
 mod audit;
 mod conn;
 pub mod copy;
