@@ -3,11 +3,12 @@
 //! the Authorization header, a command's output under `set -x`) can be cleaned
 //! before it is printed, logged, thrown to a script or put in a table.
 //!
-//! A secret is found whole, and also by any of three 16-character windows
+//! A secret is found whole, and also by any of a few 16-character windows
 //! inside it, the redaction then running both ways as far as the text keeps
 //! matching: a server that echoes a header cut short must not leak most of
 //! the token. A long secret's windows sit at a quarter, a half and three
-//! quarters of its length (not at its start: tokens are JWTs, whose first
+//! quarters of its length and at its end, so its last 16 characters (a JWT's
+//! signature) are found too (not at its start: tokens are JWTs, whose first
 //! characters are the same header for every token). A secret of at most 32
 //! characters has no such header and little to spare: its windows are its
 //! first 16 characters, its last 16 and the 16 between, so its first or last
@@ -80,11 +81,11 @@ pub fn register(secret: &str) {
         r.short.push(idx);
         return;
     }
-    // Three windows inside it (see the module for where).
+    // Windows inside it (see the module for where).
     let mut offsets: Vec<usize> = if n <= 2 * ANCHOR {
         vec![0, (n - ANCHOR) / 2, n - ANCHOR]
     } else {
-        vec![n / 4, n / 2, 3 * n / 4]
+        vec![n / 4, n / 2, 3 * n / 4, n - ANCHOR]
             .into_iter()
             .map(|at| at.min(n - ANCHOR))
             .collect()

@@ -107,6 +107,23 @@ proptest::proptest! {
         let out = clean(&text);
         proptest::prop_assert!(!out.contains(&shown), "{shown} in {out}");
     }
+
+    /// A long secret's tail of 16 characters or more (a JWT's signature,
+    /// shown alone) is found: none of it survives.
+    #[test]
+    fn a_long_secrets_tail_never_survives(
+        secret in "[a-zA-Z0-9._~é€😀-]{33,140}",
+        pre in "\\PC{0,30}",
+        post in "[ ;!]\\PC{0,30}",
+        len in 16usize..40,
+    ) {
+        register(&secret);
+        let chars: Vec<char> = secret.chars().collect();
+        let shown: String = chars[chars.len() - len.min(chars.len())..].iter().collect();
+        let text = format!("{pre}{shown}{post}");
+        let out = clean(&text);
+        proptest::prop_assert!(!out.contains(&shown), "{shown} in {out}");
+    }
 }
 
 /// A secret folded across lines, or split by spaces, at any width: what
