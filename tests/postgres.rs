@@ -1003,3 +1003,87 @@ secrets::to_file("{}", t.token);"#,
     let live: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
     assert_eq!(live, ["app", "app.g1"]);
 }
+
+/// Under a server whose transactions default to one snapshot each, the
+/// check still sees an announcement committed while it waited for the
+/// target's lock: it reads at READ COMMITTED whatever the default.
+#[test]
+fn the_target_check_sees_what_committed_while_it_waited() {
+    let Some(url) = database("the_target_check_sees_what_committed_while_it_waited") else {
+        return;
+    };
+    let mut db = postgres::client(&url);
+    let name: String = db
+        .query_one("SELECT current_database()", &[])
+        .unwrap()
+        .get(0);
+    db.batch_execute(&format!(
+        "ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"
+    ))
+    .unwrap();
+    let env = Env::with_seed(SEED);
+    // The first run holds its token at one place and waits.
+    let p = paused(
+        &env,
+        &url,
+        r#"let t = tokens::create("tenant_a", "app.g1");
+secrets::to_file("{sink}", t.token);"#,
+        "",
+    );
+    let other = p.sink.with_file_name("other.token");
+    let target = format!("file:{}", other.display());
+    // Hold the other place's lock, so that the second run waits for it.
+    let mut tx = db.transaction().unwrap();
+    let key = mdops::store::pg::lock_key("target", &target);
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let script = env.script(
+        "second.rhai",
+        &format!(
+            r#"let t = tokens::create("tenant_a", "app.g2");
+secrets::to_file("{}", t.token);"#,
+            other.display()
+        ),
+    );
+    let mut c = runner(&env, home.path(), &url);
+    c.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let second = c.cmd.spawn().unwrap();
+    let watch = std::sync::Mutex::new(postgres::client(&url));
+    wait_until(
+        "the second run to wait for the lock",
+        Duration::from_secs(30),
+        || {
+            let waiting: i64 = watch
+                .lock()
+                .unwrap()
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            waiting > 0
+        },
+    );
+    // Meanwhile the first run's token is announced for that place too.
+    let moved = tx
+        .execute(
+            "UPDATE token_journal SET delivering_to = $1 WHERE delivering_to LIKE 'file:%t.token'",
+            &[&target],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    tx.commit().unwrap();
+    let out = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("delivered by run"), "{stderr}");
+    assert!(!other.exists(), "nothing was written there");
+    std::fs::write(&p.go, "").unwrap();
+    assert_eq!(p.child.wait_with_output().unwrap().status.code(), Some(0));
+}
