@@ -51,6 +51,30 @@ struct Paused {
     _work: tempfile::TempDir,
 }
 
+/// `mdops run SCRIPT` on a runner with data directory `home`, its output piped.
+fn spawn_run(env: &Env, home: &Path, url: &str, script: &Path) -> std::process::Child {
+    let mut c = runner(env, home, url);
+    c.cmd
+        .args(["run", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c.cmd.spawn().unwrap()
+}
+
+/// A second run (data directory `home`) that mints `app.g2` for tenant_a
+/// and delivers it to `path`.
+fn spawn_second(env: &Env, home: &Path, url: &str, path: &Path) -> std::process::Child {
+    let script = env.script(
+        "second.rhai",
+        &format!(
+            r#"let t = tokens::create("tenant_a", "app.g2");
+secrets::to_file("{}", t.token);"#,
+            path.display()
+        ),
+    );
+    spawn_run(env, home, url, &script)
+}
+
 fn paused(env: &Env, url: &str, before: &str, after: &str) -> Paused {
     let work = tempfile::tempdir().unwrap();
     let (ready, go, sink) = (
@@ -65,12 +89,7 @@ fn paused(env: &Env, url: &str, before: &str, after: &str) -> Paused {
     )
     .replace("{sink}", &sink.display().to_string());
     let script = env.script("paused.rhai", &text);
-    let mut c = runner(env, env.home.path(), url);
-    c.cmd
-        .args(["run", script.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.cmd.spawn().unwrap();
+    let child = spawn_run(env, env.home.path(), url, &script);
     wait_until("the run to pause", Duration::from_secs(30), || {
         ready.exists()
     });
@@ -210,13 +229,7 @@ fn the_same_workflow_never_runs_on_two_runners_at_once() {
     );
     let other = tempfile::tempdir().unwrap();
     let script = env.script("slow.rhai", "tokens::list(\"tenant_a\").len()");
-    let mut first = runner(&env, env.home.path(), &url);
-    first
-        .cmd
-        .args(["run", script.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = first.cmd.spawn().unwrap();
+    let child = spawn_run(&env, env.home.path(), &url, &script);
     wait_until(
         "the first runner's request",
         Duration::from_secs(30),
@@ -882,13 +895,7 @@ fn the_same_script_at_another_path_is_the_same_lock() {
     let (s1, s2) = (m1.path().join("rot.rhai"), m2.path().join("rot.rhai"));
     std::fs::write(&s1, text).unwrap();
     std::fs::write(&s2, text).unwrap();
-    let mut first = runner(&env, m1.path(), &url);
-    first
-        .cmd
-        .args(["run", s1.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = first.cmd.spawn().unwrap();
+    let child = spawn_run(&env, m1.path(), &url, &s1);
     wait_until(
         "the first runner's request",
         Duration::from_secs(30),
@@ -974,21 +981,8 @@ secrets::to_file("{sink}", t.token);"#,
     let sink = p.sink.clone();
     let held = std::fs::read_to_string(&sink).unwrap();
     let other = tempfile::tempdir().unwrap();
-    let second = env.script(
-        "second.rhai",
-        &format!(
-            r#"let t = tokens::create("tenant_a", "app.g2");
-secrets::to_file("{}", t.token);"#,
-            sink.display()
-        ),
-    );
     // It must not wait on the live run either (it once deadlocked there).
-    let mut c = runner(&env, other.path(), &url);
-    c.cmd
-        .args(["run", second.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let second = std::sync::Mutex::new(c.cmd.spawn().unwrap());
+    let second = std::sync::Mutex::new(spawn_second(&env, other.path(), &url, &sink));
     wait_until("the second runner to end", Duration::from_secs(60), || {
         second.lock().unwrap().try_wait().unwrap().is_some()
     });
@@ -1038,20 +1032,7 @@ secrets::to_file("{sink}", t.token);"#,
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
         .unwrap();
     let home = tempfile::tempdir().unwrap();
-    let script = env.script(
-        "second.rhai",
-        &format!(
-            r#"let t = tokens::create("tenant_a", "app.g2");
-secrets::to_file("{}", t.token);"#,
-            other.display()
-        ),
-    );
-    let mut c = runner(&env, home.path(), &url);
-    c.cmd
-        .args(["run", script.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let second = c.cmd.spawn().unwrap();
+    let second = spawn_second(&env, home.path(), &url, &other);
     let watch = std::sync::Mutex::new(postgres::client(&url));
     wait_until(
         "the second run to wait for the lock",
