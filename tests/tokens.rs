@@ -321,20 +321,39 @@ fn a_started_verification_does_not_hold_the_script() {
             ..Default::default()
         },
     );
-    let started = std::time::Instant::now();
-    let out = env.run(
+    let go = env.home.path().join("go");
+    let script = env.script(
         "early.rhai",
-        r#"
-        let t = tokens::create("bi_tool", #{name: "superset"});
+        &format!(
+            r#"
+        let t = tokens::create("bi_tool", #{{name: "superset"}});
         // Held by the server (as the other account's, it would be refused).
         let v = tokens::start_verify("etl_pipeline", t.token);
+        sh(["sh", "-c", "while [ ! -e {} ]; do sleep 0.05; done"]);
         tokens::revoke("bi_tool", t.id);
         print("went on");
         "#,
-        &[],
+            go.display()
+        ),
     );
-    assert_exit(&out, 0);
-    assert_eq!(out.stdout, "went on\n");
+    let mut cmd = env.mdops();
+    cmd.cmd
+        .arg("run")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.cmd.spawn().unwrap();
+    // The check reaches the server while the script goes on.
+    crate::support::wait_until(
+        "the check to arrive",
+        std::time::Duration::from_secs(30),
+        || env.sim.arrived() >= 3,
+    );
+    let started = std::time::Instant::now();
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "went on\n");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(120),
         "the run waited for the held answer"
