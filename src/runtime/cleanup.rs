@@ -220,20 +220,12 @@ pub fn resolve_dead_runs(
             report.extend(interrupted_delivery(rt, &store, j, deadline));
         }
         for j in store.journal_unsettled(&run.run_id).map_err(Error::state)? {
-            let (outcome, gone) = revoke(
+            report.push(revoke_entry(
                 rt,
-                &j.username,
-                &j.token_id,
+                j,
                 deadline,
                 "minted by a run that died before delivering it",
-            );
-            report.push(Settled {
-                username: j.username,
-                token_id: Some(j.token_id),
-                name: j.name,
-                outcome,
-                revoked: gone,
-            });
+            ));
         }
         let attempts = store.attempts_open(&run.run_id).map_err(Error::state)?;
         report.extend(resolve_attempts(rt, &store, &attempts, deadline));
@@ -296,20 +288,12 @@ fn interrupted_delivery(
                 }
                 return None;
             }
-            let (outcome, gone) = revoke(
+            Some(revoke_entry(
                 rt,
-                &j.username,
-                &j.token_id,
+                j,
                 deadline,
                 "a run that died was delivering it, and its target does not hold it",
-            );
-            Some(Settled {
-                username: j.username,
-                token_id: Some(j.token_id),
-                name: j.name,
-                outcome,
-                revoked: gone,
-            })
+            ))
         }
         Some(Err(e)) => Some(Settled {
             username: j.username,
@@ -331,5 +315,22 @@ fn interrupted_delivery(
             ));
             None
         }
+    }
+}
+
+/// Revokes a journaled token of a dead run, and says how that went.
+fn revoke_entry(
+    rt: &Runtime,
+    j: crate::store::JournalEntry,
+    deadline: Instant,
+    why: &str,
+) -> Settled {
+    let (outcome, gone) = revoke(rt, &j.username, &j.token_id, deadline, why);
+    Settled {
+        username: j.username,
+        token_id: Some(j.token_id),
+        name: j.name,
+        outcome,
+        revoked: gone,
     }
 }

@@ -91,16 +91,20 @@ fn absolute(path: &Path) -> PathBuf {
 /// an id recorded before its directory existed followed any link in it only
 /// as far as it existed then.
 pub fn current_id(id: &str) -> String {
+    match file_of(id) {
+        Some((path, None)) => target_id("file", Path::new(path), None),
+        Some((path, key)) => target_id("env-file", Path::new(path), key),
+        None => id.to_string(),
+    }
+}
+
+/// The path (and env key) a file or env-file target id names.
+fn file_of(id: &str) -> Option<(&str, Option<&str>)> {
     if let Some(path) = id.strip_prefix("file:") {
-        return target_id("file", Path::new(path), None);
+        return Some((path, None));
     }
-    if let Some((path, key)) = id
-        .strip_prefix("env-file:")
-        .and_then(|r| r.rsplit_once('#'))
-    {
-        return target_id("env-file", Path::new(path), Some(key));
-    }
-    id.to_string()
+    let (path, key) = id.strip_prefix("env-file:")?.rsplit_once('#')?;
+    Some((path, Some(key)))
 }
 
 /// What a file or env-file target (by its id) holds now: `None` inside when
@@ -108,30 +112,28 @@ pub fn current_id(id: &str) -> String {
 /// itself (a store, a command) or whose directory is not there (a volume
 /// not mounted here says nothing of what the file holds).
 pub fn read_back(id: &str) -> Option<Result<Option<String>, String>> {
-    let read = |path: &str| crate::fsutil::read_existing(Path::new(path));
-    let dir_there = |path: &str| crate::fsutil::parent(Path::new(path)).is_dir();
-    if let Some(path) = id.strip_prefix("file:") {
-        if !dir_there(path) {
-            return None;
-        }
-        return Some(read(path).map(|b| {
-            b.map(|b| {
-                let text = String::from_utf8_lossy(&b);
-                text.trim_end_matches(['\n', '\r']).to_string()
-            })
-        }));
-    }
-    let (path, key) = id.strip_prefix("env-file:")?.rsplit_once('#')?;
-    if !dir_there(path) {
+    let (path, key) = file_of(id)?;
+    if !crate::fsutil::parent(Path::new(path)).is_dir() {
         return None;
     }
-    Some(read(path).and_then(|b| {
-        let Some(b) = b else { return Ok(None) };
-        let text = String::from_utf8(b).map_err(|_| format!("{path} is not UTF-8 text"))?;
-        dotenv::edit(&text, key, "")
-            .map(|(_, value)| value)
-            .map_err(|why| format!("cannot read {path}: {why}"))
-    }))
+    let bytes = match crate::fsutil::read_existing(Path::new(path)) {
+        Ok(Some(b)) => b,
+        other => return Some(other.map(|_| None)),
+    };
+    Some(match key {
+        None => Ok(Some(
+            String::from_utf8_lossy(&bytes)
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        )),
+        Some(key) => String::from_utf8(bytes)
+            .map_err(|_| format!("{path} is not UTF-8 text"))
+            .and_then(|text| {
+                dotenv::edit(&text, key, "")
+                    .map(|(_, value)| value)
+                    .map_err(|why| format!("cannot read {path}: {why}"))
+            }),
+    })
 }
 
 /// The directory a file lands in must exist, unless `mkdir` may create it.

@@ -38,6 +38,7 @@ impl Store {
     /// it as delivered, to be replaced by a verified successor, never revoke
     /// it as one nobody received. Durable, as a power loss mid-write is a
     /// run killed mid-write too.
+    ///
     /// `target` (its id) is kept, with this machine's name, for a run that
     /// finds the delivery cut short (see [`Store::journal_interrupted`]).
     ///
