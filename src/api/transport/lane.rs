@@ -88,13 +88,11 @@ impl Lanes {
         let rt = lane.rt.as_ref().expect("a lane keeps its runtime");
         let out = {
             let _driving = Driving::enter(rt.handle().id(), lane.clients.clone());
-            rt.block_on(async {
-                // An idle lane's connections have not run: let them see what
-                // happened meanwhile (a server closing one) before a request
-                // picks one of them.
-                tokio::task::yield_now().await;
-                fut.await
-            })
+            // An idle lane's connections have not run meanwhile: one the server
+            // closed is found closed when the request is handed to it, before
+            // anything is written, and the request goes on a new connection
+            // (see the test below).
+            rt.block_on(fut)
         };
         self.idle
             .lock()
@@ -165,5 +163,71 @@ mod tests {
             .unwrap();
         assert!(elsewhere);
         assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// A server that answers one request per connection, then closes it and
+    /// says so: a connection a server dropped while the lane was idle.
+    fn closing_server() -> (String, std::sync::mpsc::Receiver<()>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (closed, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        let mut body = vec![0; length];
+                        std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        conn.write_all(answer.as_bytes()).unwrap();
+                        break;
+                    }
+                }
+                drop(reader);
+                drop(conn);
+                if closed.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn a_connection_closed_while_the_lane_was_idle_is_not_used() {
+        use crate::api::{Client, ClientConfig, SecretString};
+        let (url, closed) = closing_server();
+        let mut config = ClientConfig::new(
+            url::Url::parse(&url).unwrap(),
+            SecretString::new("lane-test-token"),
+        );
+        // A POST on a dead connection would be ambiguous: no retry may hide it.
+        config.retry.max_attempts = 1;
+        let client = Client::new(config).unwrap();
+        let lanes = Lanes::default();
+        for _ in 0..3 {
+            let sent = lanes
+                .block_on(client.send(
+                    reqwest::Method::POST,
+                    &["v1", "x"],
+                    &[],
+                    Some(&serde_json::json!({})),
+                    super::super::Auth::Admin,
+                ))
+                .unwrap();
+            assert!(sent.is_ok(), "{:?}", sent.err());
+            // The server has closed it before the next request starts.
+            closed.recv().unwrap();
+        }
     }
 }
