@@ -88,11 +88,13 @@ impl Lanes {
         let rt = lane.rt.as_ref().expect("a lane keeps its runtime");
         let out = {
             let _driving = Driving::enter(rt.handle().id(), lane.clients.clone());
-            // An idle lane's connections have not run meanwhile: one the server
-            // closed is found closed when the request is handed to it, before
-            // anything is written, and the request goes on a new connection
-            // (see the test below).
-            rt.block_on(fut)
+            rt.block_on(async {
+                // An idle lane's connections have not run: a yield polls for
+                // what happened meanwhile (a server closing one), so the request
+                // is not written on a closed connection but goes on a new one.
+                tokio::task::yield_now().await;
+                fut.await
+            })
         };
         self.idle
             .lock()
@@ -165,13 +167,19 @@ mod tests {
         assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
-    /// A server that answers one request per connection, then closes it and
-    /// says so: a connection a server dropped while the lane was idle.
-    fn closing_server() -> (String, std::sync::mpsc::Receiver<()>) {
+    /// A server that answers one request per connection, then closes it when
+    /// told to (after the client's call has returned: while its lane is idle)
+    /// and says it did.
+    fn closing_server() -> (
+        String,
+        std::sync::mpsc::Sender<()>,
+        std::sync::mpsc::Receiver<()>,
+    ) {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
-        let (closed, rx) = std::sync::mpsc::channel();
+        let (close, close_rx) = std::sync::mpsc::channel::<()>();
+        let (closed, closed_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { return };
@@ -193,6 +201,9 @@ mod tests {
                         break;
                     }
                 }
+                if close_rx.recv().is_err() {
+                    return;
+                }
                 drop(reader);
                 drop(conn);
                 if closed.send(()).is_err() {
@@ -200,13 +211,13 @@ mod tests {
                 }
             }
         });
-        (url, rx)
+        (url, close, closed_rx)
     }
 
     #[test]
     fn a_connection_closed_while_the_lane_was_idle_is_not_used() {
         use crate::api::{Client, ClientConfig, SecretString};
-        let (url, closed) = closing_server();
+        let (url, close, closed) = closing_server();
         let mut config = ClientConfig::new(
             url::Url::parse(&url).unwrap(),
             SecretString::new("lane-test-token"),
@@ -226,7 +237,8 @@ mod tests {
                 ))
                 .unwrap();
             assert!(sent.is_ok(), "{:?}", sent.err());
-            // The server has closed it before the next request starts.
+            // The server closes it now, while the lane is idle.
+            close.send(()).unwrap();
             closed.recv().unwrap();
         }
     }
