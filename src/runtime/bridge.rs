@@ -5,12 +5,7 @@
 //! cancellation token (Ctrl-C, SIGTERM) and an overall deadline; the clean-up
 //! at the end of a run uses [`Bridge::block_on_cleanup`], which a cancelled run
 //! may still use, within its own deadline.
-//!
-//! The calling thread drives its own requests, on a lane lent for the call
-//! ([`crate::api::transport::lane`]): waiting on the shared runtime would cost
-//! several thread switches per request.
 
-use crate::api::transport::lane::Lanes;
 use crate::api::ApiError;
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +18,6 @@ pub struct Bridge {
     /// Swappable so a REPL can cancel one evaluation and go on with a fresh token.
     cancel: Arc<std::sync::RwLock<CancellationToken>>,
     deadline: Duration,
-    lanes: Arc<Lanes>,
 }
 
 impl Bridge {
@@ -36,7 +30,6 @@ impl Bridge {
             handle,
             cancel: Arc::new(std::sync::RwLock::new(cancel)),
             deadline,
-            lanes: Arc::default(),
         }
     }
 
@@ -79,7 +72,7 @@ impl Bridge {
         }
         self.guard()?;
         let deadline = self.deadline;
-        self.run(async move {
+        self.handle.block_on(async move {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(ApiError::Cancelled),
@@ -95,23 +88,11 @@ impl Bridge {
         F: Future<Output = Result<T, ApiError>>,
     {
         self.guard()?;
-        self.run(async move {
+        self.handle.block_on(async move {
             tokio::time::timeout(deadline, fut)
                 .await
                 .unwrap_or(Err(timed_out(deadline)))
         })
-    }
-
-    /// On a lane; on the shared runtime if no lane can be made.
-    fn run<T, F>(&self, fut: F) -> Result<T, ApiError>
-    where
-        F: Future<Output = Result<T, ApiError>>,
-    {
-        let mut fut = std::pin::pin!(fut);
-        match self.lanes.block_on(fut.as_mut()) {
-            Ok(out) => out,
-            Err(_) => self.handle.block_on(fut),
-        }
     }
 
     fn guard(&self) -> Result<(), ApiError> {
@@ -137,105 +118,9 @@ fn timed_out(after: Duration) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Client, ClientConfig, SecretString};
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// An HTTP/1.1 server that answers every request with an empty token
-    /// list, keeps connections open, and counts the connections it accepted.
-    fn server() -> (String, Arc<AtomicUsize>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                count.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(conn.try_clone().unwrap());
-                    let mut writer = conn;
-                    loop {
-                        let mut line = String::new();
-                        // A request without a body ends with an empty line.
-                        loop {
-                            line.clear();
-                            match reader.read_line(&mut line) {
-                                Ok(0) | Err(_) => return,
-                                Ok(_) if line == "\r\n" => break,
-                                Ok(_) => {}
-                            }
-                        }
-                        let body = r#"{"tokens":[]}"#;
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if writer.write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        (url, accepted)
-    }
 
     #[test]
-    fn calls_from_script_threads_keep_their_connections() {
-        let rt = crate::context::tokio_runtime().unwrap();
-        let (url, accepted) = server();
-        let client = Arc::new(
-            Client::new(ClientConfig::new(
-                url::Url::parse(&url).unwrap(),
-                SecretString::new("lane-test-token"),
-            ))
-            .unwrap(),
-        );
-        let bridge = Bridge::new(
-            rt.handle().clone(),
-            CancellationToken::new(),
-            Duration::from_secs(10),
-        );
-        for _ in 0..5 {
-            let c = client.clone();
-            let tokens = bridge
-                .block_on(async move { c.list_tokens("etl").await })
-                .unwrap();
-            assert!(tokens.is_empty());
-        }
-        assert_eq!(
-            accepted.load(Ordering::SeqCst),
-            1,
-            "one lane, one connection"
-        );
-        // Two threads at once need two lanes; afterwards both are kept.
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    for _ in 0..20 {
-                        let c = client.clone();
-                        bridge
-                            .block_on(async move { c.list_tokens("etl").await })
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        let after = accepted.load(Ordering::SeqCst);
-        assert!(
-            (1..=2).contains(&after),
-            "{after} connections for 2 threads"
-        );
-        // A task on the shared runtime uses the shared client, never a lane's.
-        let c = client.clone();
-        rt.block_on(async move { c.list_tokens("etl").await })
-            .unwrap();
-        assert_eq!(accepted.load(Ordering::SeqCst), after + 1);
-    }
-
-    #[test]
-    fn a_cancelled_call_on_a_lane_stops_waiting() {
+    fn a_cancelled_call_stops_waiting() {
         let rt = crate::context::tokio_runtime().unwrap();
         let cancel = CancellationToken::new();
         let bridge = Bridge::new(rt.handle().clone(), cancel.clone(), Duration::from_secs(60));

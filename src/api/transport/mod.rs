@@ -19,11 +19,6 @@ pub(super) const USERS_NO: u8 = 2;
 
 pub struct Client {
     http: reqwest::Client,
-    /// Which client this is, for the HTTP clients lanes keep for it.
-    id: u64,
-    connect_timeout: Duration,
-    /// Built once: loading the system's roots is the dearest part of a client.
-    tls: rustls::ClientConfig,
     base: Url,
     token: SecretString,
     timeout: Duration,
@@ -80,16 +75,21 @@ pub fn check_segment(value: &str) -> Result<(), String> {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, String> {
-        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         super::install_crypto_provider();
         crate::redact::register(config.token.expose());
-        let tls = tls_config()?;
-        let http = build_http(config.connect_timeout, config.timeout, &tls)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .user_agent(concat!("mdops/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            // The Admin API does not redirect; following one could turn a
+            // token revocation into an account deletion.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             http,
-            id: IDS.fetch_add(1, Ordering::Relaxed),
-            connect_timeout: config.connect_timeout,
-            tls,
             base: config.base_url,
             token: config.token,
             timeout: config.timeout,
@@ -102,14 +102,6 @@ impl Client {
             clock_known: AtomicBool::new(false),
             listed: Default::default(),
         })
-    }
-
-    /// The HTTP client for a request: the lane's, when this runs on a lane.
-    fn http(&self) -> reqwest::Client {
-        lane::http(self.id, || {
-            build_http(self.connect_timeout, self.timeout, &self.tls).ok()
-        })
-        .unwrap_or_else(|| self.http.clone())
     }
 
     /// Remembers the tokens a listing showed.
@@ -277,7 +269,7 @@ impl Client {
             Auth::Other(t) => t,
         };
         let mut req = self
-            .http()
+            .http
             .request(method.clone(), url)
             .bearer_auth(token.expose())
             .header("Accept", "application/json");
@@ -443,8 +435,5 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-pub mod lane;
-mod setup;
-use setup::{build_http, tls_config};
 #[cfg(test)]
 mod tests;
