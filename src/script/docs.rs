@@ -140,27 +140,23 @@ fn friendly_ret(ty: &str) -> String {
 
 /// Every function name a script can call: this project's and Rhai's own
 /// (from the engine's metadata; operators and internal names left out).
+/// Read straight from the engine (every script is linted with it at start-up:
+/// rendering the metadata as JSON and reading it back cost more than the
+/// rest of a small run's start-up).
 pub fn callable_names(engine: &Engine) -> Vec<String> {
-    let json = engine
-        .gen_fn_metadata_to_json(true)
-        .expect("metadata serializes");
-    let meta: Meta = serde_json::from_str(&json).expect("metadata has the documented shape");
     let plain =
         |n: &str| n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && !n.contains('$');
-    let mut names: Vec<String> = meta
-        .functions
-        .iter()
-        .map(|f| f.name.clone())
-        .filter(|n| plain(n))
-        .collect();
-    for (ns, m) in &meta.modules {
-        names.extend(
-            m.functions
-                .iter()
-                .filter(|f| plain(&f.name))
-                .map(|f| format!("{ns}::{}", f.name)),
-        );
-    }
+    let mut names: Vec<String> = engine.collect_fn_metadata(
+        None,
+        |f| {
+            let name = f.metadata.name.as_str();
+            plain(name).then(|| match f.namespace.as_str() {
+                "" => name.to_string(),
+                ns => format!("{ns}::{name}"),
+            })
+        },
+        true,
+    );
     names.extend(
         [
             "print",
@@ -181,20 +177,23 @@ pub fn callable_names(engine: &Engine) -> Vec<String> {
     names
 }
 
-/// How many arguments each namespaced function of ours takes (every overload):
-/// `tokens::create` → {2}.
+/// How many arguments each namespaced function takes (one entry per overload).
 pub fn arities(engine: &Engine) -> std::collections::HashMap<String, Vec<usize>> {
-    let json = engine
-        .gen_fn_metadata_to_json(false)
-        .expect("metadata serializes");
-    let meta: Meta = serde_json::from_str(&json).expect("metadata has the documented shape");
     let mut out: std::collections::HashMap<String, Vec<usize>> = Default::default();
-    for (ns, m) in &meta.modules {
-        for f in &m.functions {
-            out.entry(format!("{ns}::{}", f.name))
-                .or_default()
-                .push(f.params.len());
-        }
+    let found = engine.collect_fn_metadata(
+        None,
+        |f| {
+            (!f.namespace.is_empty()).then(|| {
+                (
+                    format!("{}::{}", f.namespace, f.metadata.name),
+                    f.metadata.num_params,
+                )
+            })
+        },
+        false,
+    );
+    for (name, n) in found {
+        out.entry(name).or_default().push(n);
     }
     out
 }
