@@ -8,8 +8,9 @@
 //! matching: a server that echoes a header cut short must not leak most of
 //! the token. A long secret's windows sit at a quarter, a half and three
 //! quarters of its length and at its end, so its last 16 characters (a JWT's
-//! signature) are found too (not at its start: tokens are JWTs, whose first
-//! characters are the same header for every token). A secret of at most 32
+//! signature) are found too, and at its start, so its first 16 are; but not
+//! at a JWT's start, which is the same header for every token (and no
+//! secret: the signature is what makes a token). A secret of at most 32
 //! characters has no such header and little to spare: its windows are its
 //! first 16 characters, its last 16 and the 16 between, so its first or last
 //! 16 characters, or any 23 in a row, are found. A secret folded across
@@ -28,6 +29,8 @@ use std::sync::{Arc, RwLock};
 const MIN_LEN: usize = 8;
 /// How long a window inside a secret identifies it.
 const ANCHOR: usize = 16;
+/// How every JWT starts: `{"` in base64url.
+const JWT_HEADER: &str = "eyJ";
 
 /// Windows of one length: the window's bytes → (secret index, byte offset).
 type Windows = HashMap<Box<[u8]>, Vec<(usize, usize)>>;
@@ -85,8 +88,11 @@ pub fn register(secret: &str) {
     let mut offsets: Vec<usize> = if n <= 2 * ANCHOR {
         vec![0, (n - ANCHOR) / 2, n - ANCHOR]
     } else {
-        vec![n / 4, n / 2, 3 * n / 4, n - ANCHOR]
-            .into_iter()
+        // A JWT's start is its header, the same for every token (and no
+        // secret): a window there would match every token at once.
+        let head = (!secret.starts_with(JWT_HEADER)).then_some(0);
+        head.into_iter()
+            .chain([n / 4, n / 2, 3 * n / 4, n - ANCHOR])
             .map(|at| at.min(n - ANCHOR))
             .collect()
     };

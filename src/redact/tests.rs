@@ -124,6 +124,35 @@ proptest::proptest! {
         let out = clean(&text);
         proptest::prop_assert!(!out.contains(&shown), "{shown} in {out}");
     }
+
+    /// A long secret that is not a JWT (a Vault or GitHub token, an AWS
+    /// key): its head of 16 characters or more, shown alone, is found too.
+    #[test]
+    fn a_long_secrets_head_never_survives(
+        secret in "[a-zA-Z0-9._~é€😀-]{33,140}",
+        pre in "\\PC{0,30}",
+        post in "[ ;!]\\PC{0,30}",
+        len in 16usize..40,
+    ) {
+        proptest::prop_assume!(!secret.starts_with("eyJ"));
+        register(&secret);
+        let chars: Vec<char> = secret.chars().collect();
+        let shown: String = chars[..len.min(chars.len())].iter().collect();
+        let text = format!("{pre}{shown}{post}");
+        let out = clean(&text);
+        proptest::prop_assert!(!out.contains(&shown), "{shown} in {out}");
+    }
+}
+
+/// A JWT's header is the same for every token: it is left alone, while the
+/// rest of a token cut short is found.
+#[test]
+fn a_jwt_header_alone_is_not_a_secret() {
+    let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJoZWFkZXItdGVzdCJ9.aGVhZGVyLXRlc3Qtc2lnbmF0dXJlLTAxMjM0NQ";
+    register(token);
+    let header = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+    assert_eq!(clean(&format!("alg: {header}.")), format!("alg: {header}."));
+    assert!(!clean(&token[..token.len() - 3]).contains("LXRlc3Qtc2ln"));
 }
 
 /// A secret folded across lines, or split by spaces, at any width: what
