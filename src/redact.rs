@@ -23,6 +23,7 @@
 use aho_corasick::AhoCorasick;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
 use std::sync::{Arc, RwLock};
 
 /// Shorter values are not worth a search (and would redact innocent text).
@@ -32,8 +33,53 @@ const ANCHOR: usize = 16;
 /// How every JWT starts: `{"` in base64url.
 const JWT_HEADER: &str = "eyJ";
 
-/// Windows of one length: the window's bytes → (secret index, byte offset).
-type Windows = HashMap<Box<[u8]>, Vec<(usize, usize)>>;
+/// Windows of one length: a hash of the window's bytes → where such a window
+/// sits (secret index, byte offset), the text compared with the secret on a
+/// hit. Small on purpose: ten thousand minted tokens keep fifty thousand.
+type Windows = HashMap<u64, Places, BuildHasherDefault<Prehashed>>;
+
+/// The secrets a window is in: nearly always one.
+enum Places {
+    One(u32, u32),
+    Many(Vec<(u32, u32)>),
+}
+
+impl Places {
+    fn add(&mut self, place: (u32, u32)) {
+        match self {
+            Places::One(i, o) => *self = Places::Many(vec![(*i, *o), place]),
+            Places::Many(v) => v.push(place),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (one, many) = match self {
+            Places::One(i, o) => (Some((*i, *o)), &[][..]),
+            Places::Many(v) => (None, &v[..]),
+        };
+        one.into_iter()
+            .chain(many.iter().copied())
+            .map(|(i, o)| (i as usize, o as usize))
+    }
+}
+
+/// The keys of [`Windows`] are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Every secret, and how to find it. Registering one is cheap and cleaning
 /// text costs its length, however many secrets there are: a run that mints
@@ -55,6 +101,8 @@ struct Registry {
     /// Windows of longer secrets, by their length in bytes: the window's bytes
     /// → (secret index, byte offset of the window in the secret).
     windows: HashMap<usize, Windows>,
+    /// Hashes the windows (keyed per process).
+    hasher: RandomState,
 }
 
 static REGISTRY: RwLock<Option<Registry>> = RwLock::new(None);
@@ -99,12 +147,14 @@ pub fn register(secret: &str) {
     offsets.dedup();
     for at in offsets {
         let window = &secret.as_bytes()[chars[at]..chars[at + ANCHOR]];
+        let place = (idx as u32, chars[at] as u32);
+        let key = r.hasher.hash_one(window);
         r.windows
             .entry(window.len())
             .or_default()
-            .entry(window.into())
-            .or_default()
-            .push((idx, chars[at]));
+            .entry(key)
+            .and_modify(|p| p.add(place))
+            .or_insert(Places::One(place.0, place.1));
     }
 }
 
@@ -137,9 +187,12 @@ fn spans(
             let Some(window) = bytes.get(at..at + len) else {
                 break;
             };
-            if let Some(found) = windows.get(window) {
-                for &(idx, offset) in found {
-                    hits.push((at, at + len, idx, offset));
+            if let Some(found) = windows.get(&r.hasher.hash_one(window)) {
+                for (idx, offset) in found.iter() {
+                    // The hash only says where to look.
+                    if r.secrets[idx].as_bytes().get(offset..offset + len) == Some(window) {
+                        hits.push((at, at + len, idx, offset));
+                    }
                 }
             }
         }
