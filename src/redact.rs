@@ -42,13 +42,23 @@ type Windows = HashMap<u64, Places, BuildHasherDefault<Prehashed>>;
 enum Places {
     One(u32, u32),
     Many(Vec<(u32, u32)>),
+    /// In more than [`MAX_SHARED`] secrets: what they have in common (the
+    /// base64 of a JWT's header, in every base64-encoded token), not what
+    /// tells one from another. Not looked for: each hit would be every one
+    /// of them, in any text that holds such a string. Their other windows
+    /// still find them.
+    Common,
 }
+
+/// Secrets a window may be in and still be looked for.
+const MAX_SHARED: usize = 4;
 
 impl Places {
     fn add(&mut self, place: (u32, u32)) {
         match self {
             Places::One(i, o) => *self = Places::Many(vec![(*i, *o), place]),
-            Places::Many(v) => v.push(place),
+            Places::Many(v) if v.len() < MAX_SHARED => v.push(place),
+            Places::Many(_) | Places::Common => *self = Places::Common,
         }
     }
 
@@ -56,6 +66,7 @@ impl Places {
         let (one, many) = match self {
             Places::One(i, o) => (Some((*i, *o)), &[][..]),
             Places::Many(v) => (None, &v[..]),
+            Places::Common => (None, &[][..]),
         };
         one.into_iter()
             .chain(many.iter().copied())

@@ -206,3 +206,31 @@ fn revealed_secrets_pass_through_the_scripts_own_output_only() {
     assert!(clean_output("x rvld-zq8w5x4p2m7k9t3v6b1n0").contains("rvld-zq8w5"));
     assert!(!clean("x rvld-zq8w5x4p2m7k9t3v6b1n0").contains("rvld-zq8w5"));
 }
+
+/// Secrets that share a window with many others (base64-encoded JWTs all
+/// start alike) are still found by their own windows, and a string they all
+/// share is not taken for each of them.
+#[test]
+fn a_window_many_secrets_share_is_not_looked_for() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut encoded = Vec::new();
+    for i in 0..20 {
+        let jwt = format!(
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzaGFyZWQtJHtpfSJ9.c2lnbmF0dXJlLXNoYXJlZC13aW5kb3ctdGVzdC0{i:04}"
+        );
+        let e = b64.encode(jwt.as_bytes());
+        register(&e);
+        encoded.push(e);
+    }
+    let head = &encoded[0][..24];
+    assert!(encoded.iter().all(|e| e.starts_with(head)));
+    // The shared head alone is left alone.
+    assert_eq!(clean(&format!("header {head}!")), format!("header {head}!"));
+    // Each one is still found, its end included.
+    for e in &encoded {
+        let text = format!("secret: {e}");
+        let out = clean(&text);
+        assert!(!out.contains(&e[e.len() - 20..]), "{out}");
+    }
+}
