@@ -420,6 +420,38 @@ fn after_a_rolled_back_rotation_the_env_key_stays_put() {
     );
 }
 
+/// A journal that cannot say where a group's token was delivered blocks that
+/// account: nothing is minted or revoked for it.
+#[test]
+fn an_account_whose_token_cannot_be_placed_is_blocked() {
+    let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "200d")])]));
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!("sink_dir={}", dir.path().display());
+    env.org().clock_offset = chrono::Duration::days(-200);
+    rotate(&env, &["accounts=tenant_a", &sink])
+        .any_stdout()
+        .any_stderr()
+        .run();
+    env.org().clock_offset = chrono::Duration::zero();
+    let before = names(&env, "tenant_a");
+    assert_eq!(before, ["app.g1"]);
+    // Every read of the deliveries now fails (SQLite: integer overflow).
+    let db = rusqlite::Connection::open(env.home.path().join("state.db")).unwrap();
+    db.execute_batch(
+        "ALTER TABLE deliveries RENAME TO deliveries_kept;
+         CREATE VIEW deliveries AS SELECT * FROM deliveries_kept
+         WHERE abs(-9223372036854775807 - 1) > 0;",
+    )
+    .unwrap();
+    drop(db);
+    rotate(&env, &["accounts=tenant_a", &sink])
+        .status(4)
+        .stdout_has(&["tenant_a  failed", "app: cannot tell where its token is"])
+        .any_stderr()
+        .run();
+    assert_eq!(names(&env, "tenant_a"), before, "nothing minted or revoked");
+}
+
 /// N2: an attempt a stopped run delivered somewhere is where the workload
 /// may read now; a successor bound elsewhere is refused unless retarget.
 #[test]
