@@ -149,10 +149,10 @@ fn an_env_key_stays_put_when_the_account_gains_a_token_group() {
     );
 }
 
-/// A group whose current token mdops delivered to one place is refused a
-/// successor somewhere else (the sink arguments changed), unless retarget.
-#[test]
-fn a_changed_target_is_refused_unless_retarget() {
+/// tenant_a with `app.g1`, which mdops minted and delivered to a sink
+/// directory 200 days ago (due again now): the env, the directory, and the
+/// `sink_dir=` argument.
+fn rotated_long_ago() -> (Env, tempfile::TempDir, String) {
     let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "200d")])]));
     let dir = tempfile::tempdir().unwrap();
     let sink = format!("sink_dir={}", dir.path().display());
@@ -162,8 +162,16 @@ fn a_changed_target_is_refused_unless_retarget() {
         .any_stderr()
         .run();
     env.org().clock_offset = chrono::Duration::zero();
+    assert_eq!(names(&env, "tenant_a"), ["app.g1"]);
+    (env, dir, sink)
+}
+
+/// A group whose current token mdops delivered to one place is refused a
+/// successor somewhere else (the sink arguments changed), unless retarget.
+#[test]
+fn a_changed_target_is_refused_unless_retarget() {
+    let (env, dir, sink) = rotated_long_ago();
     let before = names(&env, "tenant_a");
-    assert_eq!(before, ["app.g1"]);
     let moved = ["accounts=tenant_a", &sink, "sink_file={account}.token"];
     let out = rotate(&env, &moved)
         .status(4)
@@ -424,17 +432,8 @@ fn after_a_rolled_back_rotation_the_env_key_stays_put() {
 /// account: nothing is minted or revoked for it.
 #[test]
 fn an_account_whose_token_cannot_be_placed_is_blocked() {
-    let env = Env::with_seed(&seed(&[("tenant_a", &[("app", "200d")])]));
-    let dir = tempfile::tempdir().unwrap();
-    let sink = format!("sink_dir={}", dir.path().display());
-    env.org().clock_offset = chrono::Duration::days(-200);
-    rotate(&env, &["accounts=tenant_a", &sink])
-        .any_stdout()
-        .any_stderr()
-        .run();
-    env.org().clock_offset = chrono::Duration::zero();
+    let (env, _dir, sink) = rotated_long_ago();
     let before = names(&env, "tenant_a");
-    assert_eq!(before, ["app.g1"]);
     // Every read of the deliveries now fails (SQLite: integer overflow).
     let db = rusqlite::Connection::open(env.home.path().join("state.db")).unwrap();
     db.execute_batch(
