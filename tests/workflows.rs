@@ -161,7 +161,7 @@ fn rotate_tokens_keeps_the_old_token_for_the_grace_period() {
         "--arg",
         "prefix=app",
         "--arg",
-        "grace=2s",
+        "grace=1h",
         "--arg",
         &format!("sink_dir={}", sinks.path().display()),
     ];
@@ -169,7 +169,7 @@ fn rotate_tokens_keeps_the_old_token_for_the_grace_period() {
     assert_exit(&out, 0);
     assert_eq!(names(&env, "tenant_a"), ["app", "app.g1", "ci"]);
     assert_idempotent(&env, "rotate-tokens", &args);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    verified_earlier(&env, 7200);
     let out = run(&env, "rotate-tokens", &args);
     assert_exit(&out, 0);
     assert!(out.stdout.contains("tenant_a  cleaned"), "{out:?}");
@@ -426,13 +426,13 @@ fn rotation_killed_before_delivery_and_after_verify_converges() {
         "--arg",
         "prefix=app",
         "--arg",
-        "grace=1s",
+        "grace=1h",
         "--arg",
         &format!("sink_dir={}", sinks.path().display()),
     ];
     let out = run(&env, "rotate-tokens", &graced);
     assert_exit(&out, 0);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    verified_earlier(&env, 7200);
     let out = run(&env, "rotate-tokens", &graced);
     assert_exit(&out, 0);
     assert_eq!(
@@ -604,7 +604,7 @@ fn provision_account_is_idempotent() {
 #[test]
 fn offboard_account_quarantines_then_deletes() {
     let env = Env::with_seed(CLEAN_SEED);
-    let args = ["--arg", "account=svc_one", "--arg", "grace=1s"];
+    let args = ["--arg", "account=svc_one", "--arg", "grace=1h"];
     let out = run(&env, "offboard-account", &args);
     assert_exit(&out, 0);
     assert!(out.stdout.contains("phase         quarantined"), "{out:?}");
@@ -623,7 +623,12 @@ fn offboard_account_quarantines_then_deletes() {
         assert_eq!(u.config.read_scaling.flock_size, Some(0));
     }
     assert_idempotent(&env, "offboard-account", &args);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    shift_state(
+        &env,
+        "UPDATE inventory SET extra = json_set(extra, '$.quarantined_at',
+           strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(extra, '$.quarantined_at'), '-7200 seconds'))
+         WHERE json_extract(extra, '$.quarantined_at') IS NOT NULL",
+    );
     let out = run(&env, "offboard-account", &args);
     assert_exit(&out, 0);
     assert!(out.stdout.contains("run again with --yes"), "{out:?}");
@@ -759,4 +764,25 @@ fn reconcile_inventory_adopts_and_flags() {
     let out = run(&env, "reconcile-inventory", &[]);
     assert_exit(&out, 0);
     assert!(env.sim.writes().is_empty(), "the server is only read");
+}
+
+/// Edits this install's state as if time had passed (grace periods are
+/// counted on this machine's clock from times the state records): a test
+/// need not sleep, nor race a short grace period. Some row must change.
+fn shift_state(env: &Env, sql: &str) {
+    let db = rusqlite::Connection::open(env.home.path().join("state.db")).unwrap();
+    assert!(
+        db.execute(sql, []).unwrap() > 0,
+        "nothing recorded to move: {sql}"
+    );
+}
+
+/// As if `secs` had passed since each token was verified.
+fn verified_earlier(env: &Env, secs: u32) {
+    shift_state(
+        env,
+        &format!(
+            "UPDATE token_journal SET verified_at = strftime('%Y-%m-%dT%H:%M:%fZ', verified_at, '-{secs} seconds') WHERE verified_at IS NOT NULL"
+        ),
+    );
 }
