@@ -190,7 +190,8 @@ fn api_overhead() {
         None,
     )));
     let sources = Arc::new(Sources::default());
-    let engine = script::engine(Some(host), sources.clone(), PrintTo::Stderr);
+    // The engine holds the host weakly (a run owns it): keep it alive here.
+    let engine = script::engine(Some(host.clone()), sources.clone(), PrintTo::Stderr);
     let loop_of = |n: u32| {
         let text = format!(
             "let n = 0; for i in 0..{n} {{ n += tokens::list(\"etl_pipeline\").len(); }} n"
