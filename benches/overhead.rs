@@ -83,7 +83,7 @@ fn process_startup() {
             .stderr(Stdio::null());
         c
     };
-    let runs = 50;
+    let runs = scaled(50);
     let script_arg = script.to_str().unwrap().to_string();
     let rows = [
         (
@@ -127,7 +127,7 @@ fn api_overhead() {
         .enable_all()
         .build()
         .unwrap();
-    let calls: u32 = 3000;
+    let calls = scaled(3000) as u32;
     let tokens_url = format!("{}v1/users/etl_pipeline/tokens", url);
 
     mdops::api::install_crypto_provider();
@@ -198,7 +198,7 @@ fn api_overhead() {
         );
         script::compile(&engine, "bench.rhai", &text, &sources).unwrap()
     };
-    let (warm, measured) = (loop_of(200), loop_of(calls));
+    let (warm, measured) = (loop_of(scaled(200) as u32), loop_of(calls));
     engine.eval_ast::<i64>(&warm).unwrap();
     let start = Instant::now();
     assert_eq!(engine.eval_ast::<i64>(&measured).unwrap(), 3 * calls as i64);
@@ -231,7 +231,7 @@ fn api_overhead() {
 fn repl_latency() {
     let bin = env!("CARGO_BIN_EXE_mdops");
     let dir = tempfile::tempdir().unwrap();
-    let runs = 20;
+    let runs = scaled(20);
     let mut samples = Vec::new();
     for _ in 0..runs + 1 {
         use std::io::{Read, Write};
@@ -292,7 +292,7 @@ fn repl_latency() {
     );
     println!(
         "{:<44} {:>10} {:>10} {:>10}",
-        "spawn to prompt (pty, --sandbox), 20 runs",
+        format!("spawn to prompt (pty, --sandbox), {runs} runs"),
         ms(prompt.mean),
         ms(prompt.median),
         ms(prompt.p95)
@@ -302,6 +302,16 @@ fn repl_latency() {
         "one completion + one hint (20,000 calls)",
         us(per)
     );
+}
+
+/// `n`, or 2 with MDOPS_BENCH_SMOKE set: CI runs every path once or twice
+/// (`cargo test --bench overhead`) so that the bench cannot rot unnoticed.
+fn scaled(n: usize) -> usize {
+    if std::env::var_os("MDOPS_BENCH_SMOKE").is_some() {
+        n.min(2)
+    } else {
+        n
+    }
 }
 
 fn main() {
