@@ -167,8 +167,22 @@ fn check_converged(sim: &BackgroundSim, home: &Path, sinks: &Path) -> usize {
     bad
 }
 
+/// `n` accounts, or a few with MDOPS_BENCH_SMOKE set: CI runs every row once
+/// that way (`cargo test --bench rotation`), and every account must converge.
+fn size(n: usize) -> usize {
+    if smoke() {
+        (n / 50).clamp(4, 40)
+    } else {
+        n
+    }
+}
+
+fn smoke() -> bool {
+    std::env::var_os("MDOPS_BENCH_SMOKE").is_some()
+}
+
 fn rotation_at(concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) {
-    rotation_of(1000, concurrency, behaviour)
+    rotation_of(size(1000), concurrency, behaviour)
 }
 
 fn rotation_of(accounts: usize, concurrency: usize, behaviour: Behaviour) -> (Run, usize, usize) {
@@ -199,6 +213,7 @@ fn rotation_of(accounts: usize, concurrency: usize, behaviour: Behaviour) -> (Ru
     }
     assert_eq!(code, 0, "rotation did not converge: {}", first.stderr);
     let bad = check_converged(&sim, home.path(), sinks.path());
+    assert!(!smoke() || bad == 0, "{bad} accounts did not converge");
     (first, reruns, bad)
 }
 
@@ -308,7 +323,7 @@ fn main() {
     }
     if wanted("ratelimit") {
         let (run, reruns, bad) = rotation_of(
-            300,
+            size(300),
             32,
             Behaviour {
                 rate_limit: Some(100.0),
@@ -326,7 +341,7 @@ fn main() {
         );
     }
     if wanted("10k") {
-        let (run, reruns, bad) = rotation_of(10_000, 32, Behaviour::default());
+        let (run, reruns, bad) = rotation_of(size(10_000), 32, Behaviour::default());
         println!(
             "(e) rotate 10,000 accounts, no latency: wall {:.1}s, {} requests, peak RSS {:.1} MB, CPU {:.3} ms per request, {bad} bad, {reruns} reruns",
             run.wall.as_secs_f64(),
@@ -343,11 +358,11 @@ fn main() {
         return;
     }
     println!("\naudit-report over 10,000 accounts, all in the inventory, and 10 gone (no latency)");
-    let sim = BackgroundSim::start(&seed(10_000, 1), Behaviour::default()).unwrap();
+    let sim = BackgroundSim::start(&seed(size(10_000), 1), Behaviour::default()).unwrap();
     let home = tempfile::tempdir().unwrap();
     // Every account tracked, and entries whose account is gone: the report
     // looks each entry up among its rows.
-    let entries: Vec<serde_json::Value> = (0..10_000)
+    let entries: Vec<serde_json::Value> = (0..size(10_000))
         .map(|i| format!("tenant_{i:05}"))
         .chain((0..10).map(|i| format!("gone_{i}")))
         .map(|u| serde_json::json!({ "username": u }))
@@ -415,7 +430,7 @@ fn state_paths() {
     let mut results: Vec<Vec<Run>> = variants.iter().map(|_| Vec::new()).collect();
     for _ in 0..3 {
         for (i, (_, bin, url)) in variants.iter().enumerate() {
-            let sim = BackgroundSim::start(&seed(1000, 2), behaviour.clone()).unwrap();
+            let sim = BackgroundSim::start(&seed(size(1000), 2), behaviour.clone()).unwrap();
             let home = tempfile::tempdir().unwrap();
             let sinks = tempfile::tempdir().unwrap();
             let sink_dir = format!("sink_dir={}", sinks.path().display());
