@@ -24,8 +24,20 @@ pub struct Claim<'a> {
 }
 
 enum ClaimHeld {
-    File(#[allow(dead_code)] std::fs::File, PathBuf),
+    /// The lock file (taken out when the claim ends), and its path.
+    File(Option<std::fs::File>, PathBuf),
     Pg(i64),
+}
+
+/// Liveness files whose lock this process holds through a claim. A file lock
+/// belongs to an open file, not to a process: while one worker's claim holds
+/// a dead run's lock, another worker of this process that tried the lock
+/// would find it held and take the dead run for a live one. Every try on a
+/// liveness file, and every claim's end, happens under this lock.
+static CLAIMED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Claim<'_> {
@@ -39,8 +51,16 @@ impl Claim<'_> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        if let ClaimHeld::Pg(key) = self.held {
-            let _ = pg_unlock(&mut self.store.primary(), key);
+        match &mut self.held {
+            ClaimHeld::Pg(key) => {
+                let _ = pg_unlock(&mut self.store.primary(), *key);
+            }
+            ClaimHeld::File(file, path) => {
+                // Unlocked and forgotten in one step (see `CLAIMED`).
+                let mut claimed = claimed();
+                drop(file.take());
+                claimed.retain(|p| p != path);
+            }
         }
     }
 }
@@ -108,7 +128,18 @@ impl Store {
 
     /// Whether another process's run is alive now.
     pub fn is_alive(&self, run_id: &str) -> bool {
-        matches!(self.claim_dead(run_id), Ok(None))
+        if self.is_postgres() {
+            return matches!(self.claim_dead(run_id), Ok(None));
+        }
+        let Some(path) = self.liveness_path(run_id) else {
+            return true;
+        };
+        let claimed = claimed();
+        // Claimed here: dead, and being settled by another worker.
+        if claimed.contains(&path) {
+            return false;
+        }
+        matches!(crate::lock::try_hold(&path), Ok(None))
     }
 
     /// Claims a run's leftovers if the run is dead; `None` while it lives.
@@ -129,12 +160,19 @@ impl Store {
         let Some(path) = self.liveness_path(run_id) else {
             return Ok(None);
         };
-        Ok(crate::lock::try_hold(&path)
-            .map_err(StoreError)?
-            .map(|f| Claim {
-                store: self,
-                held: ClaimHeld::File(f, path),
-            }))
+        let mut claimed = claimed();
+        // Another worker of this process has claimed it: not this one's.
+        if claimed.contains(&path) {
+            return Ok(None);
+        }
+        let Some(file) = crate::lock::try_hold(&path).map_err(StoreError)? else {
+            return Ok(None);
+        };
+        claimed.push(path.clone());
+        Ok(Some(Claim {
+            store: self,
+            held: ClaimHeld::File(Some(file), path),
+        }))
     }
 
     /// Takes the one-run-at-a-time lock of a script (PostgreSQL only: a SQLite
@@ -193,4 +231,41 @@ pub fn host_name() -> Option<&'static str> {
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
     })
     .as_deref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead run's lock held by one worker's claim: the other workers of
+    /// the process see the run dead (not alive, as the held lock alone would
+    /// say), and cannot claim it twice.
+    #[test]
+    fn a_claim_here_does_not_make_a_dead_run_look_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
+        let run = "run-dead-1";
+        // Its process is gone: its liveness file is there, unlocked.
+        let path = store.liveness_path(run).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "").unwrap();
+        assert!(!store.is_alive(run));
+        let claim = store.claim_dead(run).unwrap().expect("dead: claimable");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(!store.is_alive(run), "claimed here, so dead");
+                assert!(store.claim_dead(run).unwrap().is_none(), "one claim");
+            });
+        });
+        drop(claim);
+        assert!(!store.is_alive(run));
+        // A run that lives (its lock held by another open file) is alive.
+        let live = "run-live-1";
+        let held = crate::lock::try_hold(&store.liveness_path(live).unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(store.is_alive(live));
+        drop(held);
+        assert!(!store.is_alive(live));
+    }
 }
