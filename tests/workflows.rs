@@ -623,12 +623,7 @@ fn offboard_account_quarantines_then_deletes() {
         assert_eq!(u.config.read_scaling.flock_size, Some(0));
     }
     assert_idempotent(&env, "offboard-account", &args);
-    shift_state(
-        &env,
-        "UPDATE inventory SET extra = json_set(extra, '$.quarantined_at',
-           strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(extra, '$.quarantined_at'), '-7200 seconds'))
-         WHERE json_extract(extra, '$.quarantined_at') IS NOT NULL",
-    );
+    quarantined_long_ago(&env);
     let out = run(&env, "offboard-account", &args);
     assert_exit(&out, 0);
     assert!(out.stdout.contains("run again with --yes"), "{out:?}");
@@ -641,6 +636,88 @@ fn offboard_account_quarantines_then_deletes() {
     assert!(!env.org().users.contains_key("svc_one"));
     let out = env.mdops().args(["inventory", "list"]).output();
     assert_eq!(out.stdout, "(none)\n");
+}
+
+/// Moves every quarantine two hours back, past a grace of an hour.
+fn quarantined_long_ago(env: &Env) {
+    shift_state(
+        env,
+        "UPDATE inventory SET extra = json_set(extra, '$.quarantined_at',
+           strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(extra, '$.quarantined_at'), '-7200 seconds'))
+         WHERE json_extract(extra, '$.quarantined_at') IS NOT NULL",
+    );
+}
+
+/// A token minted after the quarantine (by hand, or by another tool) means
+/// the account is in use: the deletion waits for a new grace period.
+#[test]
+fn offboarding_an_account_used_since_its_quarantine_starts_over() {
+    let env = Env::with_seed(CLEAN_SEED);
+    let args = ["--arg", "account=svc_one", "--arg", "grace=1h", "--yes"];
+    let out = run(&env, "offboard-account", &args);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("phase         quarantined"), "{out:?}");
+    quarantined_long_ago(&env);
+    let admin = mdops::sim::auth::Principal::Admin;
+    env.org()
+        .create_token(&admin, "svc_one", &serde_json::json!({"name": "by-hand"}))
+        .unwrap();
+    let out = run(&env, "offboard-account", &args);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("phase         quarantined"), "{out:?}");
+    assert!(
+        out.stdout.contains("the grace period starts again"),
+        "{out:?}"
+    );
+    assert!(
+        env.org().users.contains_key("svc_one"),
+        "deleted while in use"
+    );
+    assert!(!env.token_names("svc_one").contains(&"by-hand".to_string()));
+    // Left alone for the new grace period, it is deleted.
+    let out = run(&env, "offboard-account", &args);
+    assert!(out.stdout.contains("wait"), "{out:?}");
+    quarantined_long_ago(&env);
+    let out = run(&env, "offboard-account", &args);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("phase    deleted"), "{out:?}");
+    assert!(!env.org().users.contains_key("svc_one"));
+}
+
+/// Provisioning a quarantined account calls the offboarding off.
+#[test]
+fn provisioning_a_quarantined_account_lifts_the_quarantine() {
+    let env = Env::with_seed(CLEAN_SEED);
+    let sinks = tempfile::tempdir().unwrap();
+    let out = run(&env, "offboard-account", &["--arg", "account=svc_one"]);
+    assert_exit(&out, 0);
+    quarantined_long_ago(&env);
+    let sink_dir = format!("sink_dir={}", sinks.path().display());
+    let out = run(
+        &env,
+        "provision-account",
+        &["--arg", "account=svc_one", "--arg", &sink_dir],
+    );
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("quarantine  lifted\n"), "{out:?}");
+    let out = env
+        .mdops()
+        .args(["inventory", "list", "--output", "json"])
+        .output();
+    assert_exit(&out, 0);
+    let rows = json_result(&out);
+    assert_eq!(rows[0]["username"], "svc_one", "{out:?}");
+    assert_eq!(rows[0].get("quarantined_at"), None, "{out:?}");
+    // An offboarding now begins at its first phase.
+    let out = run(
+        &env,
+        "offboard-account",
+        &["--arg", "account=svc_one", "--yes"],
+    );
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("phase         quarantined"), "{out:?}");
+    assert!(!out.stdout.contains("starts again"), "{out:?}");
+    assert!(env.org().users.contains_key("svc_one"));
 }
 
 #[test]

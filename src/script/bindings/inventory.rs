@@ -108,7 +108,8 @@ pub mod api {
     }
 
     /// Adds `username` with metadata `#{owner, purpose, tags, ...}`, or updates its
-    /// entry: keys given replace, keys not given stay. Returns the entry.
+    /// entry: keys given replace, keys not given stay, and an extra key given as
+    /// `()` is removed. Returns the entry.
     #[rhai_fn(return_raw, volatile)]
     pub fn add(ctx: NativeCallContext, username: &str, meta: Map) -> RhaiResultOf<Map> {
         let h = host(&ctx)?;
