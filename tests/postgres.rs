@@ -455,7 +455,7 @@ fn migrations_apply_once_even_when_runners_start_together() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [5]);
+    assert_eq!(versions, [6]);
     let keys: i64 = db
         .query_one(
             "SELECT COUNT(*) FROM mdops_settings WHERE name = 'journal_key'",
@@ -477,7 +477,7 @@ fn migrations_apply_once_even_when_runners_start_together() {
         .env("MDOPS_STATE_URL", &url)
         .args(["inventory", "list"])
         .status(2)
-        .stderr_has(&["schema version 99, newer than this mdops understands (5); upgrade mdops"])
+        .stderr_has(&["schema version 99, newer than this mdops understands (6); upgrade mdops"])
         .run();
 }
 

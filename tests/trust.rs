@@ -2,7 +2,7 @@
 //! act wider than asked, lose a secret or hide a failure, tried as an
 //! operator would, against the emulator.
 
-use crate::support::{assert_exit, json_result, wait_until, Env, Output};
+use crate::support::{assert_exit, json_result, wait_until, Cmd, Env, Output};
 use mdops::sim::{Behaviour, Faults};
 use std::time::Duration;
 
@@ -750,6 +750,65 @@ fn killed_while_a_create_is_in_flight_is_resolved_later() {
         assert_exit(&again, 0);
         assert_eq!(again.stdout, "(none)\n", "resolved once");
     }
+}
+
+/// A dead run's tokens live on the API it worked on. A run against another
+/// API (another profile's URL, `--api-url`, the emulator) must not settle
+/// them there: that server's "not found" would pass for a revocation, and the
+/// token would live on where it was minted with nobody left to revoke it.
+#[cfg(unix)]
+#[test]
+fn a_dead_run_is_settled_only_against_its_own_api() {
+    let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
+    let script = env.script(
+        "m.rhai",
+        "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
+    );
+    let child = spawn(&env, &["run", script.to_str().unwrap()]);
+    wait_until("the server to mint", Duration::from_secs(20), || {
+        minted_posts(&env) == 1
+    });
+    signal(&child, "-KILL");
+    let _ = child.wait_with_output().unwrap();
+    // The same state, against another emulator that has an account of that name.
+    let other = Env::with_seed(&seed(&[("tenant_a", &[("app", "10d")])]));
+    let elsewhere = |args: &[&str]| {
+        let mut c = Cmd::bare(env.home.path());
+        c.cmd
+            .env("MOTHERDUCK_API_BASE_URL", other.sim.url())
+            .arg("--token-file")
+            .arg(&other.token_file)
+            .args(args);
+        c.output()
+    };
+    let script = env.script("n.rhai", "tokens::list(\"tenant_a\").len()");
+    let out = elsewhere(&["run", script.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr.contains(&format!("against {}", env.sim.url()))
+            && out
+                .stderr
+                .contains("left tokens unsettled; the next run against that API settles them"),
+        "{out:?}"
+    );
+    let out = elsewhere(&["journal", "resolve"]);
+    assert_exit(&out, 4);
+    assert!(out.stdout.contains("left tokens unsettled"), "{out:?}");
+    assert!(
+        other.sim.requests().iter().all(|r| r.method == "GET"),
+        "the other server was asked to revoke: {:?}",
+        other.sim.requests()
+    );
+    assert_eq!(env.live("tenant_a").len(), 2, "the orphan is still live");
+    // Against its own API, it is revoked.
+    let out = env.mdops().args(["journal", "resolve"]).output();
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("revoked"), "{out:?}");
+    let names: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
+    assert_eq!(names, ["app"]);
+    let out = elsewhere(&["journal", "resolve"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, "(none)\n", "{out:?}");
 }
 
 /// The journal entry of the token `tenant_a`'s run is delivering, once the

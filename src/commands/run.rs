@@ -178,8 +178,9 @@ fn run_text(
     let has_state = !ctx.is_sandbox()
         && (ctx.settings.state_url.is_some()
             || crate::store::db_path(&data_dir, profile.as_deref()).exists());
-    if has_state {
-        resolve_dead_runs(&rt, args.dry_run);
+    // A dry run changes nothing, so it leaves dead runs as they are.
+    if has_state && !args.dry_run {
+        crate::runtime::cleanup::settle_dead_runs(&rt);
     }
     let mode = if args.output == Format::Text {
         Mode::Display
@@ -395,38 +396,6 @@ fn location_of(d: &Diagnostic) -> Option<(String, usize, usize)> {
             p.position().unwrap_or(0),
         )
     })
-}
-
-/// What runs that died without cleaning up left behind is revoked before this
-/// run starts (reported, never silently). A dry run only says so.
-fn resolve_dead_runs(rt: &Runtime, dry_run: bool) {
-    if dry_run {
-        return;
-    }
-    match crate::runtime::cleanup::resolve_dead_runs(rt) {
-        Ok(done) => {
-            for (run, settled) in done {
-                for s in settled
-                    .iter()
-                    .filter(|s| s.token_id.is_some() || !s.revoked)
-                {
-                    let how = if run.ended_at.is_some() {
-                        "ended without being able to settle"
-                    } else {
-                        "died before settling"
-                    };
-                    rt.warn(&format!(
-                        "a run of {} (pid {}, started {}) {how} {}",
-                        run.script,
-                        run.pid,
-                        run.started_at,
-                        s.describe()
-                    ));
-                }
-            }
-        }
-        Err(e) => rt.warn(&format!("could not check for interrupted runs: {e}")),
-    }
 }
 
 pub fn fail(d: &Diagnostic, sources: &Sources) -> Failure {

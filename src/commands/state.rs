@@ -311,12 +311,36 @@ struct Resolved {
     outcome: String,
 }
 
+impl Resolved {
+    /// A dead run whose tokens only a run against its own API settles.
+    fn elsewhere(run: &crate::store::RunRecord) -> Resolved {
+        Resolved {
+            run: run.run_id.clone(),
+            script: run.script.clone(),
+            pid: run.pid,
+            account: "-".into(),
+            token: "-".into(),
+            outcome: crate::runtime::cleanup::left_elsewhere(run),
+        }
+    }
+}
+
 /// `mdops journal resolve`: what runs that died left behind, revoked now.
 fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Failure> {
     let store = open(settings)?;
     if dry_run {
         let mut rows = Vec::new();
+        let here = settings.api_url.to_string();
         for run in store.runs_open()? {
+            if run.api.as_ref().is_some_and(|api| *api != here) {
+                let left = !store.journal_unsettled(&run.run_id)?.is_empty()
+                    || !store.journal_interrupted(&run.run_id)?.is_empty()
+                    || !store.attempts_open(&run.run_id)?.is_empty();
+                if left {
+                    rows.push(Resolved::elsewhere(&run));
+                }
+                continue;
+            }
             for j in store.journal_unsettled(&run.run_id)? {
                 rows.push(Resolved {
                     run: run.run_id.clone(),
@@ -354,7 +378,11 @@ fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Fa
     let done = crate::runtime::cleanup::resolve_dead_runs(&rt).map_err(runtime_failure)?;
     let mut rows = Vec::new();
     let mut clean = true;
-    for (run, settled) in done {
+    for run in &done.elsewhere {
+        clean = false;
+        rows.push(Resolved::elsewhere(run));
+    }
+    for (run, settled) in done.settled {
         for s in settled {
             clean &= s.revoked || s.token_id.is_none();
             rows.push(Resolved {

@@ -7,7 +7,7 @@
 use super::ledger::{Ledger, Settled};
 use super::{Error, Runtime, StateLocation};
 use crate::api::Token;
-use crate::store::{Attempt, Store};
+use crate::store::{Attempt, RunRecord, Store};
 use std::time::{Duration, Instant};
 
 impl Ledger {
@@ -193,17 +193,38 @@ fn resolve_attempts(
     report
 }
 
+/// What [`resolve_dead_runs`] did: per dead run, what was settled; and the
+/// dead runs whose tokens are settled only against the API they worked on.
+#[derive(Default)]
+pub struct Resolution {
+    pub settled: Vec<(RunRecord, Vec<Settled>)>,
+    pub elsewhere: Vec<RunRecord>,
+}
+
+/// Why a dead run of another API is left as it is, for the operator.
+pub fn left_elsewhere(run: &RunRecord) -> String {
+    let api = crate::output::escape(run.api.as_deref().unwrap_or_default()).into_owned();
+    format!(
+        "a run of {} (pid {}, started {}) against {api} left tokens unsettled; \
+         the next run against that API settles them (or `mdops journal resolve --api-url {api}`)",
+        crate::output::escape(&run.script),
+        run.pid,
+        run.started_at
+    )
+}
+
 /// Resolves what runs that died without cleaning up left behind: their open
 /// attempts and the tokens they minted and never settled. A run counts as
-/// dead when its liveness lock can be taken. Returns what was done, per run.
-pub fn resolve_dead_runs(
-    rt: &Runtime,
-) -> Result<Vec<(crate::store::RunRecord, Vec<Settled>)>, Error> {
+/// dead when its liveness lock can be taken. Only a run against the API a
+/// dead run worked on settles its tokens: another server does not know
+/// them, and its "not found" would pass for a revocation while they live on.
+pub fn resolve_dead_runs(rt: &Runtime) -> Result<Resolution, Error> {
+    let mut out = Resolution::default();
     if matches!(rt.state_location(), StateLocation::Memory) {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let store = rt.store()?;
-    let mut out = Vec::new();
+    let here = rt.api_url();
     for run in store.runs_open().map_err(Error::state)? {
         if run.run_id == rt.ledger.run_id() {
             continue;
@@ -211,15 +232,22 @@ pub fn resolve_dead_runs(
         let Some(claim) = store.claim_dead(&run.run_id).map_err(Error::state)? else {
             continue; // alive
         };
+        let interrupted = store
+            .journal_interrupted(&run.run_id)
+            .map_err(Error::state)?;
+        let unsettled = store.journal_unsettled(&run.run_id).map_err(Error::state)?;
+        let attempts = store.attempts_open(&run.run_id).map_err(Error::state)?;
+        let left = !(interrupted.is_empty() && unsettled.is_empty() && attempts.is_empty());
+        if left && run.api.is_some() && run.api != here {
+            out.elsewhere.push(run);
+            continue;
+        }
         let deadline = Instant::now() + CLEANUP_TIME;
         let mut report = Vec::new();
-        for j in store
-            .journal_interrupted(&run.run_id)
-            .map_err(Error::state)?
-        {
+        for j in interrupted {
             report.extend(interrupted_delivery(rt, &store, j, deadline));
         }
-        for j in store.journal_unsettled(&run.run_id).map_err(Error::state)? {
+        for j in unsettled {
             report.push(revoke_entry(
                 rt,
                 j,
@@ -227,7 +255,6 @@ pub fn resolve_dead_runs(
                 "minted by a run that died before delivering it",
             ));
         }
-        let attempts = store.attempts_open(&run.run_id).map_err(Error::state)?;
         report.extend(resolve_attempts(rt, &store, &attempts, deadline));
         if report
             .iter()
@@ -239,9 +266,41 @@ pub fn resolve_dead_runs(
             );
             claim.settled();
         }
-        out.push((run, report));
+        out.settled.push((run, report));
     }
     Ok(out)
+}
+
+/// Before a run: what runs that died without cleaning up left behind is
+/// revoked, and reported (never silently), as is what only a run against
+/// another API can settle.
+pub fn settle_dead_runs(rt: &Runtime) {
+    let done = match resolve_dead_runs(rt) {
+        Ok(done) => done,
+        Err(e) => return rt.warn(&format!("could not check for interrupted runs: {e}")),
+    };
+    for (run, settled) in done.settled {
+        for s in settled
+            .iter()
+            .filter(|s| s.token_id.is_some() || !s.revoked)
+        {
+            let how = if run.ended_at.is_some() {
+                "ended without being able to settle"
+            } else {
+                "died before settling"
+            };
+            rt.warn(&format!(
+                "a run of {} (pid {}, started {}) {how} {}",
+                run.script,
+                run.pid,
+                run.started_at,
+                s.describe()
+            ));
+        }
+    }
+    for run in &done.elsewhere {
+        rt.warn(&left_elsewhere(run));
+    }
 }
 
 /// A token whose delivery a dead run announced and never confirmed: the run

@@ -128,7 +128,12 @@ impl Ledger {
             if !inner.registered {
                 inner.liveness = Some(store.mark_alive(&self.run_id).map_err(Error::state)?);
                 store
-                    .run_begin(&self.run_id, std::process::id(), &rt.script)
+                    .run_begin(
+                        &self.run_id,
+                        std::process::id(),
+                        &rt.script,
+                        rt.api_url().as_deref(),
+                    )
                     .map_err(Error::state)?;
                 inner.registered = true;
             }

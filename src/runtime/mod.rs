@@ -251,6 +251,12 @@ impl Runtime {
         self.state.store().map_err(Error::state)
     }
 
+    /// The base URL of the API this runtime works on: kept with the run, so
+    /// that only a run against the same API settles what a dead one left.
+    pub fn api_url(&self) -> Option<String> {
+        self.api.as_ref().map(|a| a.config().base_url.to_string())
+    }
+
     pub fn state_location(&self) -> &StateLocation {
         self.state.location()
     }

@@ -16,6 +16,9 @@ pub struct RunRecord {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub note: Option<String>,
+    /// The base URL of the API the run worked on (`None` for runs recorded
+    /// before mdops kept it).
+    pub api: Option<String>,
 }
 
 /// A token create whose request was sent.
@@ -39,6 +42,7 @@ fn run_from_row(r: &Row) -> Result<RunRecord> {
         started_at: r.text("started_at")?,
         ended_at: r.opt_text("ended_at")?,
         note: r.opt_text("note")?,
+        api: r.opt_text("api")?,
     })
 }
 
@@ -56,13 +60,13 @@ fn attempt_from_row(r: &Row) -> Result<Attempt> {
 }
 
 impl Store {
-    pub fn run_begin(&self, run_id: &str, pid: u32, script: &str) -> Result<()> {
+    pub fn run_begin(&self, run_id: &str, pid: u32, script: &str, api: Option<&str>) -> Result<()> {
         self.conn().exec(
             &Sql::same(
-                "INSERT INTO runs (run_id, pid, script, started_at) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO runs (run_id, pid, script, started_at, api) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (run_id) DO NOTHING",
             ),
-            p![run_id, i64::from(pid), script, &now()],
+            p![run_id, i64::from(pid), script, &now(), api],
         )?;
         Ok(())
     }
@@ -156,7 +160,7 @@ mod tests {
     #[test]
     fn attempts_stay_open_until_resolved() {
         let s = Store::in_memory().unwrap();
-        s.run_begin("r1", 42, "rotate-tokens").unwrap();
+        s.run_begin("r1", 42, "rotate-tokens", None).unwrap();
         let a = s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
         let b = s.attempt_begin("r1", "tenant_a", "app.g2").unwrap();
         assert_eq!(s.attempts_open("r1").unwrap().len(), 2);

@@ -101,6 +101,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
+    // 6: which API a run worked on (its base URL): what a dead run left is
+    // settled only against that API. Another server answers "not found" for
+    // the dead run's tokens, and they would count as revoked while they live
+    // on where they were minted.
+    r#"
+    ALTER TABLE runs ADD COLUMN api TEXT;
+    "#,
 ];
 
 const _: () = assert!(MIGRATIONS.len() == PG_MIGRATIONS.len());
@@ -256,6 +263,10 @@ const PG_MIGRATIONS: &[&str] = &[
     ALTER TABLE token_journal ADD COLUMN delivering_to TEXT;
     ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
+    "#,
+    // 6: which API a run worked on.
+    r#"
+    ALTER TABLE runs ADD COLUMN api TEXT;
     "#,
 ];
 
