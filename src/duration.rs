@@ -1,5 +1,5 @@
-//! Human durations: `"90d"`, `"12h"`, `"1h30m"`, `"45s"`, `"2w"`, or a bare
-//! number of seconds. Used by scripts (`duration()`, `ttl`) and seed files.
+//! Human durations: `"90d"`, `"12h"`, `"1h30m"`, `"45min"`, `"45s"`, `"2w"`,
+//! or a bare number of seconds. Used by scripts (`duration()`, `ttl`) and seed files.
 
 /// Parses a duration into seconds. A leading `-` makes it negative (seed files
 /// use that for tokens that expired in the past).
@@ -52,7 +52,23 @@ pub fn parse_seconds(text: &str) -> Result<i64, String> {
         }
         let unit = match c {
             's' => 1,
-            'm' => 60,
+            'm' if chars.peek() == Some(&'o') => {
+                return Err(format!(
+                    "invalid duration {text:?}: months have no fixed length; write days, as in \"180d\""
+                ))
+            }
+            'm' => {
+                // "min" is minutes too: unmistakable where "m" could be months.
+                if chars.peek() == Some(&'i') {
+                    chars.next();
+                    if chars.next() != Some('n') {
+                        return Err(format!(
+                            "invalid duration {text:?}: unknown unit (use s, m or min, h, d, w or y)"
+                        ));
+                    }
+                }
+                60
+            }
             'h' => 3_600,
             'd' => 86_400,
             'w' => 604_800,
@@ -90,6 +106,12 @@ pub fn parse_seconds(text: &str) -> Result<i64, String> {
         ));
     }
     Ok(if negative { -total } else { total })
+}
+
+/// As [`format_seconds`], with minutes written `min`: the form a command-line
+/// argument takes (where a leading `m` is refused as ambiguous).
+pub fn format_arg(seconds: i64) -> String {
+    format_seconds(seconds).replace('m', "min")
 }
 
 /// Renders seconds compactly, largest units first: `90061` → `"1d1h1m"`.
@@ -132,6 +154,14 @@ mod tests {
             assert!(parse_seconds(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(parse_seconds("1h30").unwrap_err().contains("has no unit"));
+        assert_eq!(parse_seconds("45min"), Ok(2_700));
+        assert_eq!(parse_seconds("1h30min"), Ok(5_400));
+        assert!(parse_seconds("6mo")
+            .unwrap_err()
+            .contains("months have no fixed length"));
+        for bad in ["5mi", "5mn", "5minn", "1min1m"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} must be refused");
+        }
         assert!(parse_seconds("").is_err());
     }
 
@@ -154,6 +184,7 @@ mod properties {
         fn parsing_never_panics_and_formats_round_trip(text in "\\PC{0,12}|-?[0-9]{1,6}[smhdwy ]{0,3}[0-9]{0,3}[smhdwy]?", n in -10_000_000i64..10_000_000) {
             let _ = parse_seconds(&text);
             prop_assert_eq!(parse_seconds(&format_seconds(n)), Ok(n));
+            prop_assert_eq!(parse_seconds(&format_arg(n)), Ok(n));
         }
     }
 }

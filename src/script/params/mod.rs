@@ -229,7 +229,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             bare,
-            ["argument older_than=\"90\": \"90\" has no unit: write 90d for days, 90h for hours, 90m for minutes or 90s for seconds"]
+            ["argument older_than=\"90\": \"90\" has no unit: write 90d for days, 90h for hours, 90min for minutes or 90s for seconds"]
         );
         assert_eq!(
             problems,

@@ -17,8 +17,8 @@ impl Param {
             Kind::Bool => "bool".into(),
             Kind::Duration { min, max } => range(
                 "duration",
-                min.map(crate::duration::format_seconds),
-                max.map(crate::duration::format_seconds),
+                min.map(crate::duration::format_arg),
+                max.map(crate::duration::format_arg),
             ),
             Kind::Size => "size".into(),
             Kind::Accounts => "accounts".into(),
@@ -38,7 +38,7 @@ impl Param {
     /// Checks a value typed on the command line and returns it typed: as
     /// [`Param::check`], and a duration needs its unit ("older_than=90"
     /// meant as days would otherwise be 90 seconds, and widen the run to
-    /// every token).
+    /// every token), and minutes written as "min" when they come first.
     pub fn check_given(&self, raw: &str) -> Result<Value, String> {
         let v = raw.trim();
         if matches!(self.kind, Kind::Duration { .. })
@@ -46,8 +46,21 @@ impl Param {
             && v.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(format!(
-                "{v:?} has no unit: write {v}d for days, {v}h for hours, {v}m for minutes or {v}s for seconds"
+                "{v:?} has no unit: write {v}d for days, {v}h for hours, {v}min for minutes or {v}s for seconds"
             ));
+        }
+        // "6m" is six minutes; meant as six months, it would widen the run to
+        // nearly every token. Minutes given first are written "min".
+        if matches!(self.kind, Kind::Duration { .. }) {
+            let number: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+            let rest = &v[number.len()..];
+            let minutes =
+                rest.starts_with('m') && !rest.starts_with("min") && !rest.starts_with("mo");
+            if !number.is_empty() && minutes {
+                return Err(format!(
+                    "{v:?} is ambiguous: m is minutes, not months; write {number}min for minutes, or days for months (as in 180d)"
+                ));
+            }
         }
         self.check(raw)
     }
@@ -81,7 +94,7 @@ impl Param {
                 if s <= 0 {
                     return Err(format!("{v:?} is not a positive duration"));
                 }
-                in_range(s, *min, *max, crate::duration::format_seconds)?;
+                in_range(s, *min, *max, crate::duration::format_arg)?;
                 Ok(Value::from(s))
             }
             Kind::Size => crate::api::InstanceSize::parse(v)
