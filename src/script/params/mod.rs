@@ -205,6 +205,40 @@ mod tests {
         );
     }
 
+    /// "m" first is refused where it could be months and still be in range;
+    /// where months would be out of range it can only be minutes.
+    #[test]
+    fn a_leading_m_is_refused_only_where_it_could_be_months() {
+        let p = extract(
+            r#"params(#{
+                age:      #{type: "duration", doc: "a"},
+                ttl:      #{type: "duration", min: "5m", max: "365d", doc: "t"},
+                cooldown: #{type: "duration", min: "1m", max: "1d", doc: "c"},
+            });"#,
+            "t.rhai",
+        )
+        .unwrap()
+        .unwrap();
+        let one = |k: &str, v: &str| p.bind(&args(&[(k, v)]));
+        let ambiguous = |v: &str, n: &str| {
+            format!("\"{v}\" is ambiguous: m is minutes, not months; write {n}min for minutes")
+        };
+        for (k, v, n) in [
+            ("age", "6m", "6"),
+            ("age", "90m30s", "90"),
+            ("ttl", "12m", "12"),
+        ] {
+            let e = one(k, v).unwrap_err();
+            assert!(e[0].contains(&ambiguous(v, n)), "{k}={v}: {e:?}");
+        }
+        assert_eq!(one("age", "6min").unwrap()["age"], 360);
+        assert_eq!(one("age", "1h30m").unwrap()["age"], 5_400);
+        assert_eq!(one("ttl", "13m").unwrap()["ttl"], 780, "13 months > 365d");
+        assert_eq!(one("cooldown", "10m").unwrap()["cooldown"], 600);
+        let e = one("age", "6mo").unwrap_err();
+        assert!(e[0].contains("months have no fixed length"), "{e:?}");
+    }
+
     #[test]
     fn every_problem_is_reported_at_once() {
         let p = extract(DECL, "t.rhai").unwrap().unwrap();

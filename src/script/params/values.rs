@@ -50,13 +50,19 @@ impl Param {
             ));
         }
         // "6m" is six minutes; meant as six months, it would widen the run to
-        // nearly every token. Minutes given first are written "min".
-        if matches!(self.kind, Kind::Duration { .. }) {
+        // nearly every token. Where months would be in range, minutes given
+        // first are written "min" ("rw_cooldown=10m", at most a day, is plain).
+        if let Kind::Duration { max, .. } = self.kind {
             let number: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
             let rest = &v[number.len()..];
             let minutes =
                 rest.starts_with('m') && !rest.starts_with("min") && !rest.starts_with("mo");
-            if !number.is_empty() && minutes {
+            let months = number
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| n.checked_mul(30 * 86_400));
+            let months_fit = max.is_none_or(|max| months.is_some_and(|m| m <= max));
+            if !number.is_empty() && minutes && months_fit {
                 return Err(format!(
                     "{v:?} is ambiguous: m is minutes, not months; write {number}min for minutes, or days for months (as in 180d)"
                 ));
