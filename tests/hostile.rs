@@ -633,12 +633,20 @@ fn names_with_control_characters_are_shown_escaped() {
         "{out:?}"
     );
     assert!(!out.stdout.contains('\u{1b}'));
-    let (_h, out) = against(&server.url, "print(tokens::list(\"acct\")[0].name);", &[]);
+    // print() and debug() lay text out in lines and columns, but pass no
+    // terminal control sequence through (a title, a cleared screen, colours).
+    let (_h, out) = against(
+        &server.url,
+        "let n = tokens::list(\"acct\")[0].name; print(n + \"\\t\\x07\\r!\"); debug(n);",
+        &[],
+    );
     assert_exit(&out, 0);
     assert!(
-        out.stdout.contains('\u{1b}'),
-        "print() is the script's own output: unchanged"
+        out.stdout
+            .starts_with("\\u{1b}[31mred\nforged line\t\\u{7}\\r!\n"),
+        "{out:?}"
     );
+    assert!(!out.stdout.contains('\u{1b}') && !out.stderr.contains('\u{1b}'));
 }
 
 #[test]

@@ -216,7 +216,18 @@ fn infer_columns(rows: &[Value]) -> Vec<String> {
 /// that text from a server or a file cannot move the cursor, recolour the
 /// terminal or forge a line of output.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
+    escape_where(text, is_unsafe)
+}
+
+/// As [`escape`], keeping line breaks and tabs: for text a script prints,
+/// which may be laid out in lines and columns but must not carry terminal
+/// control sequences (a name from the server can hold one).
+pub fn escape_text(text: &str) -> Cow<'_, str> {
+    escape_where(text, |c| is_unsafe(c) && !matches!(c, '\n' | '\t'))
+}
+
+fn escape_where(text: &str, is_unsafe: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(&is_unsafe) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);

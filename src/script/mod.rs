@@ -83,13 +83,15 @@ pub fn engine(host: Option<Arc<Host>>, sources: Arc<Sources>, print_to: PrintTo)
         engine.register_static_module(*name, module.clone());
     }
     engine.set_module_resolver(resolver::Resolver::new(sources));
-    // What a script prints never shows a known secret it did not reveal.
+    // What a script prints never shows a known secret it did not reveal, nor
+    // a terminal control sequence (text from the server can carry one).
+    let shown = |s: &str| crate::output::escape_text(&crate::redact::clean_output(s)).into_owned();
     match print_to {
-        PrintTo::Stdout => engine.on_print(|s| println!("{}", crate::redact::clean_output(s))),
-        PrintTo::Stderr => engine.on_print(|s| eprintln!("{}", crate::redact::clean_output(s))),
+        PrintTo::Stdout => engine.on_print(move |s| println!("{}", shown(s))),
+        PrintTo::Stderr => engine.on_print(move |s| eprintln!("{}", shown(s))),
     };
-    engine.on_debug(|s, src, pos| {
-        let s = crate::redact::clean_output(s);
+    engine.on_debug(move |s, src, pos| {
+        let s = shown(s);
         match (src, pos.line()) {
             (Some(src), Some(l)) => eprintln!("[debug {src}:{l}] {s}"),
             _ => eprintln!("[debug] {s}"),
