@@ -56,6 +56,66 @@ fn list_falls_back_without_the_users_route_and_says_so() {
     assert_eq!(users_calls[0].status, 404);
 }
 
+/// Without a user list, running Ducklings name people too: `all` and patterns
+/// choose only from the inventory, so a write workflow leaves the others be;
+/// an account named outright is still taken.
+#[test]
+fn without_a_user_list_all_chooses_only_from_the_inventory() {
+    let seed = crate::support::SEED
+        .replace("dives = [", "users_endpoint = false\ndives = [")
+        .replace(
+            "roles = [\"admin\"]",
+            "roles = [\"admin\"]\nactive = [{ id = \"rw\", type = \"read_write\", status = \"active\" }]",
+        );
+    let env = Env::with_seed(&seed);
+    assert_exit(
+        &env.mdops().args(["inventory", "add", "bi_tool"]).output(),
+        0,
+    );
+    let cleanup = |accounts: &str| {
+        env.mdops()
+            .args(["run", "cleanup-tokens", "--arg", accounts])
+            .args(["--arg", "older_than=1d", "--arg", "include_newest=true"])
+            .output()
+    };
+    let out = cleanup("accounts=all");
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr.contains(
+            "accounts with running Ducklings may be people, so 2 are left out (ada, etl_pipeline)"
+        ),
+        "{out:?}"
+    );
+    let deleted = |env: &Env| -> Vec<String> {
+        env.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .map(|r| r.path)
+            .collect()
+    };
+    assert_eq!(deleted(&env).len(), 1, "{:?}", deleted(&env));
+    assert!(deleted(&env)[0].starts_with("/v1/users/bi_tool/tokens/"));
+    let out = cleanup("accounts=e*");
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("\"e*\" selects no account"), "{out:?}");
+    let out = cleanup("accounts=etl_pipeline");
+    assert_exit(&out, 0);
+    assert_eq!(deleted(&env).len(), 3, "named outright, it is taken");
+    // Nor are they adopted into the inventory, where `all` would find them.
+    let out = env
+        .mdops()
+        .args(["inventory", "reconcile", "--adopt"])
+        .output();
+    assert!(
+        out.stderr.contains("may be people: none is adopted"),
+        "{out:?}"
+    );
+    let out = env.mdops().args(["inventory", "list"]).output();
+    assert_exit(&out, 0);
+    assert!(!out.stdout.contains("ada"), "{out:?}");
+}
+
 #[test]
 fn active_accounts_keep_api_field_names() {
     let env = Env::new();

@@ -132,7 +132,11 @@ impl Runtime {
     /// Usernames of every known service account: the server's (see
     /// [`Runtime::service_accounts`]) and the inventory's, sorted.
     pub fn account_names(&self) -> Result<Vec<String>, Error> {
-        let accounts = self.service_accounts()?;
+        self.names_with(self.service_accounts()?)
+    }
+
+    /// [`Runtime::account_names`] from the server's accounts already read.
+    pub(super) fn names_with(&self, accounts: ServiceAccounts) -> Result<Vec<String>, Error> {
         let mut names = accounts.server.clone();
         match self.inventory_list_touching(&names.values().cloned().collect::<Vec<_>>()) {
             Ok(entries) => {

@@ -42,6 +42,18 @@ impl Runtime {
             .filter(|e| wanted(&e.username))
             .map(|e| (e.username.to_lowercase(), e.username))
             .collect();
+        // Without a user list the server's accounts are those with running
+        // Ducklings, people among them: adopted, a person would be in every
+        // `all` after. The operator adds service accounts by name instead.
+        let adopt = adopt
+            && {
+                if !accounts.complete && server.keys().any(|k| !known.contains_key(k)) {
+                    self.warn_once(
+                    "without a user list, accounts with running Ducklings may be people: none is adopted; `mdops inventory add` the service accounts among them",
+                );
+                }
+                accounts.complete
+            };
         let mut rows = Vec::new();
         for (key, name) in &server {
             if known.contains_key(key) {

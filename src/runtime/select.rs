@@ -79,6 +79,36 @@ fn has_literal(pattern: &str) -> bool {
 }
 
 impl Runtime {
+    /// The accounts `all` and patterns choose from: every known account
+    /// ([`Runtime::account_names`]). Where the API has no user list, the
+    /// server's accounts are those with running Ducklings, which may be
+    /// people: only the ones the inventory names are chosen (a name written
+    /// out is still taken as given).
+    fn candidates(&self) -> Result<Vec<String>, Error> {
+        let accounts = self.service_accounts()?;
+        if accounts.complete {
+            return self.names_with(accounts);
+        }
+        let names = self.names_with(accounts)?;
+        let tracked: std::collections::HashSet<String> = self
+            .inventory_list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.username.to_lowercase())
+            .collect();
+        let (chosen, left): (Vec<String>, Vec<String>) = names
+            .into_iter()
+            .partition(|n| tracked.contains(&n.to_lowercase()));
+        if !left.is_empty() {
+            self.warn_once(&format!(
+                "without a user list, `all` and patterns choose only from the inventory: accounts with running Ducklings may be people, so {} left out ({}); name an account, or `mdops inventory add` it",
+                if left.len() == 1 { "one is".to_string() } else { format!("{} are", left.len()) },
+                crate::output::escape(&left.join(", "))
+            ));
+        }
+        Ok(chosen)
+    }
+
     /// The accounts `spec` selects, each once (compared without case), in the
     /// order given; a pattern's matches in name order. A pattern that matches
     /// no account is a warning; a selection of names and patterns that ends up
@@ -88,11 +118,11 @@ impl Runtime {
         check(spec).map_err(|e| usage(format!("invalid account selector: {e}")))?;
         let spec = spec.trim();
         if spec.eq_ignore_ascii_case("all") {
-            return self.account_names();
+            return self.candidates();
         }
         let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
         let known = if parts.iter().any(|p| glob::is_pattern(p)) {
-            self.account_names()?
+            self.candidates()?
         } else {
             Vec::new()
         };
