@@ -670,23 +670,30 @@ fn minted_posts(env: &Env) -> usize {
         .count()
 }
 
+/// A run that mints the token "inflight" for `tenant_a`, sent `sig` once the
+/// server has minted it and before the answer comes; with what it printed.
+fn signalled_while_minting(sig: &str) -> (Env, std::process::Output) {
+    let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
+    let script = env.script(
+        "m.rhai",
+        "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
+    );
+    let child = spawn(&env, &["run", script.to_str().unwrap()]);
+    wait_until("the server to mint", Duration::from_secs(20), || {
+        minted_posts(&env) == 1
+    });
+    signal(&child, sig);
+    let out = child.wait_with_output().unwrap();
+    (env, out)
+}
+
 /// Interrupted while the token create is in flight (the server minted it,
 /// the answer never came): Ctrl-C and SIGTERM clean up in the same run.
 #[cfg(unix)]
 #[test]
 fn interrupted_while_a_create_is_in_flight_revokes_what_it_minted() {
     for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
-        let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
-        let script = env.script(
-            "m.rhai",
-            "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
-        );
-        let child = spawn(&env, &["run", script.to_str().unwrap()]);
-        wait_until("the server to mint", Duration::from_secs(20), || {
-            minted_posts(&env) == 1
-        });
-        signal(&child, sig);
-        let out = child.wait_with_output().unwrap();
+        let (env, out) = signalled_while_minting(sig);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(
@@ -703,6 +710,12 @@ fn interrupted_while_a_create_is_in_flight_revokes_what_it_minted() {
     }
 }
 
+/// A run of `tenant_a` killed (SIGKILL) once the server has minted the token
+/// "inflight" and before its answer came: the orphan is live on the server.
+fn killed_while_minting() -> Env {
+    signalled_while_minting("-KILL").0
+}
+
 /// Killed (SIGKILL: no clean-up at all) while the create is in flight: the
 /// journal's attempt lets the next run, or `mdops journal resolve`, find and
 /// revoke the orphan.
@@ -710,17 +723,7 @@ fn interrupted_while_a_create_is_in_flight_revokes_what_it_minted() {
 #[test]
 fn killed_while_a_create_is_in_flight_is_resolved_later() {
     for resolve_with in ["next run", "journal resolve"] {
-        let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
-        let script = env.script(
-            "m.rhai",
-            "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
-        );
-        let child = spawn(&env, &["run", script.to_str().unwrap()]);
-        wait_until("the server to mint", Duration::from_secs(20), || {
-            minted_posts(&env) == 1
-        });
-        signal(&child, "-KILL");
-        let _ = child.wait_with_output().unwrap();
+        let env = killed_while_minting();
         assert_eq!(
             env.live("tenant_a").len(),
             2,
@@ -761,17 +764,7 @@ fn killed_while_a_create_is_in_flight_is_resolved_later() {
 #[cfg(unix)]
 #[test]
 fn a_dead_run_is_settled_only_against_its_own_api() {
-    let env = Env::with(&seed(&[("tenant_a", &[("app", "10d")])]), hanging_mints());
-    let script = env.script(
-        "m.rhai",
-        "let t = tokens::create(\"tenant_a\", \"inflight\"); t.token.reveal();",
-    );
-    let child = spawn(&env, &["run", script.to_str().unwrap()]);
-    wait_until("the server to mint", Duration::from_secs(20), || {
-        minted_posts(&env) == 1
-    });
-    signal(&child, "-KILL");
-    let _ = child.wait_with_output().unwrap();
+    let env = killed_while_minting();
     // The same state, against another emulator that has an account of that name.
     let other = Env::with_seed(&seed(&[("tenant_a", &[("app", "10d")])]));
     let elsewhere = |args: &[&str]| {
