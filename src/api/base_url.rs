@@ -13,6 +13,15 @@ pub fn shown(url: &Url) -> String {
     crate::output::escape(&format!("{}://{host}{port}{path}", url.scheme())).into_owned()
 }
 
+/// Which API a URL names, as the journal of runs keeps it: scheme, host, port
+/// and path, without a trailing slash (`https://api.motherduck.com`).
+pub fn identity(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = url.path().trim_end_matches('/');
+    format!("{}://{host}{port}{path}", url.scheme())
+}
+
 /// Parses and checks a base URL: `https`, or `http` for loopback hosts only;
 /// no user info, query or fragment. A path prefix is allowed.
 pub fn parse(raw: &str) -> Result<Url, String> {
@@ -68,6 +77,28 @@ fn is_loopback(host: &Host<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::parse;
+
+    #[test]
+    fn one_api_has_one_identity() {
+        let id = |u: &str| super::identity(&parse(u).unwrap());
+        assert_eq!(
+            id("https://API.motherduck.com:443/"),
+            "https://api.motherduck.com"
+        );
+        assert_eq!(
+            id("https://api.motherduck.com"),
+            "https://api.motherduck.com"
+        );
+        assert_eq!(
+            id("https://p.example.com/md/"),
+            id("https://p.example.com/md")
+        );
+        assert_ne!(
+            id("https://p.example.com/md"),
+            id("https://p.example.com/other")
+        );
+        assert_ne!(id("http://127.0.0.1:1"), id("http://127.0.0.1:2"));
+    }
 
     #[test]
     fn accepts_https_and_loopback_http() {

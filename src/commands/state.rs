@@ -330,7 +330,7 @@ fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Fa
     let store = open(settings)?;
     if dry_run {
         let mut rows = Vec::new();
-        let here = settings.api_url.to_string();
+        let here = crate::api::base_url::identity(&settings.api_url);
         for run in store.runs_open()? {
             if run.api.as_ref().is_some_and(|api| *api != here) {
                 let left = !store.journal_unsettled(&run.run_id)?.is_empty()

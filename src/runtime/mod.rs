@@ -254,7 +254,9 @@ impl Runtime {
     /// The base URL of the API this runtime works on: kept with the run, so
     /// that only a run against the same API settles what a dead one left.
     pub fn api_url(&self) -> Option<String> {
-        self.api.as_ref().map(|a| a.config().base_url.to_string())
+        self.api
+            .as_ref()
+            .map(|a| crate::api::base_url::identity(&a.config().base_url))
     }
 
     pub fn state_location(&self) -> &StateLocation {
