@@ -590,6 +590,24 @@ fn state_migrates_into_postgres_and_back_and_again_changes_nothing() {
             .run(),
     );
     let added = &first["added"];
+    // Each run keeps the API it worked on (only a run against it settles it).
+    let runs_api = |apis: Vec<Option<String>>| {
+        assert!(
+            !apis.is_empty()
+                && apis
+                    .iter()
+                    .all(|a| a.as_deref() == Some(env.sim.url().as_str())),
+            "{apis:?}"
+        );
+    };
+    runs_api(
+        postgres::client(&url)
+            .query("SELECT api FROM runs", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+    );
     assert_eq!(added["inventory"], 1, "{first}");
     assert_eq!(added["token_journal"], 1, "{first}");
     assert_eq!(
@@ -636,6 +654,14 @@ fn state_migrates_into_postgres_and_back_and_again_changes_nothing() {
         .stderr_has(&["copied 127.0.0.1:"])
         .run();
     assert!(out.stderr.contains("state.db"), "{out:?}");
+    let db = rusqlite::Connection::open(back.path().join("state.db")).unwrap();
+    let mut apis = db.prepare("SELECT api FROM runs").unwrap();
+    runs_api(
+        apis.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect(),
+    );
     let mut local = Cmd::bare(back.path());
     local.cmd.args(["journal", "--output", "json"]);
     assert_eq!(json_result(&local.any_stdout().run()), local_journal);
