@@ -64,7 +64,7 @@ fn invalid_values_are_refused_up_front_and_all_at_once() {
         ("rotate-tokens", &["accounts=all", "older_than=90x", "sink_dir=."], "argument older_than=\"90x\": not a duration: \"90x\": unknown unit 'x'"),
         ("cleanup-tokens", &["accounts=all", "older_than=-1d"], "argument older_than=\"-1d\": \"-1d\" is not a positive duration"),
         ("cleanup-tokens", &["accounts=all", "older_than=90"], "argument older_than=\"90\": \"90\" has no unit: write 90d for days"),
-        ("cleanup-tokens", &["accounts=all", "older_than=6m"], "argument older_than=\"6m\": \"6m\" is ambiguous: m is minutes, not months; write 6min for minutes, or days for months (as in 180d)"),
+        ("cleanup-tokens", &["accounts=all", "older_than=6m"], "argument older_than=\"6m\": \"6m\" is ambiguous (6 minutes or 6 months?): write 6min for minutes, or days for months (as in 180d)"),
         ("cleanup-tokens", &["accounts=all", "older_than=6mo"], "argument older_than=\"6mo\": not a duration: \"6mo\": months have no fixed length; write days, as in \"180d\""),
         ("set-ducklings", &["accounts=all", "flock=100", "rw_cooldown=30s"], "argument rw_cooldown=\"30s\": 30s is below the minimum 1min\n  argument flock=\"100\": 100 is above the maximum 64"),
         ("provision-account", &["owner=ops"], "missing argument account: pass --arg account=..."),

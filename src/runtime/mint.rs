@@ -131,7 +131,7 @@ fn describe_new_token(new: &NewToken) -> String {
         new.token_type.unwrap_or_default().as_str(),
         new.name,
         new.ttl
-            .map(|t| format!("ttl {}", crate::duration::format_seconds(t)))
+            .map(|t| format!("ttl {}", crate::duration::format_arg(t)))
             .unwrap_or_else(|| "no expiry".into())
     )
 }

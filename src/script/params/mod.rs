@@ -205,10 +205,10 @@ mod tests {
         );
     }
 
-    /// "m" first is refused where it could be months and still be in range;
-    /// where months would be out of range it can only be minutes.
+    /// "m" first is refused where a month is in range; where it is not (a
+    /// cooldown of at most a day), "m" can only be minutes.
     #[test]
-    fn a_leading_m_is_refused_only_where_it_could_be_months() {
+    fn a_leading_m_is_refused_where_a_month_is_in_range() {
         let p = extract(
             r#"params(#{
                 age:      #{type: "duration", doc: "a"},
@@ -220,21 +220,35 @@ mod tests {
         .unwrap()
         .unwrap();
         let one = |k: &str, v: &str| p.bind(&args(&[(k, v)]));
-        let ambiguous = |v: &str, n: &str| {
-            format!("\"{v}\" is ambiguous: m is minutes, not months; write {n}min for minutes")
-        };
-        for (k, v, n) in [
-            ("age", "6m", "6"),
-            ("age", "90m30s", "90"),
-            ("ttl", "12m", "12"),
+        for (k, v, want) in [
+            (
+                "age",
+                "6m",
+                "(6 minutes or 6 months?): write 6min for minutes",
+            ),
+            (
+                "age",
+                "90m30s",
+                "(90 minutes or 90 months?): write 90min30s for minutes",
+            ),
+            ("ttl", "12m", "write 12min for minutes"),
+            ("ttl", "13m", "write 13min for minutes"),
         ] {
             let e = one(k, v).unwrap_err();
-            assert!(e[0].contains(&ambiguous(v, n)), "{k}={v}: {e:?}");
+            assert!(
+                e[0].contains(&format!("\"{v}\" is ambiguous")),
+                "{k}={v}: {e:?}"
+            );
+            assert!(e[0].contains(want), "{k}={v}: {e:?}");
         }
         assert_eq!(one("age", "6min").unwrap()["age"], 360);
         assert_eq!(one("age", "1h30m").unwrap()["age"], 5_400);
-        assert_eq!(one("ttl", "13m").unwrap()["ttl"], 780, "13 months > 365d");
-        assert_eq!(one("cooldown", "10m").unwrap()["cooldown"], 600);
+        assert_eq!(one("ttl", "13min").unwrap()["ttl"], 780);
+        assert_eq!(
+            one("cooldown", "10m").unwrap()["cooldown"],
+            600,
+            "a month is out of range"
+        );
         let e = one("age", "6mo").unwrap_err();
         assert!(e[0].contains("months have no fixed length"), "{e:?}");
     }

@@ -50,21 +50,19 @@ impl Param {
             ));
         }
         // "6m" is six minutes; meant as six months, it would widen the run to
-        // nearly every token. Where months would be in range, minutes given
-        // first are written "min" ("rw_cooldown=10m", at most a day, is plain).
+        // nearly every token (older_than) or make tokens that expire within
+        // minutes (ttl). Where a month is in range, minutes given first are
+        // written "min"; "rw_cooldown=10m" (at most a day) is plain.
         if let Kind::Duration { max, .. } = self.kind {
             let number: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
             let rest = &v[number.len()..];
             let minutes =
                 rest.starts_with('m') && !rest.starts_with("min") && !rest.starts_with("mo");
-            let months = number
-                .parse::<i64>()
-                .ok()
-                .and_then(|n| n.checked_mul(30 * 86_400));
-            let months_fit = max.is_none_or(|max| months.is_some_and(|m| m <= max));
-            if !number.is_empty() && minutes && months_fit {
+            let months_in_range = max.is_none_or(|max| max >= 30 * 86_400);
+            if !number.is_empty() && minutes && months_in_range {
                 return Err(format!(
-                    "{v:?} is ambiguous: m is minutes, not months; write {number}min for minutes, or days for months (as in 180d)"
+                    "{v:?} is ambiguous ({number} minutes or {number} months?): write {number}min{} for minutes, or days for months (as in 180d)",
+                    &rest[1..]
                 ));
             }
         }
