@@ -68,21 +68,32 @@ fn without_a_user_list_all_chooses_only_from_the_inventory() {
             "roles = [\"admin\"]\nactive = [{ id = \"rw\", type = \"read_write\", status = \"active\" }]",
         );
     let env = Env::with_seed(&seed);
-    assert_exit(
-        &env.mdops().args(["inventory", "add", "bi_tool"]).output(),
-        0,
-    );
     let cleanup = |accounts: &str| {
         env.mdops()
-            .args(["run", "cleanup-tokens", "--arg", accounts])
+            .args(["-q", "run", "cleanup-tokens", "--arg", accounts])
             .args(["--arg", "older_than=1d", "--arg", "include_newest=true"])
             .output()
     };
+    // With nothing in the inventory, `all` would quietly be nothing: refused,
+    // even with -q (a cron job).
     let out = cleanup("accounts=all");
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr
+            .contains("and the inventory names none of them (ada, etl_pipeline)"),
+        "{out:?}"
+    );
+    let add = env.mdops().args(["inventory", "add", "bi_tool"]).output();
+    assert_exit(&add, 0);
+    let out = env
+        .mdops()
+        .args(["run", "cleanup-tokens", "--arg", "accounts=all"])
+        .args(["--arg", "older_than=1d", "--arg", "include_newest=true"])
+        .output();
     assert_exit(&out, 0);
     assert!(
         out.stderr.contains(
-            "accounts with running Ducklings may be people, so 2 are left out (ada, etl_pipeline)"
+            "accounts with running Ducklings may be people, so these are left out: ada, etl_pipeline;"
         ),
         "{out:?}"
     );
@@ -114,6 +125,13 @@ fn without_a_user_list_all_chooses_only_from_the_inventory() {
     let out = env.mdops().args(["inventory", "list"]).output();
     assert_exit(&out, 0);
     assert!(!out.stdout.contains("ada"), "{out:?}");
+    // A report still reads every account there is to see.
+    let out = env.mdops().args(["run", "audit-report"]).output();
+    assert_exit(&out, 0);
+    for row in ["ada ", "bi_tool ", "etl_pipeline "] {
+        assert!(out.stdout.contains(row), "{row}: {out:?}");
+    }
+    assert!(out.stdout.contains("untracked"), "{out:?}");
 }
 
 #[test]

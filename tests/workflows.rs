@@ -666,7 +666,9 @@ fn offboarding_an_account_used_since_its_quarantine_starts_over() {
     assert_exit(&out, 0);
     assert!(out.stdout.contains("phase         quarantined"), "{out:?}");
     assert!(
-        out.stdout.contains("the grace period starts again"),
+        out.stdout.contains(
+            "found since the quarantine: a token (revoked now); the grace period starts again"
+        ),
         "{out:?}"
     );
     assert!(
@@ -682,6 +684,46 @@ fn offboarding_an_account_used_since_its_quarantine_starts_over() {
     assert_exit(&out, 0);
     assert!(out.stdout.contains("phase    deleted"), "{out:?}");
     assert!(!env.org().users.contains_key("svc_one"));
+}
+
+/// A bulk change leaves an account being offboarded alone: `all` does not
+/// choose it (naming it does), so its quarantine runs its course. Ducklings
+/// grown since the quarantine start it over, and the offboarding says so.
+#[test]
+fn bulk_workflows_leave_a_quarantined_account_alone() {
+    let env = Env::with_seed(CLEAN_SEED);
+    let args = ["--arg", "account=svc_one", "--arg", "grace=1h", "--yes"];
+    assert_exit(&run(&env, "offboard-account", &args), 0);
+    let size = |env: &Env, who: &str| env.org().users[who].config.read_write.instance_size;
+    let grow = |accounts: &str| {
+        run(
+            &env,
+            "set-ducklings",
+            &["--arg", accounts, "--arg", "rw_size=jumbo"],
+        )
+    };
+    let out = grow("accounts=all");
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr
+            .contains("leave out accounts being offboarded (quarantined): svc_one; name one"),
+        "{out:?}"
+    );
+    assert_eq!(size(&env, "svc_one"), mdops::api::InstanceSize::Pulse);
+    assert_eq!(size(&env, "svc_two"), mdops::api::InstanceSize::Jumbo);
+    assert_exit(&grow("accounts=svc_one"), 0);
+    assert_eq!(size(&env, "svc_one"), mdops::api::InstanceSize::Jumbo);
+    quarantined_long_ago(&env);
+    let out = run(&env, "offboard-account", &args);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains(
+            "found since the quarantine: larger Ducklings (shrunk now: read_write.instance_size: jumbo → pulse"
+        ),
+        "{out:?}"
+    );
+    assert!(env.org().users.contains_key("svc_one"));
+    assert_eq!(size(&env, "svc_one"), mdops::api::InstanceSize::Pulse);
 }
 
 /// Provisioning a quarantined account calls the offboarding off.

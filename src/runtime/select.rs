@@ -6,6 +6,7 @@
 
 use super::{Error, Runtime};
 use crate::glob;
+use std::collections::HashSet;
 
 /// A mistake in a selector: a usage error (exit 2).
 fn usage(message: String) -> Error {
@@ -78,34 +79,71 @@ fn has_literal(pattern: &str) -> bool {
     false
 }
 
+/// Names for a message: the first ten, then how many more.
+fn listed(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
+}
+
 impl Runtime {
     /// The accounts `all` and patterns choose from: every known account
-    /// ([`Runtime::account_names`]). Where the API has no user list, the
-    /// server's accounts are those with running Ducklings, which may be
-    /// people: only the ones the inventory names are chosen (a name written
-    /// out is still taken as given).
+    /// ([`Runtime::account_names`]) but those being offboarded (quarantined
+    /// in the inventory: a bulk change must not undo the quarantine). Where
+    /// the API has no user list, the server's accounts are those with
+    /// running Ducklings, which may be people: only the ones the inventory
+    /// names are chosen. A name written out is still taken as given.
     fn candidates(&self) -> Result<Vec<String>, Error> {
         let accounts = self.service_accounts()?;
-        if accounts.complete {
-            return self.names_with(accounts);
-        }
+        let complete = accounts.complete;
         let names = self.names_with(accounts)?;
-        let tracked: std::collections::HashSet<String> = self
-            .inventory_list()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.username.to_lowercase())
+        let inventory = self.inventory_list().unwrap_or_default();
+        let key = |name: &str| name.to_lowercase();
+        let quarantined: HashSet<String> = inventory
+            .iter()
+            .filter(|e| e.extra.get("quarantined_at").is_some_and(|v| !v.is_null()))
+            .map(|e| key(&e.username))
             .collect();
-        let (chosen, left): (Vec<String>, Vec<String>) = names
-            .into_iter()
-            .partition(|n| tracked.contains(&n.to_lowercase()));
-        if !left.is_empty() {
+        let tracked: HashSet<String> = inventory.iter().map(|e| key(&e.username)).collect();
+        let mut chosen = Vec::new();
+        let (mut people, mut offboarding) = (Vec::new(), Vec::new());
+        for name in names {
+            if quarantined.contains(&key(&name)) {
+                offboarding.push(name);
+            } else if !complete && !tracked.contains(&key(&name)) {
+                people.push(name);
+            } else {
+                chosen.push(name);
+            }
+        }
+        if !offboarding.is_empty() {
             self.warn_once(&format!(
-                "without a user list, `all` and patterns choose only from the inventory: accounts with running Ducklings may be people, so {} left out ({}); name an account, or `mdops inventory add` it",
-                if left.len() == 1 { "one is".to_string() } else { format!("{} are", left.len()) },
-                crate::output::escape(&left.join(", "))
+                "`all` and patterns leave out accounts being offboarded (quarantined): {}; name one to act on it",
+                listed(&offboarding)
             ));
         }
+        if people.is_empty() {
+            return Ok(chosen);
+        }
+        let why = "without a user list (GET /v1/users), `all` and patterns choose from the inventory alone: accounts with running Ducklings may be people";
+        if chosen.is_empty() {
+            return Err(usage(format!(
+                "{why}, and the inventory names none of them ({}); `mdops inventory add` the service accounts among them, or name them",
+                listed(&people)
+            )));
+        }
+        self.warn_once(&format!(
+            "{why}, so these are left out: {}; name an account, or `mdops inventory add` it",
+            listed(&people)
+        ));
         Ok(chosen)
     }
 

@@ -50,7 +50,9 @@ pub mod api {
     }
 
     /// The accounts a selector names, each once (compared without case): `"all"`
-    /// (every known account, as `accounts::list()`), or a comma-separated list of
+    /// (every known account, as `accounts::list()`, but those being offboarded
+    /// (quarantined in the inventory), and where the API has no user list, the
+    /// inventory's alone: running Ducklings name people too), or a comma-separated list of
     /// names and glob patterns (`"etl_pipeline,tenant_*"`, `"tenant_0[0-2]*"`). A
     /// pattern needs a fixed character (write `all` for every account); one that
     /// matches no account is a warning, and a selection left empty is a usage
