@@ -647,6 +647,20 @@ fn names_with_control_characters_are_shown_escaped() {
         "{out:?}"
     );
     assert!(!out.stdout.contains('\u{1b}') && !out.stderr.contains('\u{1b}'));
+    // Nor does an error a script raises with such a name in it.
+    for raise in [
+        "usage_error(`bad ${n}`)",
+        "throw #{summary: `bad ${n}`}",
+        "throw `bad ${n}`",
+    ] {
+        let script = format!("let n = tokens::list(\"acct\")[0].name; {raise}");
+        let (_h, out) = against(&server.url, &script, &[]);
+        assert!(
+            out.stderr.contains("bad \\u{1b}[31mred"),
+            "{raise}: {out:?}"
+        );
+        assert!(!out.stderr.contains('\u{1b}'), "{raise}: {out:?}");
+    }
 }
 
 #[test]

@@ -114,7 +114,10 @@ fn loc(src: &str, pos: Position) -> String {
 
 impl Diagnostic {
     pub fn render(&self, sources: &Sources) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        // Messages may carry text from the server or a script's own values:
+        // never a terminal escape (line breaks kept).
+        let text = |t: &str| crate::output::escape_text(t).into_owned();
+        let mut out = format!("error: {}\n", text(&self.message));
         if let Some((src, pos)) = &self.at {
             if !pos.is_none() {
                 out.push_str(&format!("  --> {}\n", loc(src, *pos)));
@@ -143,10 +146,10 @@ impl Diagnostic {
             }
         }
         for n in &self.notes {
-            out.push_str(&format!("  = note: {n}\n"));
+            out.push_str(&format!("  = note: {}\n", text(n)));
         }
         if let Some(h) = &self.help {
-            out.push_str(&format!("  = help: {h}\n"));
+            out.push_str(&format!("  = help: {}\n", text(h)));
         }
         out
     }
