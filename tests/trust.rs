@@ -783,12 +783,21 @@ fn a_dead_run_is_settled_only_against_its_own_api() {
         out.stderr.contains(&format!("against {}", env.sim.url()))
             && out
                 .stderr
-                .contains("left tokens unsettled; the next run against that API settles them"),
+                .contains("has tokens only that API can settle: the next run against it does"),
         "{out:?}"
     );
     let out = elsewhere(&["journal", "resolve"]);
     assert_exit(&out, 4);
-    assert!(out.stdout.contains("left tokens unsettled"), "{out:?}");
+    assert!(
+        out.stdout.contains("has tokens only that API can settle"),
+        "{out:?}"
+    );
+    let dry = elsewhere(&["journal", "resolve", "--dry-run"]);
+    assert_exit(&dry, 0);
+    assert!(
+        dry.stdout.contains("has tokens only that API can settle"),
+        "{dry:?}"
+    );
     assert!(
         other.sim.requests().iter().all(|r| r.method == "GET"),
         "the other server was asked to revoke: {:?}",

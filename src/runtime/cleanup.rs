@@ -205,8 +205,8 @@ pub struct Resolution {
 pub fn left_elsewhere(run: &RunRecord) -> String {
     let api = crate::output::escape(run.api.as_deref().unwrap_or_default()).into_owned();
     format!(
-        "a run of {} (pid {}, started {}) against {api} left tokens unsettled; \
-         the next run against that API settles them (or `mdops journal resolve --api-url {api}`)",
+        "a run of {} (pid {}, started {}) against {api} has tokens only that API can settle: \
+         the next run against it does (or `mdops journal resolve --api-url {api}` with its admin token)",
         crate::output::escape(&run.script),
         run.pid,
         run.started_at
