@@ -80,7 +80,24 @@ fn without_a_user_list_all_chooses_only_from_the_inventory() {
     assert_exit(&out, 2);
     assert!(
         out.stderr
-            .contains("and the inventory names none of them (ada, etl_pipeline)"),
+            .contains("may be people (ada, etl_pipeline), and it names no account to act on"),
+        "{out:?}"
+    );
+    // A name written out is taken, beside a pattern that matches nothing.
+    let out = env
+        .mdops()
+        .args([
+            "run",
+            "cleanup-tokens",
+            "--dry-run",
+            "--arg",
+            "accounts=bi_tool,zz_*",
+        ])
+        .args(["--arg", "older_than=1d", "--arg", "include_newest=true"])
+        .output();
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("[dry-run] revoke token bi_tool/"),
         "{out:?}"
     );
     let add = env.mdops().args(["inventory", "add", "bi_tool"]).output();

@@ -711,7 +711,18 @@ fn bulk_workflows_leave_a_quarantined_account_alone() {
     );
     assert_eq!(size(&env, "svc_one"), mdops::api::InstanceSize::Pulse);
     assert_eq!(size(&env, "svc_two"), mdops::api::InstanceSize::Jumbo);
-    assert_exit(&grow("accounts=svc_one"), 0);
+    // A pattern that does not reach it says nothing of it.
+    let out = grow("accounts=svc_t*");
+    assert_exit(&out, 0);
+    assert!(!out.stderr.contains("offboarded"), "{out:?}");
+    // A report still reads it, by pattern too.
+    let out = run(&env, "audit-report", &["--arg", "accounts=svc_*"]);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("svc_one "), "{out:?}");
+    // Named, it is acted on, and no warning says otherwise.
+    let out = grow("accounts=svc_one,svc_*");
+    assert_exit(&out, 0);
+    assert!(!out.stderr.contains("offboarded"), "{out:?}");
     assert_eq!(size(&env, "svc_one"), mdops::api::InstanceSize::Jumbo);
     quarantined_long_ago(&env);
     let out = run(&env, "offboard-account", &args);
@@ -724,6 +735,24 @@ fn bulk_workflows_leave_a_quarantined_account_alone() {
     );
     assert!(env.org().users.contains_key("svc_one"));
     assert_eq!(size(&env, "svc_one"), mdops::api::InstanceSize::Pulse);
+    // Anything but a time in quarantined_at is no quarantine, for the
+    // selection and for the offboarding alike.
+    let odd = env.rhai(
+        "odd.rhai",
+        "inventory::add(\"svc_two\", #{quarantined_at: \"\"}); inventory::add(\"svc_one\", #{quarantined_at: false});",
+    );
+    odd.any_stdout().run();
+    let out = run(
+        &env,
+        "set-ducklings",
+        &["--arg", "accounts=all", "--arg", "rw_size=standard"],
+    );
+    assert_exit(&out, 0);
+    assert!(!out.stderr.contains("offboarded"), "{out:?}");
+    let out = run(&env, "offboard-account", &["--arg", "account=svc_two"]);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("phase         quarantined"), "{out:?}");
+    assert!(!out.stdout.contains("found since"), "{out:?}");
 }
 
 /// Provisioning a quarantined account calls the offboarding off.

@@ -94,76 +94,132 @@ fn listed(names: &[String]) -> String {
     out
 }
 
+/// What a selection is for: a workflow that acts on the accounts, or one
+/// that only reads them (a report sees every account there is to see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Act,
+    Read,
+}
+
+/// What `all` and patterns may choose, and what they leave out (for acting).
+struct Candidates {
+    chosen: Vec<String>,
+    /// Quarantined by `offboard-account`: a bulk change must not undo that.
+    offboarding: Vec<String>,
+    /// Without a user list: running Ducklings the inventory does not name.
+    people: Vec<String>,
+}
+
+/// Whether an inventory entry is being offboarded: its `quarantined_at` is a
+/// time (what `offboard-account` writes; any other value is not a quarantine).
+fn quarantined(e: &crate::store::InventoryEntry) -> bool {
+    e.extra
+        .get("quarantined_at")
+        .and_then(|v| v.as_str())
+        .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+}
+
 impl Runtime {
     /// The accounts `all` and patterns choose from: every known account
-    /// ([`Runtime::account_names`]) but those being offboarded (quarantined
-    /// in the inventory: a bulk change must not undo the quarantine). Where
-    /// the API has no user list, the server's accounts are those with
-    /// running Ducklings, which may be people: only the ones the inventory
-    /// names are chosen. A name written out is still taken as given.
-    fn candidates(&self) -> Result<Vec<String>, Error> {
+    /// ([`Runtime::account_names`]). To act on, not those being offboarded,
+    /// and where the API has no user list (the server's accounts are then
+    /// those with running Ducklings, which may be people) only the
+    /// inventory's. The inventory must be readable to know that.
+    fn candidates(&self, purpose: Purpose) -> Result<Candidates, Error> {
         let accounts = self.service_accounts()?;
         let complete = accounts.complete;
         let names = self.names_with(accounts)?;
-        let inventory = self.inventory_list().unwrap_or_default();
+        let mut c = Candidates {
+            chosen: Vec::new(),
+            offboarding: Vec::new(),
+            people: Vec::new(),
+        };
+        if purpose == Purpose::Read {
+            c.chosen = names;
+            return Ok(c);
+        }
+        let inventory = self.inventory_list()?;
         let key = |name: &str| name.to_lowercase();
-        let quarantined: HashSet<String> = inventory
+        let offboarding: HashSet<String> = inventory
             .iter()
-            .filter(|e| e.extra.get("quarantined_at").is_some_and(|v| !v.is_null()))
+            .filter(|e| quarantined(e))
             .map(|e| key(&e.username))
             .collect();
         let tracked: HashSet<String> = inventory.iter().map(|e| key(&e.username)).collect();
-        let mut chosen = Vec::new();
-        let (mut people, mut offboarding) = (Vec::new(), Vec::new());
         for name in names {
-            if quarantined.contains(&key(&name)) {
-                offboarding.push(name);
+            if offboarding.contains(&key(&name)) {
+                c.offboarding.push(name);
             } else if !complete && !tracked.contains(&key(&name)) {
-                people.push(name);
+                c.people.push(name);
             } else {
-                chosen.push(name);
+                c.chosen.push(name);
             }
         }
+        Ok(c)
+    }
+
+    /// Says which accounts the selection left out that `reached` would have
+    /// taken (those a pattern matches and no name names).
+    fn left_out(&self, c: &Candidates, reached: impl Fn(&str) -> bool) {
+        let offboarding: Vec<String> = c
+            .offboarding
+            .iter()
+            .filter(|n| reached(n))
+            .cloned()
+            .collect();
         if !offboarding.is_empty() {
             self.warn_once(&format!(
                 "`all` and patterns leave out accounts being offboarded (quarantined): {}; name one to act on it",
                 listed(&offboarding)
             ));
         }
-        if people.is_empty() {
-            return Ok(chosen);
-        }
-        let why = "without a user list (GET /v1/users), `all` and patterns choose from the inventory alone: accounts with running Ducklings may be people";
-        if chosen.is_empty() {
-            return Err(usage(format!(
-                "{why}, and the inventory names none of them ({}); `mdops inventory add` the service accounts among them, or name them",
+        let people: Vec<String> = c.people.iter().filter(|n| reached(n)).cloned().collect();
+        if !people.is_empty() {
+            self.warn_once(&format!(
+                "{NO_USER_LIST}, so these are left out: {}; name an account, or `mdops inventory add` it",
                 listed(&people)
-            )));
+            ));
         }
-        self.warn_once(&format!(
-            "{why}, so these are left out: {}; name an account, or `mdops inventory add` it",
-            listed(&people)
-        ));
-        Ok(chosen)
     }
 
     /// The accounts `spec` selects, each once (compared without case), in the
     /// order given; a pattern's matches in name order. A pattern that matches
     /// no account is a warning; a selection of names and patterns that ends up
     /// empty is a usage error (`all` may be empty: an organization without
-    /// service accounts).
-    pub fn select_accounts(&self, spec: &str) -> Result<Vec<String>, Error> {
+    /// service accounts; but not where the API has no user list and running
+    /// Ducklings were left out, or a cron job would quietly do nothing).
+    pub fn select_accounts(&self, spec: &str, purpose: Purpose) -> Result<Vec<String>, Error> {
         check(spec).map_err(|e| usage(format!("invalid account selector: {e}")))?;
         let spec = spec.trim();
         if spec.eq_ignore_ascii_case("all") {
-            return self.candidates();
+            let c = self.candidates(purpose)?;
+            if c.chosen.is_empty() && !c.people.is_empty() {
+                let but = if c.offboarding.is_empty() {
+                    ""
+                } else {
+                    " but accounts being offboarded"
+                };
+                return Err(usage(format!(
+                    "{NO_USER_LIST} ({}), and it names no account to act on{but}; `mdops inventory add` the service accounts among them, or name them",
+                    listed(&c.people)
+                )));
+            }
+            self.left_out(&c, |_| true);
+            return Ok(c.chosen);
         }
         let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
-        let known = if parts.iter().any(|p| glob::is_pattern(p)) {
-            self.candidates()?
+        let patterns: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| glob::is_pattern(p))
+            .collect();
+        let c = if patterns.is_empty() {
+            None
         } else {
-            Vec::new()
+            Some(self.candidates(purpose)?)
         };
+        let known: &[String] = c.as_ref().map_or(&[], |c| &c.chosen);
         let mut out: Vec<String> = Vec::new();
         let push = |name: &str, out: &mut Vec<String>| {
             if !out.iter().any(|o| o.eq_ignore_ascii_case(name)) {
@@ -185,6 +241,12 @@ impl Runtime {
                 push(part, &mut out);
             }
         }
+        if let Some(c) = &c {
+            let named = |n: &str| parts.iter().any(|p| p.eq_ignore_ascii_case(n));
+            self.left_out(c, |n| {
+                !named(n) && patterns.iter().any(|p| glob::matches(p, n))
+            });
+        }
         for p in &unmatched {
             self.warn(&format!("the pattern {p:?} matches no account"));
         }
@@ -197,6 +259,8 @@ impl Runtime {
         Ok(out)
     }
 }
+
+const NO_USER_LIST: &str = "without a user list (GET /v1/users), `all` and patterns choose from the inventory alone: accounts with running Ducklings may be people";
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! `accounts::` — create, delete and find service accounts.
 
+use crate::runtime::select::Purpose;
 use crate::script::bindings::host;
 use crate::script::convert::RhaiResultOf;
 use crate::script::convert::{check, invalid, to_dynamic};
@@ -49,18 +50,47 @@ pub mod api {
         Ok(names.into_iter().map(Dynamic::from).collect())
     }
 
-    /// The accounts a selector names, each once (compared without case): `"all"`
-    /// (every known account, as `accounts::list()`, but those being offboarded
-    /// (quarantined in the inventory), and where the API has no user list, the
-    /// inventory's alone: running Ducklings name people too), or a comma-separated list of
-    /// names and glob patterns (`"etl_pipeline,tenant_*"`, `"tenant_0[0-2]*"`). A
-    /// pattern needs a fixed character (write `all` for every account); one that
-    /// matches no account is a warning, and a selection left empty is a usage
-    /// error (exit 2). Names are kept as given, even unknown ones.
+    /// The accounts a selector names, each once (compared without case), for a
+    /// workflow to act on: `"all"` (every known account, as `accounts::list()`,
+    /// but those being offboarded (quarantined in the inventory), and where the
+    /// API has no user list the inventory's alone, since running Ducklings name
+    /// people too), or a comma-separated list of names and glob patterns
+    /// (`"etl_pipeline,tenant_*"`, `"tenant_0[0-2]*"`), patterns choosing as
+    /// `all` does. A pattern needs a fixed character (write `all` for every
+    /// account); one that matches no account is a warning, and a selection
+    /// left empty is a usage error (exit 2). Names are kept as given, even
+    /// unknown ones.
     #[rhai_fn(return_raw, volatile)]
     pub fn select(ctx: NativeCallContext, spec: &str) -> RhaiResultOf<Array> {
         let h = host(&ctx)?;
-        let names = check(&ctx, h.select_accounts(spec))?;
+        let names = check(&ctx, h.select_accounts(spec, Purpose::Act))?;
+        Ok(names.into_iter().map(Dynamic::from).collect())
+    }
+
+    /// `accounts::select(spec)` with options: `#{read: true}` selects for a
+    /// report, among every account there is to see (those being offboarded
+    /// too, and where the API has no user list every running Duckling).
+    #[rhai_fn(name = "select", return_raw, volatile)]
+    pub fn select_with(ctx: NativeCallContext, spec: &str, options: Map) -> RhaiResultOf<Array> {
+        let mut purpose = Purpose::Act;
+        for (k, v) in options {
+            match (k.as_str(), v.as_bool()) {
+                ("read", Ok(true)) => purpose = Purpose::Read,
+                ("read", Ok(false)) => {}
+                ("read", Err(_)) => {
+                    return Err(invalid(&ctx, "read", "read must be true or false"))
+                }
+                (other, _) => {
+                    return Err(invalid(
+                        &ctx,
+                        other,
+                        format!("unknown option {other:?} (expected read)"),
+                    ))
+                }
+            }
+        }
+        let h = host(&ctx)?;
+        let names = check(&ctx, h.select_accounts(spec, purpose))?;
         Ok(names.into_iter().map(Dynamic::from).collect())
     }
 

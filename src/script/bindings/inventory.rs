@@ -171,7 +171,10 @@ pub mod api {
         let chosen: Option<Vec<String>> = match options.get("accounts").filter(|v| !v.is_unit()) {
             None => None,
             Some(v) if v.to_string().trim().eq_ignore_ascii_case("all") => None,
-            Some(v) => Some(check(&ctx, h.select_accounts(&v.to_string()))?),
+            Some(v) => Some(check(
+                &ctx,
+                h.select_accounts(&v.to_string(), crate::runtime::select::Purpose::Read),
+            )?),
         };
         let wanted = |name: &str| {
             chosen
