@@ -162,7 +162,7 @@ impl Command {
             } => (*output, false),
             Command::Journal { action, output, .. } => (
                 *output,
-                matches!(action, Some(JournalCmd::Resolve { dry_run: true })),
+                matches!(action, Some(JournalCmd::Resolve { dry_run: true, .. })),
             ),
             _ => (OutputFormat::Text, false),
         }
@@ -196,6 +196,11 @@ pub enum JournalCmd {
         /// Show what would be revoked, change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Settle here runs recorded with another API URL or admin token too:
+        /// only when they are this organization (a renamed proxy, a rotated
+        /// admin token)
+        #[arg(long)]
+        same_org: bool,
     },
 }
 

@@ -779,25 +779,17 @@ fn a_dead_run_is_settled_only_against_its_own_api() {
     let script = env.script("n.rhai", "tokens::list(\"tenant_a\").len()");
     let out = elsewhere(&["run", script.to_str().unwrap()]);
     assert_exit(&out, 0);
-    assert!(
-        out.stderr.contains(&format!("against {}", env.sim.url()))
-            && out
-                .stderr
-                .contains("has tokens only that API can settle: the next run against it does"),
-        "{out:?}"
+    let other_org = format!(
+        "on another organization (API {}) has tokens only that organization can settle: the next run there does",
+        env.sim.url()
     );
+    assert!(out.stderr.contains(&other_org), "{out:?}");
     let out = elsewhere(&["journal", "resolve"]);
     assert_exit(&out, 4);
-    assert!(
-        out.stdout.contains("has tokens only that API can settle"),
-        "{out:?}"
-    );
+    assert!(out.stdout.contains("on another organization"), "{out:?}");
     let dry = elsewhere(&["journal", "resolve", "--dry-run"]);
     assert_exit(&dry, 0);
-    assert!(
-        dry.stdout.contains("has tokens only that API can settle"),
-        "{dry:?}"
-    );
+    assert!(dry.stdout.contains("on another organization"), "{dry:?}");
     assert!(
         other.sim.requests().iter().all(|r| r.method == "GET"),
         "the other server was asked to revoke: {:?}",
@@ -813,6 +805,37 @@ fn a_dead_run_is_settled_only_against_its_own_api() {
     let out = elsewhere(&["journal", "resolve"]);
     assert_exit(&out, 0);
     assert_eq!(out.stdout, "(none)\n", "{out:?}");
+}
+
+/// One URL serves every organization: a dead run's tokens are not settled
+/// with another admin token (another organization's, or this one's after a
+/// rotation) until the operator says it is the same organization.
+#[cfg(unix)]
+#[test]
+fn a_dead_run_of_another_admin_token_waits_for_the_operator() {
+    let env = killed_while_minting();
+    let rotated = "rotated-admin-token-0123456789";
+    env.org().admin_token = rotated.into();
+    std::fs::write(&env.token_file, format!("{rotated}\n")).unwrap();
+    let out = env.run("n.rhai", "tokens::list(\"tenant_a\").len()", &[]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr
+            .contains("on another organization (another admin token)")
+            && out.stderr.contains("`mdops journal resolve --same-org`"),
+        "{out:?}"
+    );
+    let out = env.mdops().args(["journal", "resolve"]).output();
+    assert_exit(&out, 4);
+    assert_eq!(env.live("tenant_a").len(), 2, "the orphan waits");
+    let out = env
+        .mdops()
+        .args(["journal", "resolve", "--same-org"])
+        .output();
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("revoked"), "{out:?}");
+    let names: Vec<String> = env.live("tenant_a").into_iter().map(|t| t.0).collect();
+    assert_eq!(names, ["app"]);
 }
 
 /// The journal entry of the token `tenant_a`'s run is delivering, once the

@@ -276,8 +276,8 @@ pub fn journal(
     account: Option<String>,
     output: Format,
 ) -> Result<i32, Failure> {
-    if let Some(JournalCmd::Resolve { dry_run }) = action {
-        return resolve(settings, dry_run, output);
+    if let Some(JournalCmd::Resolve { dry_run, same_org }) = action {
+        return resolve(settings, dry_run, same_org, output);
     }
     let store = open(settings)?;
     let entries = store.journal_list(account.as_deref())?;
@@ -312,32 +312,41 @@ struct Resolved {
 }
 
 impl Resolved {
-    /// A dead run whose tokens only a run against its own API settles.
-    fn elsewhere(run: &crate::store::RunRecord) -> Resolved {
+    /// A dead run whose tokens only a run on its own organization settles.
+    fn elsewhere(run: &crate::store::RunRecord, why: &str) -> Resolved {
         Resolved {
             run: run.run_id.clone(),
             script: run.script.clone(),
             pid: run.pid,
             account: "-".into(),
             token: "-".into(),
-            outcome: crate::runtime::cleanup::left_elsewhere(run),
+            outcome: crate::runtime::cleanup::left_elsewhere(run, why),
         }
     }
 }
 
 /// `mdops journal resolve`: what runs that died left behind, revoked now.
-fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Failure> {
+fn resolve(
+    settings: &Settings,
+    dry_run: bool,
+    same_org: bool,
+    output: Format,
+) -> Result<i32, Failure> {
     let store = open(settings)?;
     if dry_run {
         let mut rows = Vec::new();
-        let here = crate::api::base_url::identity(&settings.api_url);
+        // Without an admin token at hand, runs are told apart by API only.
+        let here = crate::store::Org {
+            api: Some(crate::api::base_url::identity(&settings.api_url)),
+            admin: settings.require_token().ok().map(|t| store.fingerprint(&t)),
+        };
         for run in store.runs_open()? {
-            if run.api.as_ref().is_some_and(|api| *api != here) {
+            if let Some(why) = run.elsewhere(&here).filter(|_| !same_org) {
                 let left = !store.journal_unsettled(&run.run_id)?.is_empty()
                     || !store.journal_interrupted(&run.run_id)?.is_empty()
                     || !store.attempts_open(&run.run_id)?.is_empty();
                 if left {
-                    rows.push(Resolved::elsewhere(&run));
+                    rows.push(Resolved::elsewhere(&run, &why));
                 }
                 continue;
             }
@@ -375,12 +384,13 @@ fn resolve(settings: &Settings, dry_run: bool, output: Format) -> Result<i32, Fa
     drop(store);
     let ctx = Context::new(settings.clone(), OnSignal::Run)?;
     let rt = ctx.runtime(ctx.options(), "journal resolve");
-    let done = crate::runtime::cleanup::resolve_dead_runs(&rt).map_err(runtime_failure)?;
+    let done =
+        crate::runtime::cleanup::resolve_dead_runs(&rt, same_org).map_err(runtime_failure)?;
     let mut rows = Vec::new();
     let mut clean = true;
-    for run in &done.elsewhere {
+    for (run, why) in &done.elsewhere {
         clean = false;
-        rows.push(Resolved::elsewhere(run));
+        rows.push(Resolved::elsewhere(run, why));
     }
     for (run, settled) in done.settled {
         for s in settled {

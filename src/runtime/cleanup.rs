@@ -198,33 +198,38 @@ fn resolve_attempts(
 #[derive(Default)]
 pub struct Resolution {
     pub settled: Vec<(RunRecord, Vec<Settled>)>,
-    pub elsewhere: Vec<RunRecord>,
+    /// Each with what tells its organization from this one.
+    pub elsewhere: Vec<(RunRecord, String)>,
 }
 
-/// Why a dead run of another API is left as it is, for the operator.
-pub fn left_elsewhere(run: &RunRecord) -> String {
-    let api = crate::output::escape(run.api.as_deref().unwrap_or_default()).into_owned();
+/// Why a dead run of another organization is left as it is, for the
+/// operator (`why`: what tells it apart, from [`RunRecord::elsewhere`]).
+pub fn left_elsewhere(run: &RunRecord, why: &str) -> String {
     format!(
-        "a run of {} (pid {}, started {}) against {api} has tokens only that API can settle: \
-         the next run against it does (or `mdops journal resolve --api-url {api}` with its admin token)",
+        "a run of {} (pid {}, started {}) on another organization ({}) has tokens only that \
+         organization can settle: the next run there does; if it is this one after all (a renamed \
+         proxy, a rotated admin token), `mdops journal resolve --same-org`",
         crate::output::escape(&run.script),
         run.pid,
-        run.started_at
+        run.started_at,
+        crate::output::escape(why)
     )
 }
 
 /// Resolves what runs that died without cleaning up left behind: their open
 /// attempts and the tokens they minted and never settled. A run counts as
-/// dead when its liveness lock can be taken. Only a run against the API a
-/// dead run worked on settles its tokens: another server does not know
-/// them, and its "not found" would pass for a revocation while they live on.
-pub fn resolve_dead_runs(rt: &Runtime) -> Result<Resolution, Error> {
+/// dead when its liveness lock can be taken. Only a run on the organization
+/// a dead run worked on (its API and admin token) settles its tokens:
+/// another does not know them, and its "not found" would pass for a
+/// revocation while they live on. `same_org`: the operator says that runs
+/// recorded with another API or admin token are of this organization.
+pub fn resolve_dead_runs(rt: &Runtime, same_org: bool) -> Result<Resolution, Error> {
     let mut out = Resolution::default();
     if matches!(rt.state_location(), StateLocation::Memory) {
         return Ok(out);
     }
     let store = rt.store()?;
-    let here = rt.api_url();
+    let here = rt.org(&store);
     for run in store.runs_open().map_err(Error::state)? {
         if run.run_id == rt.ledger.run_id() {
             continue;
@@ -238,8 +243,8 @@ pub fn resolve_dead_runs(rt: &Runtime) -> Result<Resolution, Error> {
         let unsettled = store.journal_unsettled(&run.run_id).map_err(Error::state)?;
         let attempts = store.attempts_open(&run.run_id).map_err(Error::state)?;
         let left = !(interrupted.is_empty() && unsettled.is_empty() && attempts.is_empty());
-        if left && run.api.is_some() && run.api != here {
-            out.elsewhere.push(run);
+        if let Some(why) = run.elsewhere(&here).filter(|_| left && !same_org) {
+            out.elsewhere.push((run, why));
             continue;
         }
         let deadline = Instant::now() + CLEANUP_TIME;
@@ -275,7 +280,7 @@ pub fn resolve_dead_runs(rt: &Runtime) -> Result<Resolution, Error> {
 /// revoked, and reported (never silently), as is what only a run against
 /// another API can settle.
 pub fn settle_dead_runs(rt: &Runtime) {
-    let done = match resolve_dead_runs(rt) {
+    let done = match resolve_dead_runs(rt, false) {
         Ok(done) => done,
         Err(e) => return rt.warn(&format!("could not check for interrupted runs: {e}")),
     };
@@ -298,8 +303,8 @@ pub fn settle_dead_runs(rt: &Runtime) {
             ));
         }
     }
-    for run in &done.elsewhere {
-        rt.warn(&left_elsewhere(run));
+    for (run, why) in &done.elsewhere {
+        rt.warn(&left_elsewhere(run, why));
     }
 }
 

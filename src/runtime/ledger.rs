@@ -128,12 +128,7 @@ impl Ledger {
             if !inner.registered {
                 inner.liveness = Some(store.mark_alive(&self.run_id).map_err(Error::state)?);
                 store
-                    .run_begin(
-                        &self.run_id,
-                        std::process::id(),
-                        &rt.script,
-                        rt.api_url().as_deref(),
-                    )
+                    .run_begin(&self.run_id, std::process::id(), &rt.script, &rt.org(store))
                     .map_err(Error::state)?;
                 inner.registered = true;
             }

@@ -251,12 +251,20 @@ impl Runtime {
         self.state.store().map_err(Error::state)
     }
 
-    /// The base URL of the API this runtime works on: kept with the run, so
-    /// that only a run against the same API settles what a dead one left.
-    pub fn api_url(&self) -> Option<String> {
-        self.api
-            .as_ref()
-            .map(|a| crate::api::base_url::identity(&a.config().base_url))
+    /// Which organization this runtime works on (its API's base URL, the
+    /// fingerprint of its admin token in `store`'s journal): kept with the
+    /// run, so that only a run on the same one settles what a dead one left.
+    pub fn org(&self, store: &Store) -> crate::store::Org {
+        crate::store::Org {
+            api: self
+                .api
+                .as_ref()
+                .map(|a| crate::api::base_url::identity(&a.config().base_url)),
+            admin: self
+                .api
+                .as_ref()
+                .map(|a| store.fingerprint(&a.config().token)),
+        }
     }
 
     pub fn state_location(&self) -> &StateLocation {

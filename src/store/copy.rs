@@ -72,12 +72,12 @@ const TABLES: &[Table] = &[
     Table {
         name: "runs",
         select: Sql::same(
-            "SELECT run_id, pid, script, started_at, ended_at, note, api FROM runs ORDER BY started_at, run_id",
+            "SELECT run_id, pid, script, started_at, ended_at, note, api, admin FROM runs ORDER BY started_at, run_id",
         ),
-        columns: &["run_id", "pid", "script", "started_at", "ended_at", "note", "api"],
+        columns: &["run_id", "pid", "script", "started_at", "ended_at", "note", "api", "admin"],
         insert: Sql::same(
-            "INSERT INTO runs (run_id, pid, script, started_at, ended_at, note, api)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO runs (run_id, pid, script, started_at, ended_at, note, api, admin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (run_id) DO UPDATE SET ended_at = excluded.ended_at, note = excluded.note
              WHERE runs.ended_at IS NULL AND excluded.ended_at IS NOT NULL",
         ),

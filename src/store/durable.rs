@@ -213,7 +213,7 @@ mod tests {
     fn writes_to_the_outside_wait_for_the_disk() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), None).unwrap();
-        s.run_begin("r1", 1, "x.rhai", None).unwrap();
+        s.run_begin("r1", 1, "x.rhai", &Default::default()).unwrap();
         assert_eq!(s.wal_syncs(), 0, "a run's record alone need not be synced");
         // Before a create is sent.
         s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
@@ -242,7 +242,7 @@ mod tests {
         std::os::unix::fs::symlink(vol.join("mdops.db"), state.join("state.db")).unwrap();
         std::fs::write(vol.join("mdops.db"), b"").unwrap();
         let s = Store::open(&state, None).unwrap();
-        s.run_begin("r1", 1, "x.rhai", None).unwrap();
+        s.run_begin("r1", 1, "x.rhai", &Default::default()).unwrap();
         s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
         assert!(vol.join("mdops.db-wal").exists());
         assert_eq!(s.wal_syncs(), 1, "the attempt was not flushed");

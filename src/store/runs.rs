@@ -19,6 +19,9 @@ pub struct RunRecord {
     /// The base URL of the API the run worked on (`None` for runs recorded
     /// before mdops kept it).
     pub api: Option<String>,
+    /// The journal's fingerprint of the admin token the run used (which
+    /// organization: one URL serves them all).
+    pub admin: Option<String>,
 }
 
 /// A token create whose request was sent.
@@ -34,6 +37,33 @@ pub struct Attempt {
     pub outcome: Option<String>,
 }
 
+/// Which organization a run works on: its API's base URL and the journal's
+/// fingerprint of its admin token (either unknown: `None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Org {
+    pub api: Option<String>,
+    pub admin: Option<String>,
+}
+
+impl RunRecord {
+    /// What tells this run's organization from `here`: its API, its admin
+    /// token, or both; `None` when nothing does. A value the run did not
+    /// record (a run from before mdops kept it), or that `here` does not
+    /// know, matches.
+    pub fn elsewhere(&self, here: &Org) -> Option<String> {
+        let differs = |then: &Option<String>, now: &Option<String>| {
+            then.is_some() && now.is_some() && then != now
+        };
+        let api = differs(&self.api, &here.api)
+            .then(|| format!("API {}", self.api.as_deref().unwrap_or_default()));
+        let admin = differs(&self.admin, &here.admin).then(|| "another admin token".to_string());
+        match (api, admin) {
+            (None, None) => None,
+            (a, b) => Some(a.into_iter().chain(b).collect::<Vec<_>>().join(", ")),
+        }
+    }
+}
+
 fn run_from_row(r: &Row) -> Result<RunRecord> {
     Ok(RunRecord {
         run_id: r.text("run_id")?,
@@ -43,6 +73,7 @@ fn run_from_row(r: &Row) -> Result<RunRecord> {
         ended_at: r.opt_text("ended_at")?,
         note: r.opt_text("note")?,
         api: r.opt_text("api")?,
+        admin: r.opt_text("admin")?,
     })
 }
 
@@ -60,13 +91,21 @@ fn attempt_from_row(r: &Row) -> Result<Attempt> {
 }
 
 impl Store {
-    pub fn run_begin(&self, run_id: &str, pid: u32, script: &str, api: Option<&str>) -> Result<()> {
+    pub fn run_begin(&self, run_id: &str, pid: u32, script: &str, org: &Org) -> Result<()> {
         self.conn().exec(
             &Sql::same(
-                "INSERT INTO runs (run_id, pid, script, started_at, api) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO runs (run_id, pid, script, started_at, api, admin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (run_id) DO NOTHING",
             ),
-            p![run_id, i64::from(pid), script, &now(), api],
+            p![
+                run_id,
+                i64::from(pid),
+                script,
+                &now(),
+                org.api.as_deref(),
+                org.admin.as_deref()
+            ],
         )?;
         Ok(())
     }
@@ -158,9 +197,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_is_elsewhere_only_by_what_both_sides_know() {
+        let org = |api: Option<&str>, admin: Option<&str>| Org {
+            api: api.map(Into::into),
+            admin: admin.map(Into::into),
+        };
+        let run = |o: Org| RunRecord {
+            run_id: "r".into(),
+            pid: 1,
+            script: "s".into(),
+            started_at: "t".into(),
+            ended_at: None,
+            note: None,
+            api: o.api,
+            admin: o.admin,
+        };
+        let here = org(Some("https://a"), Some("f1"));
+        assert_eq!(
+            run(org(Some("https://a"), Some("f1"))).elsewhere(&here),
+            None
+        );
+        assert_eq!(
+            run(org(None, None)).elsewhere(&here),
+            None,
+            "recorded before"
+        );
+        assert_eq!(
+            run(org(Some("https://b"), Some("f1")))
+                .elsewhere(&here)
+                .as_deref(),
+            Some("API https://b")
+        );
+        assert_eq!(
+            run(org(Some("https://a"), Some("f2")))
+                .elsewhere(&here)
+                .as_deref(),
+            Some("another admin token")
+        );
+        assert_eq!(
+            run(org(Some("https://b"), Some("f2")))
+                .elsewhere(&here)
+                .as_deref(),
+            Some("API https://b, another admin token")
+        );
+        let no_token = org(Some("https://a"), None);
+        assert_eq!(
+            run(org(Some("https://a"), Some("f2"))).elsewhere(&no_token),
+            None
+        );
+    }
+
+    #[test]
     fn attempts_stay_open_until_resolved() {
         let s = Store::in_memory().unwrap();
-        s.run_begin("r1", 42, "rotate-tokens", None).unwrap();
+        s.run_begin("r1", 42, "rotate-tokens", &Org::default())
+            .unwrap();
         let a = s.attempt_begin("r1", "tenant_a", "app.g1").unwrap();
         let b = s.attempt_begin("r1", "tenant_a", "app.g2").unwrap();
         assert_eq!(s.attempts_open("r1").unwrap().len(), 2);

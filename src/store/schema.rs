@@ -101,12 +101,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
-    // 6: which API a run worked on (its base URL): what a dead run left is
-    // settled only against that API. Another server answers "not found" for
-    // the dead run's tokens, and they would count as revoked while they live
-    // on where they were minted.
+    // 6: which organization a run worked on (the API's base URL, and a
+    // keyed fingerprint of the admin token): what a dead run left is settled
+    // only there. Another organization answers "not found" for the dead
+    // run's tokens, and they would count as revoked while they live on where
+    // they were minted.
     r#"
     ALTER TABLE runs ADD COLUMN api TEXT;
+    ALTER TABLE runs ADD COLUMN admin TEXT;
     "#,
 ];
 
@@ -264,9 +266,10 @@ const PG_MIGRATIONS: &[&str] = &[
     ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
-    // 6: which API a run worked on.
+    // 6: which organization a run worked on.
     r#"
     ALTER TABLE runs ADD COLUMN api TEXT;
+    ALTER TABLE runs ADD COLUMN admin TEXT;
     "#,
 ];
 
