@@ -688,6 +688,104 @@ fn to_aws_puts_a_new_current_version_and_keeps_the_previous() {
     assert_eq!(doc, json!({"user": "svc", "token": "new"}));
 }
 
+/// Moto behind a door that holds the first read of secret `id` until a
+/// second read of it arrives (two writers at once), or for two seconds (they
+/// take turns). Returns the door's URL and how many times reads overlapped.
+fn door_holding_the_first_read(
+    moto_url: &str,
+    id: &str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let overlapped = Arc::new(AtomicUsize::new(0));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let second = Arc::new(tokio::sync::Notify::new());
+    let (moto_url, id, seen) = (moto_url.to_string(), id.to_string(), overlapped.clone());
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (moto_url, id, seen) = (moto_url.clone(), id.clone(), seen.clone());
+            let (reads, second) = (reads.clone(), second.clone());
+            async move {
+                let read = headers
+                    .get("x-amz-target")
+                    .is_some_and(|t| t.as_bytes().ends_with(b"GetSecretValue"));
+                let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if read && doc["SecretId"] == id.as_str() {
+                    if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                        let wait = std::time::Duration::from_secs(2);
+                        if tokio::time::timeout(wait, second.notified()).await.is_ok() {
+                            seen.fetch_add(1, Ordering::SeqCst);
+                        }
+                    } else {
+                        second.notify_one();
+                    }
+                }
+                let mut forward = reqwest::Client::new().post(&moto_url).body(body);
+                for (k, v) in &headers {
+                    if k != "host" && k != "content-length" {
+                        forward = forward.header(k.as_str(), v.as_bytes());
+                    }
+                }
+                let answer = forward.send().await.unwrap();
+                let status = answer.status().as_u16();
+                let bytes = answer.bytes().await.unwrap();
+                (axum::http::StatusCode::from_u16(status).unwrap(), bytes)
+            }
+        }),
+    );
+    (crate::support::serve(app), overlapped)
+}
+
+/// Workers of one run writing fields of one AWS secret take turns: each
+/// reads, changes its field and puts the whole secret back, so two at once
+/// would each drop the other's field, and a live token with it.
+#[test]
+fn fields_of_one_aws_secret_are_written_in_turn() {
+    let Some(ep) = moto::endpoint("fields_of_one_aws_secret_are_written_in_turn") else {
+        return;
+    };
+    let env = Env::with_seed(SEED);
+    let id = format!("md/fields-{}", std::process::id());
+    moto::call(
+        &ep,
+        "CreateSecret",
+        json!({"Name": id, "SecretString": "{}"}),
+    );
+    let (door, overlapped) = door_holding_the_first_read(&ep, &id);
+    let script = format!(
+        "parallel([\"tenant_a\", \"tenant_b\"], |a| {{ let t = tokens::create(a, #{{name: \"aws\"}}); secrets::to_aws({id:?}, t.token, #{{field: a}}); a }})"
+    );
+    with_aws(&env, &door)
+        .args(["--concurrency", "2", "eval", &script])
+        .any_stdout()
+        .any_stderr()
+        .run();
+    assert_eq!(
+        overlapped.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "read at once"
+    );
+    let doc: serde_json::Value = serde_json::from_str(
+        aws_value(&ep, &id, "AWSCURRENT")["SecretString"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    for account in ["tenant_a", "tenant_b"] {
+        let live: Vec<String> = env
+            .live(account)
+            .into_iter()
+            .filter(|t| t.0 == "aws")
+            .map(|t| t.1)
+            .collect();
+        assert_eq!(live.len(), 1, "{account}");
+        assert_eq!(doc[account], live[0].as_str(), "{account}: {doc}");
+    }
+}
+
 #[test]
 fn rotation_into_aws_and_back_when_verification_fails() {
     let Some(ep) = moto::endpoint("rotation_into_aws_and_back_when_verification_fails") else {

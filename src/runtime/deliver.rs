@@ -7,7 +7,9 @@ use super::{Error, Runtime};
 use crate::api::SecretString;
 use crate::process::{Outcome, Program, Spec};
 use crate::store::group_of;
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 
 /// Where a secret goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +46,24 @@ impl Target {
             Target::K8s(t) => t.label(),
             Target::Github(t) => t.label(),
             Target::Aws(t) => t.label(),
+        }
+    }
+
+    /// The place this target is part of, when that place is written whole:
+    /// an AWS secret, whose fields are written by reading the secret,
+    /// changing one field and putting it all back (Secrets Manager has no
+    /// conditional write). Two writers of one secret take turns, or each
+    /// would drop the other's field, and a token with it.
+    pub fn shared_with(&self) -> Option<String> {
+        match self {
+            Target::Aws(t) => Some(
+                Target::Aws(crate::sinks::aws::AwsTarget {
+                    secret_id: t.secret_id.clone(),
+                    field: None,
+                })
+                .identity(),
+            ),
+            _ => None,
         }
     }
 
@@ -155,6 +175,7 @@ impl Runtime {
                     fingerprint.as_deref().unwrap_or_default(),
                     &identity,
                     self.ledger.run_id(),
+                    target.shared_with().as_deref(),
                 )
                 .map_err(Error::state)?;
             if let Some((token_id, account, run)) = holder {
@@ -171,6 +192,9 @@ impl Runtime {
             cancelled: &cancelled,
             timeout: self.options.command_timeout,
         };
+        // This run's workers take turns at a place written whole (other runs
+        // are kept off by the journal's announcement).
+        let _turn = target.shared_with().map(Turn::take);
         let previous = match target {
             Target::File { path, mkdir } => crate::sinks::to_file(path, secret, *mkdir, &wait),
             Target::EnvFile { path, key } => crate::sinks::to_env_file(path, key, secret, &wait),
@@ -374,5 +398,35 @@ impl Runtime {
             return Err(crate::api::ApiError::Cancelled.into());
         }
         Ok(Some(outcome))
+    }
+}
+
+/// The places being written whole by a worker of this process now.
+static TURNS: std::sync::LazyLock<(Mutex<HashSet<String>>, Condvar)> =
+    std::sync::LazyLock::new(Default::default);
+
+/// One worker's turn at a place written whole: the others wait for it.
+struct Turn(String);
+
+impl Turn {
+    fn take(place: String) -> Turn {
+        let (taken, turned) = &*TURNS;
+        let mut taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+        while taken.contains(&place) {
+            taken = turned.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+        taken.insert(place.clone());
+        Turn(place)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let (taken, turned) = &*TURNS;
+        taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+        turned.notify_all();
     }
 }

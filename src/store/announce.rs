@@ -49,19 +49,28 @@ impl Store {
     /// machine is another file.) Returns that token then: `(token id,
     /// account, run id)`. The check and the record are one step: on
     /// PostgreSQL under a lock on the target, on SQLite in one write.
+    ///
+    /// `shared`: a place the target is part of, written whole (an AWS
+    /// secret, of which the target is one field): another run's token on
+    /// its way to any part of it counts too.
     pub fn journal_delivering(
         &self,
         fingerprint: &str,
         target: &str,
         run_id: &str,
+        shared: Option<&str>,
     ) -> Result<Option<(String, String, String)>> {
-        // Another run's token at the target, or on its way there.
+        // Another run's token at the target, or on its way there (or to
+        // another part of the place it shares).
         macro_rules! others {
-            ($fp:literal, $target:literal, $run:literal, $host:literal) => {
+            ($fp:literal, $target:literal, $run:literal, $host:literal, $shared:literal) => {
                 concat!(
                     "SELECT token_id, username, run_id FROM token_journal o
                      WHERE (o.delivering_to = ", $target, "
-                            OR o.token_id = (SELECT d.token_id FROM deliveries d WHERE d.target = ", $target, "))
+                            OR o.token_id = (SELECT d.token_id FROM deliveries d WHERE d.target = ", $target, ")
+                            OR CAST(", $shared, " AS TEXT) <> '' AND (o.delivering_to = CAST(", $shared, " AS TEXT)
+                               OR substr(o.delivering_to, 1, length(CAST(", $shared, " AS TEXT)) + 1)
+                                  = CAST(", $shared, " AS TEXT) || '#'))
                        AND o.fingerprint <> ", $fp, " AND o.revoked_at IS NULL AND o.run_id <> ", $run, "
                        AND (", $target, " NOT LIKE 'file:%' AND ", $target, " NOT LIKE 'env-file:%'
                             OR o.delivering_host IS NULL OR o.delivering_host = ", $host, ")
@@ -74,10 +83,10 @@ impl Store {
             "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?5),
                 delivering_to = ?2, delivering_host = ?4
              WHERE fingerprint = ?1 AND NOT EXISTS (",
-            others!("?1", "?2", "?3", "?4"),
+            others!("?1", "?2", "?3", "?4", "?6"),
             ")"
         ));
-        const HOLDER: Sql = Sql::same(concat!(others!("?1", "?2", "?3", "?4"), " LIMIT 1"));
+        const HOLDER: Sql = Sql::same(concat!(others!("?1", "?2", "?3", "?4", "?5"), " LIMIT 1"));
         let host = super::host_name();
         let holder = self.conn().transaction(|c| {
             if c.is_postgres() {
@@ -89,14 +98,20 @@ impl Store {
                 c.query(
                     &Sql::same("SELECT pg_advisory_xact_lock(?1)::text AS locked"),
                     &[super::db::P::Int(Some(super::pg::lock_key(
-                        "target", target,
+                        "target",
+                        shared.unwrap_or(target),
                     )))],
                 )?;
             }
-            if c.exec(&ANNOUNCE, p![fingerprint, target, run_id, host, &now()])? > 0 {
+            let shared = shared.unwrap_or_default();
+            if c.exec(
+                &ANNOUNCE,
+                p![fingerprint, target, run_id, host, &now(), shared],
+            )? > 0
+            {
                 return Ok(None);
             }
-            c.query_opt(&HOLDER, p![fingerprint, target, run_id, host])?
+            c.query_opt(&HOLDER, p![fingerprint, target, run_id, host, shared])?
                 .map(|r| Ok((r.text("token_id")?, r.text("username")?, r.text("run_id")?)))
                 .transpose()
         })?;
@@ -124,5 +139,54 @@ impl Store {
             p![fingerprint, target],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Org, Store};
+    use crate::api::SecretString;
+
+    /// Journals token `id` as minted by open run `run`; returns its fingerprint.
+    fn minted(s: &Store, run: &str, id: &str) -> String {
+        s.run_begin(run, 1, "x.rhai", &Org::default()).unwrap();
+        let token: crate::api::Token = serde_json::from_value(serde_json::json!({
+            "id": id, "name": "app.g1", "created_ts": "2026-01-01T00:00:00Z",
+            "read_only": false, "token_type": "read_write"
+        }))
+        .unwrap();
+        let fp = s.fingerprint(&SecretString::new(format!("secret-of-{id}")));
+        s.journal_minted(run, None, "tenant_a", &token, &fp, None)
+            .unwrap();
+        fp
+    }
+
+    /// Another open run's token on its way to one field of a secret written
+    /// whole keeps every other field of it (and the whole) off; another
+    /// secret, even one whose name begins the same, is another place.
+    #[test]
+    fn a_place_written_whole_is_one_target_for_every_part_of_it() {
+        let s = Store::in_memory().unwrap();
+        let secret = "aws:http://aws@us-east-1/md/s";
+        let first = minted(&s, "r1", "t-1");
+        let part = |f: &str| format!("{secret}#{f}");
+        assert_eq!(
+            s.journal_delivering(&first, &part("a"), "r1", Some(secret))
+                .unwrap(),
+            None
+        );
+        let fp = minted(&s, "r2", "t-2");
+        for (target, shared) in [(part("b"), secret), (secret.to_string(), secret)] {
+            let holder = s
+                .journal_delivering(&fp, &target, "r2", Some(shared))
+                .unwrap();
+            assert_eq!(holder.map(|h| h.0).as_deref(), Some("t-1"), "{target}");
+        }
+        let other = "aws:http://aws@us-east-1/md/sx";
+        assert_eq!(
+            s.journal_delivering(&fp, &format!("{other}#b"), "r2", Some(other))
+                .unwrap(),
+            None
+        );
     }
 }

@@ -225,7 +225,7 @@ mod tests {
             "a mint is journaled before anything leaves"
         );
         // Before a sink is written.
-        s.journal_delivering(&fp, "file:/x", "r1").unwrap();
+        s.journal_delivering(&fp, "file:/x", "r1", None).unwrap();
         assert_eq!(s.wal_syncs(), 2);
         assert!(s.journal_verified(&fp).unwrap());
         assert_eq!(s.wal_syncs(), 2);
