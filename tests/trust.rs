@@ -670,6 +670,39 @@ fn minted_posts(env: &Env) -> usize {
         .count()
 }
 
+/// Two tokens of one run never go to one target, where the second would
+/// overwrite the first: refused whether it comes after the first or at the
+/// same time, from another worker.
+#[test]
+fn two_tokens_of_a_run_never_share_a_target() {
+    let accounts = [
+        "tenant_a", "tenant_b", "tenant_c", "tenant_d", "tenant_e", "tenant_f",
+    ];
+    let seeded: Vec<(&str, &[(&str, &str)])> = accounts
+        .iter()
+        .map(|a| (*a, &[("app", "10d")][..]))
+        .collect();
+    let env = Env::with_seed(&seed(&seeded));
+    let file = env.home.path().join("shared.token");
+    let script = format!(
+        "parallel({accounts:?}, |a| {{ let t = tokens::create(a, \"new\"); secrets::to_file({file:?}, t.token); a }})"
+    );
+    let out = env
+        .mdops()
+        .args(["--concurrency", "6", "eval", &script])
+        .output();
+    assert_exit(&out, 4);
+    assert!(out.stderr.contains("1 item ok, 5 failed"), "{out:?}");
+    let held = std::fs::read_to_string(&file).unwrap();
+    let live: Vec<String> = accounts
+        .iter()
+        .flat_map(|a| env.live(a))
+        .filter(|t| t.0 == "new")
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(live, [held.trim()], "only the token the file holds is live");
+}
+
 /// A run that mints the token "inflight" for `tenant_a`, sent `sig` once the
 /// server has minted it and before the answer comes; with what it printed.
 fn signalled_while_minting(sig: &str) -> (Env, std::process::Output) {

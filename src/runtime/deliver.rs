@@ -160,8 +160,10 @@ impl Runtime {
         // another runner may be settling this run's tokens as a dead run's.
         self.state_ready()?;
         let identity = target.identity();
-        self.ledger
-            .check_target(&identity, secret)
+        // Held until the delivery is recorded (or failed): see `claim_target`.
+        let _claim = self
+            .ledger
+            .claim_target(&identity, secret)
             .map_err(Error::Sink)?;
         let minted = self.ledger.minted_by_secret(secret);
         // The journal knows a token by this (an HMAC): computed once per delivery.

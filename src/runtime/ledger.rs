@@ -57,6 +57,8 @@ pub(super) struct Inner {
     tokens: HashMap<String, Minted>,
     by_secret: HashMap<SecretKey, String>,
     targets: HashMap<String, Held>,
+    /// Targets a worker of this run is writing now, with what it writes.
+    writing: HashMap<String, SecretKey>,
     pub(super) open_attempts: BTreeSet<i64>,
 }
 
@@ -224,11 +226,34 @@ impl Ledger {
         Some(t.id.clone())
     }
 
-    /// Whether `secret` may be written to `target`: refused when the target
-    /// already received another token of this run that is still live there,
-    /// unless this puts back what the target held before the run.
-    pub fn check_target(&self, target: &str, secret: &SecretString) -> Result<(), String> {
-        let inner = self.inner();
+    /// Claims `target` for writing `secret` until the claim drops (after the
+    /// delivery is recorded or has failed). Refused when the target already
+    /// received another token of this run that is still live there, unless
+    /// this puts back what the target held before the run; and while another
+    /// worker of this run writes another secret there (checked and claimed
+    /// in one step, or two workers would both pass the check and one token
+    /// would be overwritten).
+    pub fn claim_target(
+        &self,
+        target: &str,
+        secret: &SecretString,
+    ) -> Result<TargetClaim<'_>, String> {
+        let mut inner = self.inner();
+        Self::may_write(&inner, target, secret)?;
+        let new = key_of(secret);
+        if inner.writing.get(target).is_some_and(|other| *other != new) {
+            return Err(format!(
+                "{target} is being written with another token of this run by another worker; writing this one there too would lose one of them (give each token its own target, e.g. with {{name}} in the template)"
+            ));
+        }
+        inner.writing.insert(target.to_string(), new);
+        Ok(TargetClaim {
+            ledger: self,
+            target: target.to_string(),
+        })
+    }
+
+    fn may_write(inner: &Inner, target: &str, secret: &SecretString) -> Result<(), String> {
         let Some(held) = inner.targets.get(target) else {
             return Ok(());
         };
@@ -300,5 +325,17 @@ impl Ledger {
             .filter(|t| t.state == State::Pending)
             .cloned()
             .collect()
+    }
+}
+
+/// A worker's claim on a target it writes (see [`Ledger::claim_target`]).
+pub struct TargetClaim<'a> {
+    ledger: &'a Ledger,
+    target: String,
+}
+
+impl Drop for TargetClaim<'_> {
+    fn drop(&mut self) {
+        self.ledger.inner().writing.remove(&self.target);
     }
 }
