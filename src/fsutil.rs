@@ -98,6 +98,14 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), String> {
     let existing = std::fs::symlink_metadata(path)
         .ok()
         .filter(|m| m.file_type().is_file());
+    #[cfg(unix)]
+    if let Some((uid, open)) = existing.as_ref().and_then(|m| planted(path, m)) {
+        return Err(format!(
+            "refusing to write {}: it belongs to another user (uid {uid}) and {} can be written by every user, so anyone could have put it there to read what goes in it; remove it, or write where only trusted users can",
+            path.display(),
+            open.display()
+        ));
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".mdops-")
         .permissions(private())
@@ -119,6 +127,35 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
     sync_dir(&dir);
     Ok(())
+}
+
+/// An existing file someone may have put where mdops writes, to read what
+/// goes in it: it belongs to another user, and below the deepest directory
+/// above it that every user can write (`/tmp`, a shared drop directory), the
+/// first entry on its way (the file, or a directory it is in) belongs to
+/// neither this user nor root, so anybody could have made it. Its owner
+/// would be kept (see [`replace`]), and the secret would be theirs. An entry
+/// of root's or this user's there, and anything a trusted owner keeps below
+/// it, strangers cannot have made. Returns the file's owner and that
+/// directory.
+#[cfg(unix)]
+fn planted(path: &Path, meta: &std::fs::Metadata) -> Option<(u32, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: a plain getter with no arguments.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() == me {
+        return None;
+    }
+    let real = std::fs::canonicalize(parent(path)).ok()?;
+    let open = real
+        .ancestors()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o002 != 0))?;
+    let first = match real.strip_prefix(open).ok()?.components().next() {
+        Some(c) => open.join(c),
+        None => open.join(path.file_name()?),
+    };
+    let owner = std::fs::symlink_metadata(&first).ok()?.uid();
+    (owner != me && owner != 0).then(|| (meta.uid(), open.to_path_buf()))
 }
 
 #[cfg(unix)]
@@ -203,7 +240,7 @@ fn private() -> std::fs::Permissions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn new_files_are_private_and_existing_ones_keep_their_mode() {
@@ -221,6 +258,48 @@ mod tests {
             0o640
         );
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    }
+
+    /// Another user's file where every user can write is not written into
+    /// (its owner would be kept, and the secret theirs); where only trusted
+    /// users can write, another user's file keeps its owner (an app's env
+    /// file, rotated by root's cron).
+    #[test]
+    fn another_users_file_where_everyone_can_write_is_refused() {
+        if unsafe { libc::geteuid() } != 0 {
+            return; // making a file another user's needs root
+        }
+        let chown = |p: &Path| {
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            // SAFETY: chown on a NUL-terminated path we own.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let drop = dir.path().join("drop");
+        std::fs::create_dir(&drop).unwrap();
+        std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let planted = drop.join("acct").join("app.token");
+        std::fs::create_dir(planted.parent().unwrap()).unwrap();
+        chown(planted.parent().unwrap());
+        std::fs::write(&planted, "").unwrap();
+        chown(&planted);
+        let e = replace(&planted, b"secret").unwrap_err();
+        assert!(e.contains("belongs to another user (uid 65534)"), "{e}");
+        assert!(
+            e.contains(&format!("{} can be written by every user", drop.display())),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&planted).unwrap(), b"", "nothing written");
+        let direct = drop.join("direct.token");
+        std::fs::write(&direct, "").unwrap();
+        chown(&direct);
+        assert!(replace(&direct, b"secret").is_err());
+        let app = dir.path().join("app.env");
+        std::fs::write(&app, "A=1\n").unwrap();
+        chown(&app);
+        replace(&app, b"A=2\n").unwrap();
+        assert_eq!(std::fs::metadata(&app).unwrap().uid(), 65534);
     }
 
     #[test]
