@@ -1,7 +1,8 @@
 //! A GitHub Actions secret of a repository (or of one of its environments):
 //! the repository's public key fetched, the value sealed to it (libsodium's
 //! sealed box), `PUT`. GitHub never shows a secret's value again, so the
-//! read-back is that the secret's `updated_at` moved, and there is no previous
+//! read-back is that the secret's `updated_at` did not go back (it counts
+//! whole seconds), and there is no previous
 //! value to put back: a rotation keeps the old token live until its verify
 //! command has passed, and says so when it fails.
 //!

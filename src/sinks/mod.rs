@@ -235,9 +235,13 @@ fn writable(dir: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
+/// Reads a written file back as it was read before the write: never through
+/// a link or from a FIFO someone swapped in after the rename (which would
+/// block the run while it holds the directory's lock).
 fn verify_readback(path: &Path, expected: &[u8]) -> Result<(), String> {
-    let back = std::fs::read(path)
-        .map_err(|e| format!("wrote {} but cannot read it back: {e}", path.display()))?;
+    let back = crate::fsutil::read_existing(path)
+        .map_err(|e| format!("wrote {} but cannot read it back: {e}", path.display()))?
+        .ok_or_else(|| format!("wrote {} but it is gone", path.display()))?;
     if back != expected {
         return Err(format!(
             "wrote {} but it reads back differently (another writer outside mdops?)",
