@@ -51,8 +51,9 @@ impl Store {
     /// PostgreSQL under a lock on the target, on SQLite in one write.
     ///
     /// `shared`: a place the target is part of, written whole (an AWS
-    /// secret, of which the target is one field): another run's token on
-    /// its way to any part of it counts too.
+    /// secret, of which the target is one field): another open run's token
+    /// on its way to any part of it counts too (a run that has ended wrote
+    /// its part, which the next read of the whole keeps).
     pub fn journal_delivering(
         &self,
         fingerprint: &str,
@@ -68,9 +69,8 @@ impl Store {
                     "SELECT token_id, username, run_id FROM token_journal o
                      WHERE (o.delivering_to = ", $target, "
                             OR o.token_id = (SELECT d.token_id FROM deliveries d WHERE d.target = ", $target, ")
-                            OR CAST(", $shared, " AS TEXT) <> '' AND (o.delivering_to = CAST(", $shared, " AS TEXT)
-                               OR substr(o.delivering_to, 1, length(CAST(", $shared, " AS TEXT)) + 1)
-                                  = CAST(", $shared, " AS TEXT) || '#'))
+                            OR o.delivering_shared = CAST(", $shared, " AS TEXT)
+                               AND o.run_id IN (SELECT run_id FROM runs WHERE ended_at IS NULL))
                        AND o.fingerprint <> ", $fp, " AND o.revoked_at IS NULL AND o.run_id <> ", $run, "
                        AND (", $target, " NOT LIKE 'file:%' AND ", $target, " NOT LIKE 'env-file:%'
                             OR o.delivering_host IS NULL OR o.delivering_host = ", $host, ")
@@ -81,7 +81,7 @@ impl Store {
         }
         const ANNOUNCE: Sql = Sql::same(concat!(
             "UPDATE token_journal SET delivered_at = COALESCE(delivered_at, ?5),
-                delivering_to = ?2, delivering_host = ?4
+                delivering_to = ?2, delivering_host = ?4, delivering_shared = ?6
              WHERE fingerprint = ?1 AND NOT EXISTS (",
             others!("?1", "?2", "?3", "?4", "?6"),
             ")"
@@ -103,7 +103,6 @@ impl Store {
                     )))],
                 )?;
             }
-            let shared = shared.unwrap_or_default();
             if c.exec(
                 &ANNOUNCE,
                 p![fingerprint, target, run_id, host, &now(), shared],
@@ -133,7 +132,7 @@ impl Store {
             &Sql::same(
                 "UPDATE token_journal SET
                     delivered_at = CASE WHEN sink IS NULL THEN NULL ELSE delivered_at END,
-                    delivering_to = NULL, delivering_host = NULL
+                    delivering_to = NULL, delivering_host = NULL, delivering_shared = NULL
                  WHERE fingerprint = ?1 AND delivering_to = ?2",
             ),
             p![fingerprint, target],
@@ -182,6 +181,14 @@ mod tests {
                 .unwrap();
             assert_eq!(holder.map(|h| h.0).as_deref(), Some("t-1"), "{target}");
         }
+        // Once the other run has ended, its part is written: the next read of
+        // the whole keeps it.
+        s.run_end("r1", None).unwrap();
+        assert_eq!(
+            s.journal_delivering(&fp, &part("b"), "r2", Some(secret))
+                .unwrap(),
+            None
+        );
         let other = "aws:http://aws@us-east-1/md/sx";
         assert_eq!(
             s.journal_delivering(&fp, &format!("{other}#b"), "r2", Some(other))

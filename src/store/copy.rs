@@ -44,17 +44,18 @@ const TABLES: &[Table] = &[
     Table {
         name: "token_journal",
         select: Sql::same(
-            "SELECT username, token_id, name, token_type, expire_at, fingerprint, minted_at, delivered_at, verified_at, revoked_at, sink, run_id, revealed_at, delivering_to, delivering_host FROM token_journal ORDER BY id",
+            "SELECT username, token_id, name, token_type, expire_at, fingerprint, minted_at, delivered_at, verified_at, revoked_at, sink, run_id, revealed_at, delivering_to, delivering_host, delivering_shared FROM token_journal ORDER BY id",
         ),
         columns: &[
             "username", "token_id", "name", "token_type", "expire_at", "fingerprint", "minted_at",
             "delivered_at", "verified_at", "revoked_at", "sink", "run_id", "revealed_at",
-            "delivering_to", "delivering_host",
+            "delivering_to", "delivering_host", "delivering_shared",
         ],
         insert: Sql::same(
             "INSERT INTO token_journal (username, token_id, name, token_type, expire_at, fingerprint, minted_at,
-                delivered_at, verified_at, revoked_at, sink, run_id, revealed_at, delivering_to, delivering_host)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                delivered_at, verified_at, revoked_at, sink, run_id, revealed_at, delivering_to, delivering_host,
+                delivering_shared)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
              ON CONFLICT (token_id) DO UPDATE SET
                 delivered_at = COALESCE(token_journal.delivered_at, excluded.delivered_at),
                 verified_at = COALESCE(token_journal.verified_at, excluded.verified_at),
@@ -62,7 +63,8 @@ const TABLES: &[Table] = &[
                 revealed_at = COALESCE(token_journal.revealed_at, excluded.revealed_at),
                 sink = COALESCE(token_journal.sink, excluded.sink),
                 delivering_to = COALESCE(token_journal.delivering_to, excluded.delivering_to),
-                delivering_host = COALESCE(token_journal.delivering_host, excluded.delivering_host)
+                delivering_host = COALESCE(token_journal.delivering_host, excluded.delivering_host),
+                delivering_shared = COALESCE(token_journal.delivering_shared, excluded.delivering_shared)
              WHERE token_journal.delivered_at IS NULL AND excluded.delivered_at IS NOT NULL
                 OR token_journal.verified_at IS NULL AND excluded.verified_at IS NOT NULL
                 OR token_journal.revoked_at IS NULL AND excluded.revoked_at IS NOT NULL

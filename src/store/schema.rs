@@ -105,10 +105,14 @@ const MIGRATIONS: &[&str] = &[
     // keyed fingerprint of the admin token): what a dead run left is settled
     // only there. Another organization answers "not found" for the dead
     // run's tokens, and they would count as revoked while they live on where
-    // they were minted.
+    // they were minted. And the place written whole that an announced
+    // delivery's target is part of (an AWS secret): two runs writing fields
+    // of it take turns.
     r#"
     ALTER TABLE runs ADD COLUMN api TEXT;
     ALTER TABLE runs ADD COLUMN admin TEXT;
+    ALTER TABLE token_journal ADD COLUMN delivering_shared TEXT;
+    CREATE INDEX token_journal_delivering_shared ON token_journal (delivering_shared);
     "#,
 ];
 
@@ -266,10 +270,12 @@ const PG_MIGRATIONS: &[&str] = &[
     ALTER TABLE token_journal ADD COLUMN delivering_host TEXT;
     CREATE INDEX token_journal_delivering_to ON token_journal (delivering_to);
     "#,
-    // 6: which organization a run worked on.
+    // 6: which organization a run worked on; the place a delivery shares.
     r#"
     ALTER TABLE runs ADD COLUMN api TEXT;
     ALTER TABLE runs ADD COLUMN admin TEXT;
+    ALTER TABLE token_journal ADD COLUMN delivering_shared TEXT;
+    CREATE INDEX token_journal_delivering_shared ON token_journal (delivering_shared);
     "#,
 ];
 
