@@ -784,6 +784,35 @@ fn fields_of_one_aws_secret_are_written_in_turn() {
         assert_eq!(live.len(), 1, "{account}");
         assert_eq!(doc[account], live[0].as_str(), "{account}: {doc}");
     }
+    // The whole secret after a field of it, in one run: the field's token
+    // would be dropped with the field. Refused.
+    let whole = format!(
+        "let a = tokens::create(\"tenant_a\", \"f\"); secrets::to_aws({id:?}, a.token, #{{field: \"f\"}}); let b = tokens::create(\"tenant_b\", \"w\"); secrets::to_aws({id:?}, b.token);"
+    );
+    let out = with_aws(&env, &ep)
+        .args(["eval", &whole])
+        .any_stdout()
+        .any_stderr()
+        .output();
+    assert!(out.stderr.contains("already holds token"), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(
+        aws_value(&ep, &id, "AWSCURRENT")["SecretString"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let f: Vec<String> = env
+        .live("tenant_a")
+        .into_iter()
+        .filter(|t| t.0 == "f")
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(f.len(), 1);
+    assert_eq!(doc["f"], f[0].as_str(), "{doc}");
+    assert!(
+        env.live("tenant_b").iter().all(|t| t.0 != "w"),
+        "the refused token was revoked"
+    );
 }
 
 #[test]

@@ -160,10 +160,11 @@ impl Runtime {
         // another runner may be settling this run's tokens as a dead run's.
         self.state_ready()?;
         let identity = target.identity();
+        let shared = target.shared_with();
         // Held until the delivery is recorded (or failed): see `claim_target`.
         let _claim = self
             .ledger
-            .claim_target(&identity, secret)
+            .claim_target(&identity, secret, shared.as_deref())
             .map_err(Error::Sink)?;
         let minted = self.ledger.minted_by_secret(secret);
         // The journal knows a token by this (an HMAC): computed once per delivery.
@@ -177,7 +178,7 @@ impl Runtime {
                     fingerprint.as_deref().unwrap_or_default(),
                     &identity,
                     self.ledger.run_id(),
-                    target.shared_with().as_deref(),
+                    shared.as_deref(),
                 )
                 .map_err(Error::state)?;
             if let Some((token_id, account, run)) = holder {
@@ -196,7 +197,7 @@ impl Runtime {
         };
         // This run's workers take turns at a place written whole (other runs
         // are kept off by the journal's announcement).
-        let _turn = target.shared_with().map(Turn::take);
+        let _turn = shared.clone().map(Turn::take);
         let previous = match target {
             Target::File { path, mkdir } => crate::sinks::to_file(path, secret, *mkdir, &wait),
             Target::EnvFile { path, key } => crate::sinks::to_env_file(path, key, secret, &wait),

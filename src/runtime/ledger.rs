@@ -57,8 +57,9 @@ pub(super) struct Inner {
     tokens: HashMap<String, Minted>,
     by_secret: HashMap<SecretKey, String>,
     targets: HashMap<String, Held>,
-    /// Targets a worker of this run is writing now, with what it writes.
-    writing: HashMap<String, SecretKey>,
+    /// Targets workers of this run are writing now: what they write, and
+    /// how many of them (the same secret, delivered twice at once).
+    writing: HashMap<String, (SecretKey, usize)>,
     pub(super) open_attempts: BTreeSet<i64>,
 }
 
@@ -232,21 +233,53 @@ impl Ledger {
     /// this puts back what the target held before the run; and while another
     /// worker of this run writes another secret there (checked and claimed
     /// in one step, or two workers would both pass the check and one token
-    /// would be overwritten).
+    /// would be overwritten). `shared`: the place written whole that the
+    /// target is part of (an AWS secret): writing the whole drops every
+    /// field, and a field write drops a whole value, so those count too
+    /// (fields beside each other do not: each write keeps the others).
     pub fn claim_target(
         &self,
         target: &str,
         secret: &SecretString,
+        shared: Option<&str>,
     ) -> Result<TargetClaim<'_>, String> {
         let mut inner = self.inner();
-        Self::may_write(&inner, target, secret)?;
         let new = key_of(secret);
-        if inner.writing.get(target).is_some_and(|other| *other != new) {
-            return Err(format!(
-                "{target} is being written with another token of this run by another worker; writing this one there too would lose one of them (give each token its own target, e.g. with {{name}} in the template)"
-            ));
+        let mut places = vec![target.to_string()];
+        match shared {
+            Some(whole) if whole == target => {
+                let field = format!("{whole}#");
+                let mut parts: Vec<String> = inner
+                    .targets
+                    .keys()
+                    .chain(inner.writing.keys())
+                    .filter(|t| t.starts_with(&field))
+                    .cloned()
+                    .collect();
+                parts.sort();
+                parts.dedup();
+                places.extend(parts);
+            }
+            Some(whole) => places.push(whole.to_string()),
+            None => {}
         }
-        inner.writing.insert(target.to_string(), new);
+        for place in &places {
+            Self::may_write(&inner, place, secret)?;
+            if inner
+                .writing
+                .get(place)
+                .is_some_and(|(other, _)| *other != new)
+            {
+                return Err(format!(
+                    "{place} is being written with another token of this run by another worker; writing this one to {target} too would lose one of them (give each token its own target, e.g. with {{name}} in the template)"
+                ));
+            }
+        }
+        inner
+            .writing
+            .entry(target.to_string())
+            .or_insert((new, 0))
+            .1 += 1;
         Ok(TargetClaim {
             ledger: self,
             target: target.to_string(),
@@ -336,6 +369,12 @@ pub struct TargetClaim<'a> {
 
 impl Drop for TargetClaim<'_> {
     fn drop(&mut self) {
-        self.ledger.inner().writing.remove(&self.target);
+        let mut inner = self.ledger.inner();
+        if let Some((_, n)) = inner.writing.get_mut(&self.target) {
+            *n -= 1;
+            if *n == 0 {
+                inner.writing.remove(&self.target);
+            }
+        }
     }
 }
