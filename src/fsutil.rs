@@ -132,12 +132,13 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), String> {
 /// An existing file someone may have put where mdops writes, to read what
 /// goes in it: it belongs to another user, and below the deepest directory
 /// above it that every user can write (`/tmp`, a shared drop directory), the
-/// first entry on its way (the file, or a directory it is in) belongs to
-/// neither this user nor root, so anybody could have made it. Its owner
-/// would be kept (see [`replace`]), and the secret would be theirs. An entry
-/// of root's or this user's there, and anything a trusted owner keeps below
-/// it, strangers cannot have made. Returns the file's owner and that
-/// directory.
+/// first entry on its way (the file, a directory it is in, or a link on the
+/// way) belongs to neither this user nor root, so anybody could have made
+/// it. Its owner would be kept (see [`replace`]), and the secret would be
+/// theirs. An entry of root's or this user's there, and anything a trusted
+/// owner keeps below it, strangers cannot have made. Both the path as
+/// written (links as entries) and the path it resolves to are looked at.
+/// Returns the file's owner and that directory.
 #[cfg(unix)]
 fn planted(path: &Path, meta: &std::fs::Metadata) -> Option<(u32, PathBuf)> {
     use std::os::unix::fs::MetadataExt;
@@ -146,16 +147,20 @@ fn planted(path: &Path, meta: &std::fs::Metadata) -> Option<(u32, PathBuf)> {
     if meta.uid() == me {
         return None;
     }
-    let real = std::fs::canonicalize(parent(path)).ok()?;
-    let open = real
-        .ancestors()
-        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o002 != 0))?;
-    let first = match real.strip_prefix(open).ok()?.components().next() {
-        Some(c) => open.join(c),
-        None => open.join(path.file_name()?),
-    };
-    let owner = std::fs::symlink_metadata(&first).ok()?.uid();
-    (owner != me && owner != 0).then(|| (meta.uid(), open.to_path_buf()))
+    let name = path.file_name()?;
+    let written = std::path::absolute(parent(path)).ok()?;
+    let real = std::fs::canonicalize(&written).ok()?;
+    [written, real].into_iter().find_map(|dir| {
+        let open = dir
+            .ancestors()
+            .find(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o002 != 0))?;
+        let first = match dir.strip_prefix(open).ok()?.components().next() {
+            Some(c) => open.join(c),
+            None => open.join(name),
+        };
+        let owner = std::fs::symlink_metadata(&first).ok()?.uid();
+        (owner != me && owner != 0).then(|| (meta.uid(), open.to_path_buf()))
+    })
 }
 
 #[cfg(unix)]
@@ -267,7 +272,8 @@ mod tests {
     #[test]
     fn another_users_file_where_everyone_can_write_is_refused() {
         if unsafe { libc::geteuid() } != 0 {
-            return; // making a file another user's needs root
+            eprintln!("SKIPPED another_users_file_where_everyone_can_write_is_refused: making a file another user's needs root");
+            return;
         }
         let chown = |p: &Path| {
             let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
@@ -295,6 +301,22 @@ mod tests {
         std::fs::write(&direct, "").unwrap();
         chown(&direct);
         assert!(replace(&direct, b"secret").is_err());
+        // Through a stranger's link in the drop directory, to a directory of
+        // theirs below a directory of root's.
+        let theirs = dir.path().join("home").join("acct");
+        std::fs::create_dir_all(&theirs).unwrap();
+        chown(&theirs);
+        let file = theirs.join("app.token");
+        std::fs::write(&file, "").unwrap();
+        chown(&file);
+        let link = drop.join("linked");
+        std::os::unix::fs::symlink(&theirs, &link).unwrap();
+        let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
+        // SAFETY: lchown on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::lchown(c.as_ptr(), 65534, 65534) }, 0);
+        let e = replace(&link.join("app.token"), b"secret").unwrap_err();
+        assert!(e.contains("belongs to another user"), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"", "nothing written");
         let app = dir.path().join("app.env");
         std::fs::write(&app, "A=1\n").unwrap();
         chown(&app);

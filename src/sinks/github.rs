@@ -209,7 +209,7 @@ pub fn probe(
     public_key(http, cfg, t, cancelled).map(|_| ())
 }
 
-/// Seals and stores `secret`; checks that the secret's `updated_at` moved.
+/// Seals and stores `secret`; checks that the secret's `updated_at` did not go back.
 /// There is never a previous value to give back.
 pub fn to_github(
     http: &Http,
