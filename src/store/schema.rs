@@ -112,7 +112,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN api TEXT;
     ALTER TABLE runs ADD COLUMN admin TEXT;
     ALTER TABLE token_journal ADD COLUMN delivering_shared TEXT;
-    CREATE INDEX token_journal_delivering_shared ON token_journal (delivering_shared);
+    CREATE INDEX token_journal_delivering_shared ON token_journal (delivering_shared)
+        WHERE delivering_shared IS NOT NULL;
     "#,
 ];
 
@@ -275,7 +276,8 @@ const PG_MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN api TEXT;
     ALTER TABLE runs ADD COLUMN admin TEXT;
     ALTER TABLE token_journal ADD COLUMN delivering_shared TEXT;
-    CREATE INDEX token_journal_delivering_shared ON token_journal (delivering_shared);
+    CREATE INDEX token_journal_delivering_shared ON token_journal (delivering_shared)
+        WHERE delivering_shared IS NOT NULL;
     "#,
 ];
 
