@@ -342,10 +342,7 @@ fn resolve(
         };
         for run in store.runs_open()? {
             if let Some(why) = run.elsewhere(&here).filter(|_| !same_org) {
-                let left = !store.journal_unsettled(&run.run_id)?.is_empty()
-                    || !store.journal_interrupted(&run.run_id)?.is_empty()
-                    || !store.attempts_open(&run.run_id)?.is_empty();
-                if left {
+                if !store.run_left(&run.run_id)?.is_empty() {
                     rows.push(Resolved::elsewhere(&run, &why));
                 }
                 continue;

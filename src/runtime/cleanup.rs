@@ -237,22 +237,20 @@ pub fn resolve_dead_runs(rt: &Runtime, same_org: bool) -> Result<Resolution, Err
         let Some(claim) = store.claim_dead(&run.run_id).map_err(Error::state)? else {
             continue; // alive
         };
-        let interrupted = store
-            .journal_interrupted(&run.run_id)
-            .map_err(Error::state)?;
-        let unsettled = store.journal_unsettled(&run.run_id).map_err(Error::state)?;
-        let attempts = store.attempts_open(&run.run_id).map_err(Error::state)?;
-        let left = !(interrupted.is_empty() && unsettled.is_empty() && attempts.is_empty());
-        if let Some(why) = run.elsewhere(&here).filter(|_| left && !same_org) {
+        let left = store.run_left(&run.run_id).map_err(Error::state)?;
+        if let Some(why) = run
+            .elsewhere(&here)
+            .filter(|_| !left.is_empty() && !same_org)
+        {
             out.elsewhere.push((run, why));
             continue;
         }
         let deadline = Instant::now() + CLEANUP_TIME;
         let mut report = Vec::new();
-        for j in interrupted {
+        for j in left.interrupted {
             report.extend(interrupted_delivery(rt, &store, j, deadline));
         }
-        for j in unsettled {
+        for j in left.unsettled {
             report.push(revoke_entry(
                 rt,
                 j,
@@ -260,7 +258,7 @@ pub fn resolve_dead_runs(rt: &Runtime, same_org: bool) -> Result<Resolution, Err
                 "minted by a run that died before delivering it",
             ));
         }
-        report.extend(resolve_attempts(rt, &store, &attempts, deadline));
+        report.extend(resolve_attempts(rt, &store, &left.attempts, deadline));
         if report
             .iter()
             .all(|s| s.revoked || s.token_id.is_none() && !s.outcome.starts_with("unknown"))

@@ -20,6 +20,18 @@ fn no_such_account(method: &str, path: String, username: &str) -> Error {
     })
 }
 
+/// The server's accounts and the inventory's, each once (compared without
+/// case), sorted.
+pub(super) fn merged(accounts: ServiceAccounts, inventory: &[InventoryEntry]) -> Vec<String> {
+    let mut names = accounts.server;
+    for e in inventory {
+        names
+            .entry(e.username.to_lowercase())
+            .or_insert_with(|| e.username.clone());
+    }
+    names.into_values().collect()
+}
+
 /// The organization's service accounts, as one merge of every source.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceAccounts {
@@ -137,18 +149,21 @@ impl Runtime {
 
     /// [`Runtime::account_names`] from the server's accounts already read.
     pub(super) fn names_with(&self, accounts: ServiceAccounts) -> Result<Vec<String>, Error> {
-        let mut names = accounts.server.clone();
-        match self.inventory_list_touching(&names.values().cloned().collect::<Vec<_>>()) {
-            Ok(entries) => {
-                for e in entries {
-                    names.entry(e.username.to_lowercase()).or_insert(e.username);
-                }
-            }
-            Err(e) => self.warn(&format!(
+        let inventory = self.inventory_seen(&accounts).unwrap_or_else(|e| {
+            self.warn(&format!(
                 "the inventory is unavailable, listing server accounts only: {e}"
-            )),
-        }
-        Ok(names.into_values().collect())
+            ));
+            Vec::new()
+        });
+        Ok(merged(accounts, &inventory))
+    }
+
+    /// The inventory, its entries for the server's accounts marked as seen.
+    pub(super) fn inventory_seen(
+        &self,
+        accounts: &ServiceAccounts,
+    ) -> Result<Vec<InventoryEntry>, Error> {
+        self.inventory_list_touching(&accounts.server.values().cloned().collect::<Vec<_>>())
     }
 
     fn inventory_list_touching(&self, seen: &[String]) -> Result<Vec<InventoryEntry>, Error> {

@@ -129,17 +129,17 @@ impl Runtime {
     fn candidates(&self, purpose: Purpose) -> Result<Candidates, Error> {
         let accounts = self.service_accounts()?;
         let complete = accounts.complete;
-        let names = self.names_with(accounts)?;
         let mut c = Candidates {
             chosen: Vec::new(),
             offboarding: Vec::new(),
             people: Vec::new(),
         };
         if purpose == Purpose::Read {
-            c.chosen = names;
+            c.chosen = self.names_with(accounts)?;
             return Ok(c);
         }
-        let inventory = self.inventory_list()?;
+        let inventory = self.inventory_seen(&accounts)?;
+        let names = super::reads::merged(accounts, &inventory);
         let key = |name: &str| name.to_lowercase();
         let offboarding: HashSet<String> = inventory
             .iter()

@@ -28,7 +28,7 @@ pub use pg_url::{is_postgres, StateUrl};
 pub use audit::{AuditFilter, AuditRecord};
 pub use inventory::{InventoryEntry, Source};
 pub use journal::{group_of, JournalEntry};
-pub use runs::{Attempt, Org, RunRecord};
+pub use runs::{Attempt, Left, Org, RunRecord};
 
 use crate::api::SecretString;
 use conn::{Conn, Shared};

@@ -37,6 +37,19 @@ pub struct Attempt {
     pub outcome: Option<String>,
 }
 
+/// What a run left to settle (see [`Store::run_left`]).
+pub struct Left {
+    pub interrupted: Vec<super::JournalEntry>,
+    pub unsettled: Vec<super::JournalEntry>,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Left {
+    pub fn is_empty(&self) -> bool {
+        self.interrupted.is_empty() && self.unsettled.is_empty() && self.attempts.is_empty()
+    }
+}
+
 /// Which organization a run works on: its API's base URL and the journal's
 /// fingerprint of its admin token (either unknown: `None`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -175,6 +188,16 @@ impl Store {
             p![id, &now(), outcome],
         )?;
         Ok(())
+    }
+
+    /// What a run left to settle: deliveries cut short, tokens minted and
+    /// never settled, creates whose answer never came.
+    pub fn run_left(&self, run_id: &str) -> Result<Left> {
+        Ok(Left {
+            interrupted: self.journal_interrupted(run_id)?,
+            unsettled: self.journal_unsettled(run_id)?,
+            attempts: self.attempts_open(run_id)?,
+        })
     }
 
     /// A run's attempts whose outcome is unknown.

@@ -62,9 +62,7 @@ pub mod api {
     /// unknown ones.
     #[rhai_fn(return_raw, volatile)]
     pub fn select(ctx: NativeCallContext, spec: &str) -> RhaiResultOf<Array> {
-        let h = host(&ctx)?;
-        let names = check(&ctx, h.select_accounts(spec, Purpose::Act))?;
-        Ok(names.into_iter().map(Dynamic::from).collect())
+        select_with(ctx, spec, Map::new())
     }
 
     /// `accounts::select(spec)` with options: `#{read: true}` selects for a
